@@ -1,0 +1,115 @@
+"""GRU over a whole sequence: forward and hand-derived backward through time.
+
+Notation (time-major: T steps, B sequences, H hidden units; gates in PyTorch's order r, z, n;
+the reset gate multiplies the hidden product *with its bias*, as PyTorch does):
+
+    xw[t]   = x[t] @ W_ih.T + b_ih                  (T, B, 3H)  one product, made by the caller
+    hw[t]   = h[t-1] @ W_hh.T + b_hh                (B, 3H)     one product per step
+    r       = sig(xw_r + hw_r)                      (B, H)
+    z       = sig(xw_z + hw_z)                      (B, H)
+    n       = tanh(xw_n + r * hw_n)                 (B, H)
+    h[t]    = (1 - z) * n + z * h[t-1]              (B, H)
+
+Ragged batches: m[t] = 1 while t < length, else 0 (shape (B, 1)). A finished sequence keeps its
+state and outputs zeros: y[t] = m[t] * h[t].
+
+The state travels as a 1-tuple ``(h,)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.kernels._common import previous_states, sigmoid, step_masks
+
+
+def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray) -> np.ndarray:
+    """One step's elementwise math: h (B, H) from xw[t] (``gates``, B x 3H), hw (B, 3H), h[t-1].
+
+    ``gates`` is overwritten with r, z, n.
+    """
+    hidden = h_prev.shape[1]
+    rz = gates[:, : 2 * hidden]
+    rz += hw[:, : 2 * hidden]
+    sigmoid(rz, out=rz)  # r, z
+    r, z = rz[:, :hidden], rz[:, hidden:]
+    n = gates[:, 2 * hidden :]
+    n += r * hw[:, 2 * hidden :]
+    np.tanh(n, out=n)
+    return n + z * (h_prev - n)  # (1 - z) * n + z * h_prev
+
+
+def step_backward(dh, gates, hw_n, h_prev):
+    """Gradients through one step from dh at h[t].
+
+    Returns dxw (B, 3H), dhw (B, 3H), and dh_prev's direct part dh * z (B, H).
+    """
+    r, z, n = np.split(gates, 3, axis=1)  # each (B, H)
+    dn = dh * (1.0 - z)  # h = (1 - z) * n + z * h_prev
+    dz = dh * (h_prev - n)
+    da_n = dn * (1.0 - n * n)  # n = tanh(a_n), a_n = xw_n + r * hw_n
+    dr = da_n * hw_n
+    da_r = dr * r * (1.0 - r)  # r = sig(a_r)
+    da_z = dz * z * (1.0 - z)  # z = sig(a_z)
+    dxw = np.concatenate([da_r, da_z, da_n], axis=1)
+    dhw = np.concatenate([da_r, da_z, da_n * r], axis=1)
+    return dxw, dhw, dh * z
+
+
+def forward(xw, state0, w_hh, b_hh, lengths):
+    """Run the GRU over all steps.
+
+    Args:
+        xw: (T, B, 3H) input projection; taken over and overwritten with r, z, n.
+        state0: ``(h0,)`` with h0 (B, H).
+        w_hh: (3H, H). b_hh: (3H,) or None.
+        lengths: (B,) ints in [1, T], or None when every sequence has T steps.
+    Returns:
+        y (T, B, H), the final state ``(h_n,)``, and the cache for ``backward``.
+    """
+    (h,) = state0
+    steps, batch, three_hidden = xw.shape
+    hidden = three_hidden // 3
+    masks = step_masks(lengths, steps, xw.dtype)
+    hs = np.empty((steps, batch, hidden), dtype=xw.dtype)  # h[t]
+    hw_ns = np.empty_like(hs)  # W_hn h[t-1] + b_hn, needed by dr
+    for t in range(steps):
+        hw = h @ w_hh.T  # (B, 3H)
+        if b_hh is not None:
+            hw += b_hh
+        hw_ns[t] = hw[:, 2 * hidden :]
+        h_new = step(xw[t], hw, h)
+        hs[t] = h_new
+        h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
+    y = hs if masks is None else hs * masks
+    cache = (xw, hs, hw_ns, state0[0], w_hh, b_hh is not None, masks)
+    return y, (h,), cache
+
+
+def backward(dy, dstate, cache):
+    """Backpropagate through time.
+
+    Args:
+        dy: (T, B, H) gradient with respect to y.
+        dstate: ``(dh_n,)``, the gradient with respect to the final state (B, H).
+    Returns:
+        dxw (T, B, 3H), ``(dh0,)``, dW_hh (3H, H), db_hh (3H,) or None.
+    """
+    gates, hs, hw_ns, h0, w_hh, has_bias, masks = cache
+    (dh,) = dstate
+    dxw = np.empty_like(gates)  # (T, B, 3H)
+    dhw = np.empty_like(gates)  # (T, B, 3H)
+    for t in reversed(range(gates.shape[0])):
+        h_prev = h0 if t == 0 else hs[t - 1]
+        if masks is None:
+            dxw[t], dhw[t], dh_direct = step_backward(dy[t] + dh, gates[t], hw_ns[t], h_prev)
+            dh = dh_direct + dhw[t] @ w_hh  # hw[t] = h[t-1] @ W_hh.T + b_hh
+        else:
+            m = masks[t]
+            dxw[t], dhw[t], dh_direct = step_backward(m * (dy[t] + dh), gates[t], hw_ns[t], h_prev)
+            dh = dh_direct + dhw[t] @ w_hh + (1.0 - m) * dh  # frozen: + (1 - m) * h[t-1]
+    hidden = hs.shape[2]
+    h_prev_all = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
+    dw_hh = dhw.reshape(-1, 3 * hidden).T @ h_prev_all  # sum_t dhw[t].T @ h[t-1]
+    db_hh = dhw.sum(axis=(0, 1)) if has_bias else None
+    return dxw, (dh,), dw_hh, db_hh

@@ -1,0 +1,120 @@
+"""LSTM over a whole sequence: forward and hand-derived backward through time.
+
+Notation (time-major: T steps, B sequences, H hidden units; gates in PyTorch's order i, f, g, o):
+
+    xw[t]          = x[t] @ W_ih.T + b_ih               (T, B, 4H)  one product, made by the caller
+    z[t]           = xw[t] + b_hh + h[t-1] @ W_hh.T     (B, 4H)     one product per step
+    i, f, g, o     = sig(z_i), sig(z_f), tanh(z_g), sig(z_o)   each (B, H)
+    c[t]           = f * c[t-1] + i * g                 (B, H)
+    h[t]           = o * tanh(c[t])                     (B, H)
+
+Ragged batches: m[t] = 1 while t < length, else 0 (shape (B, 1)). A finished sequence keeps its
+state (h and c) and outputs zeros: y[t] = m[t] * h[t].
+
+The state travels as the tuple ``(h, c)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.kernels._common import previous_states, sigmoid, step_masks
+
+
+def step(gates: np.ndarray, c_prev: np.ndarray):
+    """One step's elementwise math, in place on the pre-activations ``gates`` (B, 4H).
+
+    Returns h (B, H), c (B, H) and tanh(c) (B, H); ``gates`` then holds i, f, g, o.
+    """
+    hidden = c_prev.shape[1]
+    sigmoid(gates[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # i, f
+    np.tanh(gates[:, 2 * hidden : 3 * hidden], out=gates[:, 2 * hidden : 3 * hidden])  # g
+    sigmoid(gates[:, 3 * hidden :], out=gates[:, 3 * hidden :])  # o
+    i, f, g, o = np.split(gates, 4, axis=1)  # each (B, H)
+    c = f * c_prev + i * g
+    tanh_c = np.tanh(c)
+    return o * tanh_c, c, tanh_c
+
+
+def step_backward(dh, dc, gates, c_prev, tanh_c):
+    """Gradients through one step: (dz (B, 4H), dc_prev (B, H)) from dh, dc at h[t], c[t]."""
+    i, f, g, o = np.split(gates, 4, axis=1)  # each (B, H)
+    do = dh * tanh_c  # h = o * tanh(c)
+    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # h = o * tanh(c)
+    di = dc * g  # c = f * c_prev + i * g
+    dg = dc * i
+    df = dc * c_prev
+    dz = np.concatenate(
+        [
+            di * i * (1.0 - i),  # i = sig(z_i)
+            df * f * (1.0 - f),  # f = sig(z_f)
+            dg * (1.0 - g * g),  # g = tanh(z_g)
+            do * o * (1.0 - o),  # o = sig(z_o)
+        ],
+        axis=1,
+    )
+    return dz, dc * f
+
+
+def forward(xw, state0, w_hh, b_hh, lengths):
+    """Run the LSTM over all steps.
+
+    Args:
+        xw: (T, B, 4H) input projection; taken over and overwritten with the gate activations.
+        state0: ``(h0, c0)``, each (B, H).
+        w_hh: (4H, H). b_hh: (4H,) or None.
+        lengths: (B,) ints in [1, T], or None when every sequence has T steps.
+    Returns:
+        y (T, B, H), the final state ``(h_n, c_n)``, and the cache for ``backward``.
+    """
+    h, c = state0
+    steps, batch, _ = xw.shape
+    masks = step_masks(lengths, steps, xw.dtype)
+    gates = xw  # (T, B, 4H)
+    if b_hh is not None:
+        gates += b_hh
+    hs = np.empty((steps, batch, h.shape[1]), dtype=xw.dtype)  # h[t]
+    cs = np.empty_like(hs)  # c[t]
+    tanh_cs = np.empty_like(hs)  # tanh(c[t])
+    for t in range(steps):
+        z = gates[t]
+        z += h @ w_hh.T
+        h_new, c_new, tanh_cs[t] = step(z, c)
+        hs[t], cs[t] = h_new, c_new
+        if masks is None:
+            h, c = h_new, c_new
+        else:
+            running = masks[t] > 0
+            h, c = np.where(running, h_new, h), np.where(running, c_new, c)
+    y = hs if masks is None else hs * masks
+    cache = (gates, hs, cs, tanh_cs, state0, w_hh, b_hh is not None, masks)
+    return y, (h, c), cache
+
+
+def backward(dy, dstate, cache):
+    """Backpropagate through time.
+
+    Args:
+        dy: (T, B, H) gradient with respect to y.
+        dstate: ``(dh_n, dc_n)``, gradients with respect to the final state, each (B, H).
+    Returns:
+        dxw (T, B, 4H), ``(dh0, dc0)``, dW_hh (4H, H), db_hh (4H,) or None.
+    """
+    gates, hs, cs, tanh_cs, (h0, c0), w_hh, has_bias, masks = cache
+    dh, dc = dstate
+    dz = np.empty_like(gates)  # (T, B, 4H)
+    for t in reversed(range(gates.shape[0])):
+        c_prev = c0 if t == 0 else cs[t - 1]
+        if masks is None:
+            dz[t], dc = step_backward(dy[t] + dh, dc, gates[t], c_prev, tanh_cs[t])
+            dh = dz[t] @ w_hh  # z[t] = ... + h[t-1] @ W_hh.T
+        else:
+            m = masks[t]
+            dz[t], dc_prev = step_backward(m * (dy[t] + dh), m * dc, gates[t], c_prev, tanh_cs[t])
+            dh = dz[t] @ w_hh + (1.0 - m) * dh  # frozen state: h[t] = ... + (1 - m) * h[t-1]
+            dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
+    hidden = hs.shape[2]
+    h_prev = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
+    dw_hh = dz.reshape(-1, 4 * hidden).T @ h_prev  # sum_t dz[t].T @ h[t-1]
+    db_hh = dz.sum(axis=(0, 1)) if has_bias else None
+    return dz, (dh, dc), dw_hh, db_hh

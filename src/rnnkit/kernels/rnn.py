@@ -1,0 +1,93 @@
+"""Elman RNN over a whole sequence: forward and hand-derived backward through time.
+
+Notation (time-major: T steps, B sequences, I inputs, H hidden units):
+
+    xw[t] = x[t] @ W_ih.T + b_ih                    (T, B, H)  one product, made by the caller
+    a[t]  = xw[t] + b_hh + h[t-1] @ W_hh.T          (B, H)     one product per step
+    h[t]  = f(a[t])                                 (B, H)     f = tanh or relu
+
+Ragged batches: m[t] = 1 while t < length, else 0 (shape (B, 1)). A finished sequence keeps its
+state and outputs zeros:
+
+    y[t]     = m[t] * h[t]
+    state[t] = m[t] * h[t] + (1 - m[t]) * state[t-1]
+
+The state travels as a 1-tuple ``(h,)`` so that every kernel has the same signature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.kernels._common import previous_states, step_masks
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def step(a: np.ndarray, nonlinearity: str) -> np.ndarray:
+    """h = f(a), in place on the pre-activation ``a`` (B, H)."""
+    if nonlinearity == "tanh":
+        return np.tanh(a, out=a)
+    return np.maximum(a, 0.0, out=a)
+
+
+def step_backward(dh: np.ndarray, h: np.ndarray, nonlinearity: str) -> np.ndarray:
+    """da from dh (B, H) and the step's output h = f(a)."""
+    if nonlinearity == "tanh":
+        return dh * (1.0 - h * h)  # d tanh(a) = 1 - h^2
+    return dh * (h > 0.0)  # d relu(a) = [a > 0]
+
+
+def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
+    """Run the RNN over all steps.
+
+    Args:
+        xw: (T, B, H) input projection; taken over and overwritten.
+        state0: ``(h0,)`` with h0 (B, H).
+        w_hh: (H, H). b_hh: (H,) or None.
+        lengths: (B,) ints in [1, T], or None when every sequence has T steps.
+    Returns:
+        y (T, B, H), the final state ``(h_n,)``, and the cache for ``backward``.
+    """
+    (h,) = state0
+    steps = xw.shape[0]
+    masks = step_masks(lengths, steps, xw.dtype)
+    hs = xw  # (T, B, H): the pre-activations, turned into h[t] step by step
+    if b_hh is not None:
+        hs += b_hh
+    for t in range(steps):
+        a = hs[t]
+        a += h @ w_hh.T
+        h_new = step(a, nonlinearity)
+        h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
+    y = hs if masks is None else hs * masks
+    cache = (hs, state0[0], w_hh, b_hh is not None, masks, nonlinearity)
+    return y, (h,), cache
+
+
+def backward(dy, dstate, cache):
+    """Backpropagate through time.
+
+    Args:
+        dy: (T, B, H) gradient of the loss with respect to y.
+        dstate: ``(dh_n,)``, the gradient with respect to the final state (B, H).
+    Returns:
+        dxw (T, B, H), ``(dh0,)``, dW_hh (H, H), db_hh (H,) or None.
+    """
+    hs, h0, w_hh, has_bias, masks, nonlinearity = cache
+    (dh,) = dstate
+    dh = dh.copy()
+    da = np.empty_like(hs)  # (T, B, H)
+    for t in reversed(range(hs.shape[0])):
+        if masks is None:
+            da[t] = step_backward(dy[t] + dh, hs[t], nonlinearity)  # h[t] = f(a[t])
+            dh = da[t] @ w_hh  # a[t] = ... + h[t-1] @ W_hh.T
+        else:
+            m = masks[t]
+            da[t] = step_backward(m * (dy[t] + dh), hs[t], nonlinearity)  # y, state = m * h[t]
+            dh = da[t] @ w_hh + (1.0 - m) * dh  # state[t] = ... + (1 - m) * state[t-1]
+    hidden = hs.shape[2]
+    h_prev = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
+    dw_hh = da.reshape(-1, hidden).T @ h_prev  # sum_t da[t].T @ h[t-1]
+    db_hh = da.sum(axis=(0, 1)) if has_bias else None
+    return da, (dh,), dw_hh, db_hh

@@ -1,0 +1,101 @@
+"""Input checks shared by the layers and cells: one-line errors that say what was expected,
+what came, and how to fix it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.nn.module import _to_numpy
+
+
+def float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
+    """``value`` as an array of ``dtype``; TypeError for non-float data, ValueError for NaN/inf."""
+    array = _to_numpy(value)
+    if array.dtype.kind != "f":
+        raise TypeError(
+            f"{name} has dtype {array.dtype}, but recurrent layers need floating-point data; "
+            f"convert it first, e.g. {name}.astype(np.float32)"
+        )
+    if array.size and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or inf values; clean or mask them before the layer")
+    return array.astype(dtype, copy=False)
+
+
+def check_shape(array: np.ndarray, expected: tuple, name: str, meaning: str, fix: str) -> None:
+    """ValueError unless ``array.shape == expected``; ``meaning`` names the axes, e.g. '(T, B, I)'."""
+    if array.shape != expected:
+        raise ValueError(f"{name} must have shape {meaning} = {expected}, got {array.shape}; {fix}")
+
+
+def sequence_batch(x, input_size: int, dtype: np.dtype, batch_first: bool) -> np.ndarray:
+    """The input as a time-major (T, B, I) array of ``dtype``."""
+    x = float_array(x, "x", dtype)
+    layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"
+    if x.ndim != 3:
+        raise ValueError(
+            f"x must be 3-D {layout}, got shape {x.shape}; for one sequence add a batch axis "
+            f"({'x[None]' if batch_first else 'x[:, None]'})"
+        )
+    if batch_first:
+        x = x.transpose(1, 0, 2)  # (B, T, I) -> (T, B, I)
+    if x.shape[2] != input_size:
+        raise ValueError(
+            f"x has {x.shape[2]} features, but the layer was built with input_size={input_size}; "
+            "build it with the data's feature count or fix the data"
+        )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"x is empty (shape {x.shape}); give at least one step of one sequence")
+    return x
+
+
+def sequence_lengths(lengths, batch: int, steps: int) -> np.ndarray | None:
+    """Checked lengths as an int array (B,), or None when every sequence has all T steps."""
+    if lengths is None:
+        return None
+    lengths = _to_numpy(lengths)
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(
+            f"lengths has dtype {lengths.dtype}; give integer step counts, e.g. "
+            "np.array([5, 3], dtype=np.int64)"
+        )
+    if lengths.shape != (batch,):
+        raise ValueError(
+            f"lengths must have shape (B,) = ({batch},), one length per sequence, "
+            f"got {lengths.shape}"
+        )
+    if lengths.min() < 1 or lengths.max() > steps:
+        raise ValueError(
+            f"lengths must lie in [1, {steps}] (the padded length T), got values from "
+            f"{lengths.min()} to {lengths.max()}; drop empty sequences and pad to the longest"
+        )
+    if (lengths == steps).all():
+        return None
+    return lengths.astype(np.int64)
+
+
+def state_parts(state, parts: int, shape: tuple, dtype: np.dtype, name: str, meaning: str):
+    """A public state (``h``, or ``(h, c)`` when ``parts == 2``) as a tuple of checked arrays.
+
+    ``None`` gives zeros. ``meaning`` names the axes of ``shape`` for the error message.
+    """
+    if state is None:
+        return tuple(np.zeros(shape, dtype=dtype) for _ in range(parts))
+    if parts == 2:
+        if not isinstance(state, tuple | list) or len(state) != 2:
+            raise TypeError(
+                f"{name} must be a tuple (h, c) for an LSTM, got {type(state).__name__}"
+            )
+        names = (f"{name}[0] (h)", f"{name}[1] (c)")
+    else:
+        if isinstance(state, tuple | list):
+            raise TypeError(f"{name} must be one array h, not a {type(state).__name__}")
+        state, names = (state,), (name,)
+    arrays = tuple(float_array(part, part_name, dtype) for part, part_name in zip(state, names))
+    for array, part_name in zip(arrays, names):
+        check_shape(array, shape, part_name, meaning, "pass zeros of that shape or None")
+    return arrays
+
+
+def public_state(parts: tuple):
+    """The inverse of ``state_parts``: ``h`` for one part, ``(h, c)`` for two."""
+    return parts[0] if len(parts) == 1 else tuple(parts)

@@ -1,0 +1,47 @@
+"""One recurrent layer in one direction: input projection, kernel, and the backward of both.
+
+Shared by the layers (each layer and direction of a stack) and the cells (one step).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def forward_direction(kernel, x, weights: dict, state0: tuple, lengths, **options):
+    """Run one direction of one layer over a time-major sequence.
+
+    Args:
+        kernel: a module of ``rnnkit.kernels`` (``forward`` and ``backward``).
+        x: (T, B, I) input. weights: ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), and
+            ``bias_ih``, ``bias_hh`` (G*H,) when the layer has biases.
+        state0: the kernel's state tuple, each part (B, H).
+        lengths: (B,) ints or None. options: passed to the kernel (the RNN's nonlinearity).
+    Returns:
+        y (T, B, H), the final state tuple, and ``backward(dy, dstate) -> (dx, dstate0, grads)``
+        where ``grads`` holds the gradient of every entry of ``weights`` under the same name.
+    """
+    steps, batch, inputs = x.shape
+    w_ih, b_ih = weights["weight_ih"], weights.get("bias_ih")
+    xw = x.reshape(steps * batch, inputs) @ w_ih.T  # (T*B, G*H): all steps in one product
+    if b_ih is not None:
+        xw += b_ih
+    xw = xw.reshape(steps, batch, -1)  # (T, B, G*H)
+    y, state, cache = kernel.forward(
+        xw, state0, weights["weight_hh"], weights.get("bias_hh"), lengths, **options
+    )
+
+    def backward(dy: np.ndarray, dstate: tuple):
+        dxw, dstate0, dw_hh, db_hh = kernel.backward(dy, dstate, cache)
+        dxw = dxw.reshape(steps * batch, -1)  # (T*B, G*H)
+        dx = (dxw @ w_ih).reshape(steps, batch, inputs)  # (T, B, I)
+        grads = {
+            "weight_ih": dxw.T @ x.reshape(steps * batch, inputs),  # one product over all steps
+            "weight_hh": dw_hh,
+        }
+        if b_ih is not None:
+            grads["bias_ih"] = dxw.sum(axis=0)
+            grads["bias_hh"] = db_hh
+        return dx, dstate0, grads
+
+    return y, state, backward

@@ -1,0 +1,140 @@
+"""Cells: one time step at a time (streaming), in PyTorch's call form ``cell(x, state)``.
+
+A cell runs the same kernel as the layers, over a sequence of one step, so its numbers are the
+layers' numbers. Parameters are named as PyTorch's cells name them: ``weight_ih``, ``weight_hh``,
+``bias_ih``, ``bias_hh``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.kernels import gru, lstm, rnn
+from rnnkit.nn import _checks
+from rnnkit.nn._direction import forward_direction
+from rnnkit.nn.init import check_scheme, initial_weights
+from rnnkit.nn.module import Module
+from rnnkit.nn.recurrent import check_dtype, check_sizes
+
+
+class _Cell(Module):
+    """Shared machinery of RNNCell, LSTMCell and GRUCell."""
+
+    _kernel = rnn
+    _gates = 1
+    _state_parts = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        init: str = "uniform",
+        dtype=np.float32,
+        seed: int | None = None,
+        forget_bias: float | None = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        check_sizes(name, input_size=input_size, hidden_size=hidden_size)
+        check_scheme(init, name)
+        if forget_bias is not None and self._gates != 4:
+            raise ValueError(f"{name}: forget_bias is for LSTMCell only; leave it out")
+        self.input_size = int(input_size)
+        self.hidden_size = int(hidden_size)
+        self.bias = bool(bias)
+        self.init = init
+        self.rng = np.random.default_rng(seed)
+        weights = initial_weights(
+            init, input_size, hidden_size, self._gates, bias, self.rng, check_dtype(dtype),
+            forget_bias,
+        )  # fmt: skip
+        for role, value in weights.items():
+            self._add_param(role, value)
+
+    def _kernel_options(self) -> dict:
+        return {}
+
+    def __call__(self, x, state=None):
+        """One step: the new state ``h`` (or ``(h, c)``), each (B, hidden_size)."""
+        new_state, _ = self.forward(x, state)
+        return new_state
+
+    def forward(self, x, state=None):
+        """One step, training path: ``(new_state, backward)``.
+
+        Args:
+            x: (B, input_size). state: ``h`` or ``(h, c)``, each (B, hidden_size); None = zeros.
+        Returns:
+            the new state, and ``backward(d_state) -> (d_x, d_state0)`` where ``d_state`` is the
+            gradient with respect to the new state (``(dh, dc)`` for LSTM; None parts are zero).
+            Parameter gradients accumulate in ``self.grads``.
+        """
+        dtype = self.dtype
+        x = _checks.float_array(x, "x", dtype)
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(
+                f"x must have shape (B, input_size={self.input_size}), got {x.shape}; "
+                "for one example add a batch axis (x[None])"
+            )
+        batch = x.shape[0]
+        shape = (batch, self.hidden_size)
+        state0 = _checks.state_parts(state, self._state_parts, shape, dtype, "state", "(B, H)")
+        _, state_n, backward_step = forward_direction(
+            self._kernel, x[None], self.params, state0, None, **self._kernel_options()
+        )  # x[None]: (1, B, I), a sequence of one step
+
+        def backward(d_state):
+            if self._state_parts == 2 and isinstance(d_state, tuple | list):
+                d_state = tuple(np.zeros(shape, dtype) if d is None else d for d in d_state)
+            d_new = _checks.state_parts(
+                d_state, self._state_parts, shape, dtype, "d_state", "(B, H)"
+            )
+            dy = np.zeros((1, *shape), dtype=dtype)  # the state is the only output
+            dx, d_state0, grads = backward_step(dy, d_new)
+            for role, grad in grads.items():
+                self.grads[role] += grad
+            return dx[0], _checks.public_state(d_state0)
+
+        return _checks.public_state(state_n), backward
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"
+
+
+class RNNCell(_Cell):
+    """One step of the Elman RNN, as ``torch.nn.RNNCell``: h' = f(W_ih x + b_ih + W_hh h + b_hh)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        **options,
+    ) -> None:
+        if nonlinearity not in rnn.NONLINEARITIES:
+            raise ValueError(
+                f"RNNCell: nonlinearity={nonlinearity!r} is not one of {list(rnn.NONLINEARITIES)}"
+            )
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, bias, **options)
+
+    def _kernel_options(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
+
+
+class LSTMCell(_Cell):
+    """One LSTM step, as ``torch.nn.LSTMCell``; the state is ``(h, c)``."""
+
+    _kernel = lstm
+    _gates = 4
+    _state_parts = 2
+
+
+class GRUCell(_Cell):
+    """One GRU step, as ``torch.nn.GRUCell``."""
+
+    _kernel = gru
+    _gates = 3

@@ -1,0 +1,77 @@
+"""The base of every layer: parameters, their gradients, and the forward/backward contract.
+
+A module holds two dicts of NumPy arrays with the same keys:
+
+- ``params``: the parameters, updated in place by optimizers;
+- ``grads``: the gradients, accumulated by ``backward`` (``+=``) until ``zero_grad``.
+
+``module.forward(...)`` is the training path: it returns ``(output, backward)``, where the cache
+that ``backward`` needs lives in the closure, never on the module, so a module may run forward
+several times before any backward. Calling the module is the inference path: the same numbers,
+nothing kept for backward, no dropout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Module:
+    """Base class: ``params`` and ``grads`` dicts keyed with PyTorch's state_dict names."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def _add_param(self, name: str, value: np.ndarray) -> None:
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The floating dtype of the parameters (float32 unless asked otherwise)."""
+        return next(iter(self.params.values())).dtype
+
+    def zero_grad(self) -> None:
+        """Set every accumulated gradient to zero."""
+        for grad in self.grads.values():
+            grad.fill(0.0)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of the parameters, keyed as PyTorch keys the same module's state_dict."""
+        return {name: value.copy() for name, value in self.params.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy parameters in from NumPy arrays or torch tensors with PyTorch's key names.
+
+        Every key must be present with the right shape; values are cast to this module's dtype.
+        """
+        missing = sorted(set(self.params) - set(state))
+        unexpected = sorted(set(state) - set(self.params))
+        if missing or unexpected:
+            raise ValueError(
+                f"state_dict keys do not match {type(self).__name__}: missing {missing}, "
+                f"unexpected {unexpected}; build the module with the same sizes and options "
+                "as the one that produced the state_dict"
+            )
+        arrays = {name: _to_numpy(value) for name, value in state.items()}
+        for name, value in arrays.items():
+            expected = self.params[name].shape
+            if value.shape != expected:
+                raise ValueError(
+                    f"state_dict['{name}'] has shape {value.shape}, but {type(self).__name__} "
+                    f"expects {expected}; build the module with the sizes the weights were made for"
+                )
+            if not np.all(np.isfinite(value)):
+                raise ValueError(
+                    f"state_dict['{name}'] holds NaN or inf values; load finite weights"
+                )
+        for name, value in arrays.items():
+            self.params[name][...] = value
+
+
+def _to_numpy(value) -> np.ndarray:
+    """A NumPy array from an array-like or a (possibly grad-tracking) torch tensor."""
+    if hasattr(value, "detach"):  # torch.Tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
