@@ -1,4 +1,4 @@
-"""rnnkit: recurrent neural networks in NumPy with hand-derived, exact backpropagation through time."""
+"""rnnkit: recurrent neural networks in NumPy with hand-derived, exact BPTT."""
 
 from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Module, RNNCell
 

@@ -22,7 +22,7 @@ def float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
 
 
 def check_shape(array: np.ndarray, expected: tuple, name: str, meaning: str, fix: str) -> None:
-    """ValueError unless ``array.shape == expected``; ``meaning`` names the axes, e.g. '(T, B, I)'."""
+    """ValueError unless ``array.shape == expected``; ``meaning`` names the axes ('(T, B, I)')."""
     if array.shape != expected:
         raise ValueError(f"{name} must have shape {meaning} = {expected}, got {array.shape}; {fix}")
 
@@ -90,8 +90,10 @@ def state_parts(state, parts: int, shape: tuple, dtype: np.dtype, name: str, mea
         if isinstance(state, tuple | list):
             raise TypeError(f"{name} must be one array h, not a {type(state).__name__}")
         state, names = (state,), (name,)
-    arrays = tuple(float_array(part, part_name, dtype) for part, part_name in zip(state, names))
-    for array, part_name in zip(arrays, names):
+    arrays = tuple(
+        float_array(part, part_name, dtype) for part, part_name in zip(state, names, strict=True)
+    )
+    for array, part_name in zip(arrays, names, strict=True):
         check_shape(array, shape, part_name, meaning, "pass zeros of that shape or None")
     return arrays
 

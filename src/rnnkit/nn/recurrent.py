@@ -183,7 +183,7 @@ class _Recurrent(Module):
                 )
                 outputs.append(y if direction == 0 else reverse_in_time(y, order))
                 backwards.append(backward)
-                for part, value in zip(final, state_n):
+                for part, value in zip(final, state_n, strict=True):
                     part[index] = value
             layer_input = self._merge(outputs)
             layer_backwards.append((mask, backwards))
@@ -241,7 +241,7 @@ class _Recurrent(Module):
                 if direction == 1:
                     dx = reverse_in_time(dx, order)
                 d_layer_input = dx if d_layer_input is None else d_layer_input + dx
-                for part, value in zip(d_state0, dstate0):
+                for part, value in zip(d_state0, dstate0, strict=True):
                     part[index] = value
                 for role, grad in grads.items():
                     self.grads[self._param_name(role, layer, direction)] += grad
