@@ -45,6 +45,7 @@ class _Cell(Module):
         self.hidden_size = int(hidden_size)
         self.bias = bool(bias)
         self.init = init
+        self.forget_bias = forget_bias
         self.rng = np.random.default_rng(seed)
         weights = initial_weights(
             init, input_size, hidden_size, self._gates, bias, self.rng, check_dtype(dtype),
@@ -55,6 +56,18 @@ class _Cell(Module):
 
     def _kernel_options(self) -> dict:
         return {}
+
+    def config(self) -> dict:
+        config = {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "bias": self.bias,
+            "init": self.init,
+            "dtype": self.dtype.name,
+        }
+        if self.forget_bias is not None:
+            config["forget_bias"] = self.forget_bias
+        return config
 
     def __call__(self, x, state=None):
         """One step: the new state ``h`` (or ``(h, c)``), each (B, hidden_size)."""
@@ -123,6 +136,9 @@ class RNNCell(_Cell):
 
     def _kernel_options(self) -> dict:
         return {"nonlinearity": self.nonlinearity}
+
+    def config(self) -> dict:
+        return {**super().config(), "nonlinearity": self.nonlinearity}
 
 
 class LSTMCell(_Cell):

@@ -5,6 +5,13 @@ A module holds two dicts of NumPy arrays with the same keys:
 - ``params``: the parameters, updated in place by optimizers;
 - ``grads``: the gradients, accumulated by ``backward`` (``+=``) until ``zero_grad``.
 
+A composite module adds its parts with ``_add_child("rnn", layer)``: their arrays then also appear
+in the composite's dicts under prefixed names (``rnn.weight_ih_l0``), the *same* array objects, so
+an update through either dict is seen by both. Arrays are therefore only ever changed in place.
+
+``config()`` returns the constructor's arguments as JSON-able values, so that a saved model can be
+rebuilt from its file without running code stored in it.
+
 ``module.forward(...)`` is the training path: it returns ``(output, backward)``, where the cache
 that ``backward`` needs lives in the closure, never on the module, so a module may run forward
 several times before any backward. Calling the module is the inference path: the same numbers,
@@ -26,6 +33,17 @@ class Module:
     def _add_param(self, name: str, value: np.ndarray) -> None:
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
+
+    def _add_child(self, name: str, child: Module) -> Module:
+        """Make ``child`` a part of this module: its arrays join ours as ``name.key``."""
+        for key, value in child.params.items():
+            self.params[f"{name}.{key}"] = value
+            self.grads[f"{name}.{key}"] = child.grads[key]
+        return child
+
+    def config(self) -> dict:
+        """The constructor arguments that rebuild this module (JSON-able values)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define config()")
 
     @property
     def dtype(self) -> np.dtype:

@@ -101,6 +101,7 @@ class _Recurrent(Module):
         self.bidirectional = bool(bidirectional)
         self.merge = merge
         self.init = init
+        self.forget_bias = forget_bias
         self.rng = np.random.default_rng(seed)
         self.directions = 2 if bidirectional else 1
         dtype = check_dtype(dtype)
@@ -112,6 +113,23 @@ class _Recurrent(Module):
                 )
                 for role, value in weights.items():
                     self._add_param(self._param_name(role, layer, direction), value)
+
+    def config(self) -> dict:
+        config = {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bias": self.bias,
+            "batch_first": self.batch_first,
+            "dropout": self.dropout,
+            "bidirectional": self.bidirectional,
+            "merge": self.merge,
+            "init": self.init,
+            "dtype": self.dtype.name,
+        }
+        if self.forget_bias is not None:
+            config["forget_bias"] = self.forget_bias
+        return config
 
     @property
     def output_size(self) -> int:
@@ -285,6 +303,9 @@ class RNN(_Recurrent):
 
     def _kernel_options(self) -> dict:
         return {"nonlinearity": self.nonlinearity}
+
+    def config(self) -> dict:
+        return {**super().config(), "nonlinearity": self.nonlinearity}
 
 
 class LSTM(_Recurrent):
