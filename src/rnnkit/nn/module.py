@@ -41,6 +41,19 @@ class Module:
             self.grads[f"{name}.{key}"] = child.grads[key]
         return child
 
+    def generators(self, prefix: str = "") -> dict[str, np.random.Generator]:
+        """Every random generator this module and the modules it holds use, by attribute path.
+
+        Checkpoints save their states so that a resumed run draws the same dropout masks.
+        """
+        found = {}
+        for name, value in vars(self).items():
+            if isinstance(value, np.random.Generator):
+                found[prefix + name] = value
+            elif isinstance(value, Module):
+                found.update(value.generators(f"{prefix}{name}."))
+        return found
+
     def config(self) -> dict:
         """The constructor arguments that rebuild this module (JSON-able values)."""
         raise NotImplementedError(f"{type(self).__name__} does not define config()")

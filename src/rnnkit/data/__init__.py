@@ -1,0 +1,1 @@
+"""Datasets and batching: text corpora and vocabularies, read from installed packages or files."""

@@ -1,0 +1,85 @@
+"""Vocabularies: tokens <-> integer ids, for characters or words.
+
+Character level: every distinct character of the training text is a token; text with a character
+the model never saw is refused with an error naming it. Word level: words, punctuation marks and
+newlines are tokens (whitespace between them is dropped, and restored as single spaces on
+decoding); words rarer than ``min_count`` map to ``<unk>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+
+LEVELS = ("char", "word")
+UNK = "<unk>"
+_WORD = re.compile(r"\n|[A-Za-z]+(?:'[A-Za-z]+)*|\d+|[^\sA-Za-z\d]")  # words, numbers, marks
+
+
+def split_tokens(text: str, level: str) -> list[str]:
+    """The text as a list of tokens (characters, or words/marks/newlines)."""
+    if level == "char":
+        return list(text)
+    return _WORD.findall(text)
+
+
+class Vocabulary:
+    """An ordered list of tokens; a token's id is its position."""
+
+    def __init__(self, tokens: list[str], level: str = "char") -> None:
+        if level not in LEVELS:
+            raise ValueError(f"level={level!r} is not one of {list(LEVELS)}")
+        if len(set(tokens)) != len(tokens) or not tokens:
+            raise ValueError("a vocabulary needs at least one token and no token twice")
+        self.tokens = list(tokens)
+        self.level = level
+        self.ids = {token: index for index, token in enumerate(self.tokens)}
+
+    @classmethod
+    def from_text(cls, text: str, level: str = "char", min_count: int = 1) -> Vocabulary:
+        """Every token of ``text`` (sorted; at word level those seen ``min_count`` times, plus
+        ``<unk>``)."""
+        counts = Counter(split_tokens(text, level))
+        if not counts:
+            raise ValueError("the text is empty: there is nothing to build a vocabulary from")
+        if level == "char":
+            return cls(sorted(counts), level)
+        frequent = sorted(token for token, count in counts.items() if count >= min_count)
+        return cls([UNK, *frequent], level)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Token ids of ``text`` (int64). Unknown characters raise ValueError naming them;
+        unknown words become ``<unk>``."""
+        tokens = split_tokens(text, self.level)
+        if self.level == "word":
+            unk = self.ids[UNK]
+            return np.array([self.ids.get(token, unk) for token in tokens], dtype=np.int64)
+        unknown = sorted(set(tokens) - set(self.ids))
+        if unknown:
+            shown = ", ".join(repr(char) for char in unknown[:10])
+            raise ValueError(
+                f"the text holds {len(unknown)} character(s) the model never saw in training: "
+                f"{shown}; remove them or train on text that has them"
+            )
+        return np.array([self.ids[token] for token in tokens], dtype=np.int64)
+
+    def decode(self, ids) -> str:
+        """The text of a sequence of ids (word tokens joined by spaces, none around newlines or
+        before closing punctuation)."""
+        tokens = [self.tokens[int(index)] for index in ids]
+        if self.level == "char":
+            return "".join(tokens)
+        text = re.sub(r" ?\n ?", "\n", " ".join(tokens))
+        return re.sub(r" ([.,;:!?)\]])", r"\1", text)  # no space before closing marks
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "tokens": self.tokens}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Vocabulary:
+        return cls(data["tokens"], data["level"])

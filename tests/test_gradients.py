@@ -1,0 +1,151 @@
+"""Backpropagation through time against central finite differences, in float64.
+
+Loss = sum(output * R_y) + sum(final_state * R_s) with fixed random R, so gradients flow in
+through both the output and the final state (R_s is passed to backward as d_state).
+"""
+
+import numpy as np
+import pytest
+
+import rnnkit
+
+INPUTS, HIDDEN, BATCH, STEPS = 3, 4, 3, 5
+RAGGED = np.array([5, 2, 4])  # unsorted, one full-length sequence
+
+LAYERS = {
+    "rnn_tanh": (rnnkit.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"}),
+    "lstm": (rnnkit.LSTM, {}),
+    "gru": (rnnkit.GRU, {}),
+}
+CELLS = {
+    "rnn_tanh": (rnnkit.RNNCell, {"nonlinearity": "tanh"}),
+    "rnn_relu": (rnnkit.RNNCell, {"nonlinearity": "relu"}),
+    "lstm": (rnnkit.LSTMCell, {}),
+    "gru": (rnnkit.GRUCell, {}),
+}
+
+
+def parts(state) -> tuple:
+    """A state as a tuple of arrays: ``(h,)``, or ``(h, c)`` for an LSTM."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def public(state_parts: tuple):
+    """The inverse of ``parts``: ``h`` alone, or the tuple ``(h, c)``."""
+    return state_parts[0] if len(state_parts) == 1 else tuple(state_parts)
+
+
+def make_layer(kind: str, **options):
+    layer_class, kind_options = LAYERS[kind]
+    return layer_class(INPUTS, HIDDEN, dtype=np.float64, seed=0, **kind_options, **options)
+
+
+def random_state(kind: str, shape: tuple, rng: np.random.Generator) -> tuple:
+    return tuple(0.5 * rng.standard_normal(shape) for _ in range(2 if kind == "lstm" else 1))
+
+
+def check_layer_gradients(layer, kind, x, lengths, with_state, gradient_check):
+    """d_x, each part of d_state0 and every parameter gradient against finite differences.
+
+    Without a state the layer starts from zeros; its d_state0 is checked through explicit zeros.
+    """
+    rng = np.random.default_rng(1)
+    stack = (layer.num_layers * (2 if layer.bidirectional else 1), BATCH, HIDDEN)
+    state0 = random_state(kind, stack, rng)
+    if not with_state:
+        state0 = tuple(np.zeros_like(part) for part in state0)
+    (output, _), backward = layer.forward(x, lengths, public(state0) if with_state else None)
+    R_y = rng.standard_normal(output.shape)
+    R_s = random_state(kind, stack, rng)
+    layer.zero_grad()
+    d_x, d_state0 = backward(R_y, public(R_s))
+
+    def loss():
+        output, final = layer(x, lengths, public(state0))
+        state_term = sum(np.sum(s * r) for s, r in zip(parts(final), R_s, strict=True))
+        return np.sum(output * R_y) + state_term
+
+    checks = {"x": (x, d_x)}
+    for i, (part, d_part) in enumerate(zip(state0, parts(d_state0), strict=True)):
+        checks[f"state0[{i}]"] = (part, d_part)
+    for name, param in layer.params.items():
+        checks[name] = (param, layer.grads[name])
+    gradient_check(loss, checks)
+
+
+@pytest.mark.parametrize("with_state", [True, False], ids=["state", "no_state"])
+@pytest.mark.parametrize("lengths", [None, RAGGED], ids=["equal", "ragged"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("num_layers", [1, 2], ids=["1_layer", "2_layers"])
+@pytest.mark.parametrize("kind", LAYERS)
+def test_layer_gradients_match_finite_differences(
+    kind, num_layers, bidirectional, lengths, with_state, gradient_check
+):
+    layer = make_layer(kind, num_layers=num_layers, bidirectional=bidirectional)
+    x = np.random.default_rng(2).standard_normal((STEPS, BATCH, INPUTS))
+    check_layer_gradients(layer, kind, x, lengths, with_state, gradient_check)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_summed_directions_gradients_match_finite_differences(kind, gradient_check):
+    layer = make_layer(kind, num_layers=2, bidirectional=True, merge="sum")
+    x = np.random.default_rng(2).standard_normal((STEPS, BATCH, INPUTS))
+    check_layer_gradients(layer, kind, x, RAGGED, True, gradient_check)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_batch_first_gradients_match_finite_differences(kind, gradient_check):
+    layer = make_layer(kind, bidirectional=True, batch_first=True)
+    x = np.random.default_rng(2).standard_normal((BATCH, STEPS, INPUTS))
+    check_layer_gradients(layer, kind, x, RAGGED, True, gradient_check)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_biasless_gradients_match_finite_differences(kind, gradient_check):
+    layer = make_layer(kind, num_layers=2, bidirectional=True, bias=False)
+    assert not any(name.startswith("bias") for name in layer.params)
+    x = np.random.default_rng(2).standard_normal((STEPS, BATCH, INPUTS))
+    check_layer_gradients(layer, kind, x, RAGGED, True, gradient_check)
+
+
+@pytest.mark.parametrize("with_state", [True, False], ids=["state", "no_state"])
+@pytest.mark.parametrize("kind", CELLS)
+def test_cell_gradients_match_finite_differences(kind, with_state, gradient_check):
+    cell_class, kind_options = CELLS[kind]
+    cell = cell_class(INPUTS, HIDDEN, dtype=np.float64, seed=0, **kind_options)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((BATCH, INPUTS))
+    state0 = random_state(kind, (BATCH, HIDDEN), rng)
+    if not with_state:
+        state0 = tuple(np.zeros_like(part) for part in state0)
+    _, backward = cell.forward(x, public(state0) if with_state else None)
+    R = random_state(kind, (BATCH, HIDDEN), rng)
+    cell.zero_grad()
+    d_x, d_state0 = backward(public(R))
+
+    def loss():
+        return sum(np.sum(s * r) for s, r in zip(parts(cell(x, public(state0))), R, strict=True))
+
+    checks = {"x": (x, d_x)}
+    for i, (part, d_part) in enumerate(zip(state0, parts(d_state0), strict=True)):
+        checks[f"state0[{i}]"] = (part, d_part)
+    for name, param in cell.params.items():
+        checks[name] = (param, cell.grads[name])
+    gradient_check(loss, checks)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_ragged_batch_matches_each_sequence_run_alone(kind):
+    layer = make_layer(kind, num_layers=2, bidirectional=True)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((STEPS, BATCH, INPUTS))  # noise in the padding: it must be ignored
+    state = random_state(kind, (4, BATCH, HIDDEN), rng)
+    output, final = layer(x, RAGGED, public(state))
+    for b, length in enumerate(RAGGED):
+        assert np.all(output[length:, b] == 0.0)
+        alone_state = public(tuple(part[:, b : b + 1] for part in state))
+        alone_output, alone_final = layer(x[:length, b : b + 1], state=alone_state)
+        np.testing.assert_allclose(output[:length, b : b + 1], alone_output, rtol=1e-12, atol=1e-12)
+        for got, want in zip(parts(final), parts(alone_final), strict=True):
+            np.testing.assert_allclose(got[:, b : b + 1], want, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,169 @@
+"""Float32 parity with torch.nn.RNN, LSTM, GRU and their cells: values and every gradient.
+
+Both sides get the same weights, data and loss sum(output * R_y) + sum(final_state * R_s);
+rnnkit receives the R's as d_output and d_state. Ragged batches go through torch's packed
+sequences (unsorted lengths). Without an initial state rnnkit starts from None and torch from
+explicit zeros, so that torch has a gradient for the initial state to compare against.
+"""
+
+import numpy as np
+import pytest
+
+import rnnkit
+
+STEPS, BATCH, INPUTS, HIDDEN = 7, 4, 5, 6
+RAGGED = np.array([7, 3, 5, 1])  # unsorted: torch packs with enforce_sorted=False
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+
+KINDS = {  # kind: (rnnkit layer, rnnkit cell, torch name, options of both)
+    "rnn_tanh": (rnnkit.RNN, rnnkit.RNNCell, "RNN", {"nonlinearity": "tanh"}),
+    "rnn_relu": (rnnkit.RNN, rnnkit.RNNCell, "RNN", {"nonlinearity": "relu"}),
+    "lstm": (rnnkit.LSTM, rnnkit.LSTMCell, "LSTM", {}),
+    "gru": (rnnkit.GRU, rnnkit.GRUCell, "GRU", {}),
+}
+SHAPES = [pytest.param(1, False, id="1_layer_uni"), pytest.param(2, True, id="2_layers_bi")]
+
+
+def parts(state) -> tuple:
+    """A state as a tuple of arrays or tensors: ``(h,)``, or ``(h, c)`` for an LSTM."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def public(state_parts: tuple):
+    """The inverse of ``parts``: ``h`` alone, or the tuple ``(h, c)``."""
+    return state_parts[0] if len(state_parts) == 1 else tuple(state_parts)
+
+
+def random_parts(kind: str, shape: tuple, rng: np.random.Generator) -> tuple:
+    count = 2 if kind == "lstm" else 1
+    return tuple(rng.standard_normal(shape).astype(np.float32) for _ in range(count))
+
+
+def make_pair(torch, kind: str, **options):
+    """An rnnkit layer and a torch layer of the same shape, each with its own random weights."""
+    layer_class, _, torch_name, kind_options = KINDS[kind]
+    torch.manual_seed(0)
+    torch_layer = getattr(torch.nn, torch_name)(INPUTS, HIDDEN, **kind_options, **options)
+    return layer_class(INPUTS, HIDDEN, seed=0, **kind_options, **options), torch_layer
+
+
+def copy_to_torch(torch, layer, torch_layer) -> None:
+    torch_layer.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
+
+
+def run_torch(torch, torch_layer, x, lengths, state0, R_y, R_s) -> dict:
+    """Values and gradients of the torch layer, keyed like ``run_rnnkit``'s."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    batch_first = torch_layer.batch_first
+    x = torch.from_numpy(x).requires_grad_()
+    state0 = tuple(torch.from_numpy(part).requires_grad_() for part in state0)
+    if lengths is None:
+        output, final = torch_layer(x, public(state0))
+    else:
+        packed = pack_padded_sequence(
+            x, torch.from_numpy(lengths), batch_first=batch_first, enforce_sorted=False
+        )
+        packed_output, final = torch_layer(packed, public(state0))
+        output, _ = pad_packed_sequence(packed_output, batch_first=batch_first, total_length=STEPS)
+    loss = (output * torch.from_numpy(R_y)).sum()
+    for part, r in zip(parts(final), R_s, strict=True):
+        loss = loss + (part * torch.from_numpy(r)).sum()
+    loss.backward()
+    results = {"output": output, "d_x": x.grad}
+    results |= {f"final[{i}]": part for i, part in enumerate(parts(final))}
+    results |= {f"d_state0[{i}]": part.grad for i, part in enumerate(state0)}
+    results |= {f"grad {name}": p.grad for name, p in torch_layer.named_parameters()}
+    return {name: value.detach().numpy() for name, value in results.items()}
+
+
+def run_rnnkit(layer, x, lengths, state0, R_y, R_s) -> dict:
+    state = None if state0 is None else public(state0)
+    layer.zero_grad()
+    (output, final), backward = layer.forward(x, lengths, state)
+    d_x, d_state0 = backward(R_y, public(R_s))
+    results = {"output": output, "d_x": d_x}
+    results |= {f"final[{i}]": part for i, part in enumerate(parts(final))}
+    results |= {f"d_state0[{i}]": part for i, part in enumerate(parts(d_state0))}
+    results |= {f"grad {name}": grad for name, grad in layer.grads.items()}
+    return results
+
+
+def assert_parity(torch, kind, layer, torch_layer, lengths, with_state) -> None:
+    """Run both layers on the same random data and compare every value and gradient."""
+    rng = np.random.default_rng(1)
+    shape = (BATCH, STEPS, INPUTS) if layer.batch_first else (STEPS, BATCH, INPUTS)
+    x = rng.standard_normal(shape).astype(np.float32)
+    directions = 2 if layer.bidirectional else 1
+    stack = (layer.num_layers * directions, BATCH, HIDDEN)
+    state0 = random_parts(kind, stack, rng)
+    R_y = rng.standard_normal((*shape[:2], directions * HIDDEN)).astype(np.float32)
+    R_s = random_parts(kind, stack, rng)
+    ours = run_rnnkit(layer, x, lengths, state0 if with_state else None, R_y, R_s)
+    if not with_state:
+        state0 = tuple(np.zeros_like(part) for part in state0)
+    theirs = run_torch(torch, torch_layer, x, lengths, state0, R_y, R_s)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], **TOLERANCE, err_msg=name)
+
+
+@pytest.mark.parametrize("with_state", [True, False], ids=["state", "no_state"])
+@pytest.mark.parametrize("lengths", [None, RAGGED], ids=["equal", "ragged"])
+@pytest.mark.parametrize(("num_layers", "bidirectional"), SHAPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_matches_torch(torch, kind, num_layers, bidirectional, lengths, with_state):
+    layer, torch_layer = make_pair(torch, kind, num_layers=num_layers, bidirectional=bidirectional)
+    copy_to_torch(torch, layer, torch_layer)
+    assert_parity(torch, kind, layer, torch_layer, lengths, with_state)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_with_torch_weights_matches_torch(torch, kind):
+    layer, torch_layer = make_pair(torch, kind, num_layers=2, bidirectional=True)
+    layer.load_state_dict(torch_layer.state_dict())
+    for name, value in torch_layer.state_dict().items():
+        np.testing.assert_array_equal(layer.params[name], value.numpy(), err_msg=name)
+    assert_parity(torch, kind, layer, torch_layer, RAGGED, with_state=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batch_first_layer_matches_torch(torch, kind):
+    layer, torch_layer = make_pair(torch, kind, num_layers=2, bidirectional=True, batch_first=True)
+    copy_to_torch(torch, layer, torch_layer)
+    assert_parity(torch, kind, layer, torch_layer, RAGGED, with_state=True)
+
+
+@pytest.mark.parametrize("with_state", [True, False], ids=["state", "no_state"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_cell_matches_torch(torch, kind, with_state):
+    _, cell_class, torch_name, kind_options = KINDS[kind]
+    cell = cell_class(INPUTS, HIDDEN, seed=0, **kind_options)
+    torch_cell = getattr(torch.nn, f"{torch_name}Cell")(INPUTS, HIDDEN, **kind_options)
+    copy_to_torch(torch, cell, torch_cell)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((BATCH, INPUTS)).astype(np.float32)
+    state0 = random_parts(kind, (BATCH, HIDDEN), rng)
+    R = random_parts(kind, (BATCH, HIDDEN), rng)
+
+    cell.zero_grad()
+    new_state, backward = cell.forward(x, public(state0) if with_state else None)
+    d_x, d_state0 = backward(public(R))
+
+    if not with_state:
+        state0 = tuple(np.zeros_like(part) for part in state0)
+    torch_x = torch.from_numpy(x).requires_grad_()
+    torch_state0 = tuple(torch.from_numpy(part).requires_grad_() for part in state0)
+    torch_new_state = parts(torch_cell(torch_x, public(torch_state0)))
+    sum((s * torch.from_numpy(r)).sum() for s, r in zip(torch_new_state, R, strict=True)).backward()
+
+    pairs = {"d_x": (d_x, torch_x.grad)}
+    for i, (ours, theirs) in enumerate(zip(parts(new_state), torch_new_state, strict=True)):
+        pairs[f"new_state[{i}]"] = (ours, theirs)
+    for i, (ours, theirs) in enumerate(zip(parts(d_state0), torch_state0, strict=True)):
+        pairs[f"d_state0[{i}]"] = (ours, theirs.grad)
+    for name, param in torch_cell.named_parameters():
+        pairs[f"grad {name}"] = (cell.grads[name], param.grad)
+    assert len(pairs) == 1 + 2 * len(state0) + len(cell.params)
+    for name, (ours, theirs) in pairs.items():
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), **TOLERANCE, err_msg=name)
