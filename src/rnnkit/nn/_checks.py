@@ -13,7 +13,7 @@ def float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
     array = _to_numpy(value)
     if array.dtype.kind != "f":
         raise TypeError(
-            f"{name} has dtype {array.dtype}, but recurrent layers need floating-point data; "
+            f"{name} has dtype {array.dtype}, but layers need floating-point data; "
             f"convert it first, e.g. {name}.astype(np.float32)"
         )
     if array.size and not np.isfinite(array).all():
