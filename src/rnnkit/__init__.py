@@ -1,6 +1,34 @@
 """rnnkit: recurrent neural networks in NumPy with hand-derived, exact BPTT."""
 
-from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Module, RNNCell
+from rnnkit.io.models import load, register, save
+from rnnkit.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    Dropout,
+    Embedding,
+    GRUCell,
+    Linear,
+    LSTMCell,
+    Module,
+    RNNCell,
+    Sequential,
+)
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "Module", "RNN", "RNNCell"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Dropout",
+    "Embedding",
+    "GRUCell",
+    "LSTMCell",
+    "Linear",
+    "Module",
+    "RNNCell",
+    "Sequential",
+    "load",
+    "register",
+    "save",
+]
 __version__ = "0.1.0"

@@ -1,7 +1,23 @@
 """Layers with the ``(output, backward)`` contract: recurrent layers, cells and their base."""
 
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.dropout import Dropout
+from rnnkit.nn.embedding import Embedding
+from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module
 from rnnkit.nn.recurrent import GRU, LSTM, RNN
+from rnnkit.nn.sequential import Sequential
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "Module", "RNN", "RNNCell"]
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "Dropout",
+    "Embedding",
+    "Linear",
+    "Module",
+    "RNN",
+    "RNNCell",
+    "Sequential",
+]

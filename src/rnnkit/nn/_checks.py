@@ -9,16 +9,22 @@ from rnnkit.nn.module import _to_numpy
 
 
 def float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
-    """``value`` as an array of ``dtype``; TypeError for non-float data, ValueError for NaN/inf."""
+    """``value`` as an array of ``dtype``; TypeError for non-float data, ValueError for NaN/inf
+    (including values too large for ``dtype``)."""
     array = _to_numpy(value)
     if array.dtype.kind != "f":
         raise TypeError(
             f"{name} has dtype {array.dtype}, but layers need floating-point data; "
-            f"convert it first, e.g. {name}.astype(np.float32)"
+            f"convert it first with .astype(np.{np.dtype(dtype).name})"
         )
+    with np.errstate(over="ignore"):
+        array = array.astype(dtype, copy=False)
     if array.size and not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or inf values; clean or mask them before the layer")
-    return array.astype(dtype, copy=False)
+        raise ValueError(
+            f"{name} contains NaN or inf (or values beyond {np.dtype(dtype).name}'s range); "
+            "clean or scale them before the layer"
+        )
+    return array
 
 
 def check_shape(array: np.ndarray, expected: tuple, name: str, meaning: str, fix: str) -> None:
@@ -76,28 +82,79 @@ def sequence_lengths(lengths, batch: int, steps: int) -> np.ndarray | None:
 def state_parts(state, parts: int, shape: tuple, dtype: np.dtype, name: str, meaning: str):
     """A public state (``h``, or ``(h, c)`` when ``parts == 2``) as a tuple of checked arrays.
 
-    ``None`` gives zeros. ``meaning`` names the axes of ``shape`` for the error message.
+    ``None``, for the whole state or for one part, gives zeros. ``meaning`` names the axes of
+    ``shape`` for the error message.
     """
     if state is None:
-        return tuple(np.zeros(shape, dtype=dtype) for _ in range(parts))
-    if parts == 2:
+        state = (None,) * parts
+    elif parts == 2:
         if not isinstance(state, tuple | list) or len(state) != 2:
-            raise TypeError(
-                f"{name} must be a tuple (h, c) for an LSTM, got {type(state).__name__}"
-            )
-        names = (f"{name}[0] (h)", f"{name}[1] (c)")
+            got = f"{len(state)} parts" if isinstance(state, tuple | list) else type(state).__name__
+            raise TypeError(f"{name} must be a tuple (h, c) for an LSTM, got {got}; pass (h, c)")
+    elif isinstance(state, tuple | list):
+        raise TypeError(f"{name} must be one array h, not a {type(state).__name__}; pass h")
     else:
-        if isinstance(state, tuple | list):
-            raise TypeError(f"{name} must be one array h, not a {type(state).__name__}")
-        state, names = (state,), (name,)
-    arrays = tuple(
-        float_array(part, part_name, dtype) for part, part_name in zip(state, names, strict=True)
-    )
-    for array, part_name in zip(arrays, names, strict=True):
+        state = (state,)
+    names = (f"{name}[0] (h)", f"{name}[1] (c)") if parts == 2 else (name,)
+    arrays = []
+    for part, part_name in zip(state, names, strict=True):
+        if part is None:
+            arrays.append(np.zeros(shape, dtype=dtype))
+            continue
+        array = float_array(part, part_name, dtype)
         check_shape(array, shape, part_name, meaning, "pass zeros of that shape or None")
-    return arrays
+        arrays.append(array)
+    return tuple(arrays)
 
 
 def public_state(parts: tuple):
     """The inverse of ``state_parts``: ``h`` for one part, ``(h, c)`` for two."""
     return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def sizes(owner: str, **values) -> None:
+    """TypeError/ValueError unless every size is a positive int."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{owner}: {name} must be at least 1, got {value}")
+
+
+def flags(owner: str, **values) -> None:
+    """TypeError unless every flag is a bool."""
+    for name, value in values.items():
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+
+
+def float_dtype(owner: str, dtype) -> np.dtype:
+    """float32 or float64 as a NumPy dtype; ValueError for anything else."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(
+            f"{owner}: dtype must be float32 or float64, got {dtype}; pick one of them"
+        )
+    return dtype
+
+
+def generator(owner: str, seed) -> np.random.Generator:
+    """A Generator from a seed (an int, or None for fresh entropy)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
+        raise TypeError(f"{owner}: seed must be an int or None, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+def forget_bias(owner: str, value, gates: int, bias: bool) -> None:
+    """ValueError unless ``value`` is None or a finite number given to an LSTM with biases."""
+    if value is None:
+        return
+    if gates != 4:
+        raise ValueError(f"{owner}: forget_bias is for LSTM only; leave it out")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise ValueError(f"{owner}: forget_bias must be a finite number, got {value!r}")
+    if not bias:
+        raise ValueError(f"{owner}: forget_bias needs bias=True; drop one of them")

@@ -13,8 +13,7 @@ from rnnkit.kernels import gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction
 from rnnkit.nn.init import check_scheme, initial_weights
-from rnnkit.nn.module import Module
-from rnnkit.nn.recurrent import check_dtype, check_sizes
+from rnnkit.nn.module import Module, single_use
 
 
 class _Cell(Module):
@@ -37,20 +36,20 @@ class _Cell(Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        check_sizes(name, input_size=input_size, hidden_size=hidden_size)
+        _checks.sizes(name, input_size=input_size, hidden_size=hidden_size)
+        _checks.flags(name, bias=bias)
         check_scheme(init, name)
-        if forget_bias is not None and self._gates != 4:
-            raise ValueError(f"{name}: forget_bias is for LSTMCell only; leave it out")
+        _checks.forget_bias(name, forget_bias, self._gates, bias)
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.bias = bool(bias)
         self.init = init
         self.forget_bias = forget_bias
-        self.rng = np.random.default_rng(seed)
+        self.rng = _checks.generator(name, seed)
+        dtype = _checks.float_dtype(name, dtype)
         weights = initial_weights(
-            init, input_size, hidden_size, self._gates, bias, self.rng, check_dtype(dtype),
-            forget_bias,
-        )  # fmt: skip
+            init, input_size, hidden_size, self._gates, bias, self.rng, dtype, forget_bias
+        )
         for role, value in weights.items():
             self._add_param(role, value)
 
@@ -91,6 +90,8 @@ class _Cell(Module):
                 f"x must have shape (B, input_size={self.input_size}), got {x.shape}; "
                 "for one example add a batch axis (x[None])"
             )
+        if x.shape[0] == 0:
+            raise ValueError(f"x is empty (shape {x.shape}); give at least one example")
         batch = x.shape[0]
         shape = (batch, self.hidden_size)
         state0 = _checks.state_parts(state, self._state_parts, shape, dtype, "state", "(B, H)")
@@ -99,8 +100,6 @@ class _Cell(Module):
         )  # x[None]: (1, B, I), a sequence of one step
 
         def backward(d_state):
-            if self._state_parts == 2 and isinstance(d_state, tuple | list):
-                d_state = tuple(np.zeros(shape, dtype) if d is None else d for d in d_state)
             d_new = _checks.state_parts(
                 d_state, self._state_parts, shape, dtype, "d_state", "(B, H)"
             )
@@ -110,7 +109,8 @@ class _Cell(Module):
                 self.grads[role] += grad
             return dx[0], _checks.public_state(d_state0)
 
-        return _checks.public_state(state_n), backward
+        state_n = tuple(part.copy() for part in state_n)  # the cache keeps its own
+        return _checks.public_state(state_n), single_use(backward)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"

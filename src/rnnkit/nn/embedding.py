@@ -6,7 +6,6 @@ import numpy as np
 
 from rnnkit.nn import _checks
 from rnnkit.nn.module import Module, _to_numpy
-from rnnkit.nn.recurrent import check_dtype, check_sizes
 
 
 class Embedding(Module):
@@ -23,13 +22,13 @@ class Embedding(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+        _checks.sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         self.num_embeddings = int(num_embeddings)
         self.embedding_dim = int(embedding_dim)
         weight = np.random.default_rng(seed).standard_normal(
             (self.num_embeddings, self.embedding_dim)
         )
-        self._add_param("weight", weight.astype(check_dtype(dtype)))
+        self._add_param("weight", weight.astype(_checks.float_dtype("Embedding", dtype)))
 
     def config(self) -> dict:
         return {

@@ -6,7 +6,6 @@ import numpy as np
 
 from rnnkit.nn import _checks
 from rnnkit.nn.module import Module
-from rnnkit.nn.recurrent import check_dtype, check_sizes
 
 
 class Linear(Module):
@@ -27,11 +26,11 @@ class Linear(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        check_sizes("Linear", in_features=in_features, out_features=out_features)
+        _checks.sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.bias = bool(bias)
-        dtype = check_dtype(dtype)
+        dtype = _checks.float_dtype("Linear", dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(self.in_features)
         weight = rng.uniform(-bound, bound, (self.out_features, self.in_features))

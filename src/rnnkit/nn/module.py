@@ -101,6 +101,20 @@ class Module:
             self.params[name][...] = value
 
 
+def single_use(backward):
+    """``backward`` that refuses a second call: gradients would silently count twice."""
+    used = False
+
+    def once(*args, **kwargs):
+        nonlocal used
+        if used:
+            raise RuntimeError("backward was already called for this forward; run forward again")
+        used = True
+        return backward(*args, **kwargs)
+
+    return once
+
+
 def _to_numpy(value) -> np.ndarray:
     """A NumPy array from an array-like or a (possibly grad-tracking) torch tensor."""
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch

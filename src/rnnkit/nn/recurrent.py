@@ -11,33 +11,18 @@ runs over each sequence within its own length (PyTorch's packed-sequence semanti
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from rnnkit.kernels import gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction
 from rnnkit.nn.init import check_scheme, initial_weights
-from rnnkit.nn.module import Module
+from rnnkit.nn.module import Module, single_use
 
 ROLES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 MERGES = ("concat", "sum")
-
-
-def check_sizes(cell_name: str, **sizes: int) -> None:
-    """TypeError/ValueError unless every size is a positive int."""
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise TypeError(f"{cell_name}: {name} must be an int, got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"{cell_name}: {name} must be at least 1, got {value}")
-
-
-def check_dtype(dtype) -> np.dtype:
-    """float32 or float64 as a NumPy dtype; ValueError for anything else."""
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
 
 
 def reverse_in_time(a: np.ndarray, order: np.ndarray | None) -> np.ndarray:
@@ -84,14 +69,21 @@ class _Recurrent(Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        check_sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
-        if not 0.0 <= dropout < 1.0:
+        _checks.sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        _checks.flags(name, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
+        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
+            raise TypeError(f"{name}: dropout must be a number in [0, 1), got {dropout!r}")
+        if not 0 <= dropout < 1:
             raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                f"{name}: dropout acts between layers, so with num_layers=1 it does nothing",
+                stacklevel=3,
+            )
         if merge not in MERGES:
             raise ValueError(f"{name}: merge={merge!r} is not one of {list(MERGES)}")
         check_scheme(init, name)
-        if forget_bias is not None and self._gates != 4:
-            raise ValueError(f"{name}: forget_bias is for LSTM only; leave it out")
+        _checks.forget_bias(name, forget_bias, self._gates, bias)
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
@@ -102,9 +94,9 @@ class _Recurrent(Module):
         self.merge = merge
         self.init = init
         self.forget_bias = forget_bias
-        self.rng = np.random.default_rng(seed)
+        self.rng = _checks.generator(name, seed)
         self.directions = 2 if bidirectional else 1
-        dtype = check_dtype(dtype)
+        dtype = _checks.float_dtype(name, dtype)
         for layer in range(self.num_layers):
             inputs = self.input_size if layer == 0 else self.output_size
             for direction in range(self.directions):
@@ -209,20 +201,14 @@ class _Recurrent(Module):
         result = (output, _checks.public_state(final))
         if not training:
             return result, None
-        done = False
+        output.flags.writeable = False  # backward reads it: editing it would corrupt gradients
 
         def backward(d_output, d_state=None):
-            nonlocal done
-            if done:
-                raise RuntimeError(
-                    "backward was already called for this forward; run forward again first"
-                )
-            done = True
             return self._backward(
                 d_output, d_state, layer_backwards, order, output.shape, stack_shape
             )
 
-        return result, backward
+        return result, single_use(backward)
 
     def _merge(self, outputs: list[np.ndarray]) -> np.ndarray:
         if len(outputs) == 1:

@@ -1,0 +1,1 @@
+"""Files: safetensors reading and writing, atomic writes, and model save/load."""

@@ -1,0 +1,68 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a half-written one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Replace the file at ``path`` with ``data`` (bytes-like) in one step.
+
+    The data goes to a temporary file in the same directory, is flushed to disk, and is then
+    renamed onto ``path``. On any error (or interrupt) the temporary file is removed and the
+    old file at ``path``, if any, is untouched.
+
+    Raises:
+        ValueError: ``path`` is a directory.
+        FileNotFoundError: the directory that should hold ``path`` does not exist.
+        OSError: the write itself failed (disk full, no permission, ...).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"cannot write {path}: it is a directory; give a file path inside it, "
+            f"e.g. {path / 'model.safetensors'}"
+        )
+    directory = path.absolute().parent
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"cannot write {path}: the directory {directory} does not exist; create it first"
+        )
+    temp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # Mode 0o666 lets the umask decide the permissions, as for any newly created file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(temp, flags, 0o666)
+    try:
+        try:
+            remaining = memoryview(data).cast("B")  # bytes, whatever the item size of data
+            while remaining:
+                remaining = remaining[os.write(fd, remaining) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temp)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Flush the directory entry of a rename to disk, where the platform allows it.
+
+    The new file is already in place; this only makes the rename survive a power cut, so
+    platforms or file systems that cannot open or sync a directory (Windows) are skipped.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

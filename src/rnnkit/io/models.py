@@ -1,0 +1,170 @@
+"""Saving and loading models: one safetensors file, no pickle, no code from the file ever runs.
+
+The file holds the model's ``state_dict()`` arrays, and its safetensors metadata holds one key,
+``"rnnkit"``, whose value is the JSON document::
+
+    {"format": "rnnkit-model", "version": 1, "class": "LSTM", "config": {...}, "extra": ...}
+
+``load`` rebuilds the model as ``cls(**config)``, where ``cls`` is looked up by name among the
+classes registered here (never imported by a name the file chose), then copies the arrays in.
+``extra`` is any JSON-able value the caller wants kept with the model (a vocabulary, scaling).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from rnnkit.io.safetensors import read_safetensors, write_safetensors
+from rnnkit.models.language_model import LanguageModel
+from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Module, RNNCell
+
+FORMAT = "rnnkit-model"
+VERSION = 1
+KEY = "rnnkit"
+FIX = "the file is damaged or was not written by rnnkit.save: re-save the model"
+
+_registry: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Let ``load`` rebuild ``cls`` (a Module subclass) by its class name; usable as a decorator.
+
+    The class must define ``config()`` whose values ``cls(**config)`` accepts back.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise TypeError(f"register takes a Module subclass, got {cls!r}")
+    known = _registry.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise ValueError(
+            f"another class named {cls.__name__!r} is already registered ({known.__module__}); "
+            "rename one of them"
+        )
+    _registry[cls.__name__] = cls
+    return cls
+
+
+def registered() -> list[str]:
+    """The names ``load`` knows, sorted."""
+    return sorted(_registry)
+
+
+for _cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, LanguageModel):
+    register(_cls)
+
+
+def save(model: Module, path, extra=None) -> None:
+    """Write ``model`` (its class, config and parameters) and ``extra`` to ``path`` atomically.
+
+    Args:
+        model: an instance of a registered class.
+        path: the file to write (conventionally ``*.safetensors``); its directory must exist.
+        extra: None or a JSON-able value (dicts with str keys, lists, str, finite numbers, bool).
+            Tuples come back as lists.
+    Raises:
+        ValueError: the model's class is not registered, or ``path`` is a directory.
+        TypeError: ``extra`` or the model's config is not JSON-able.
+    """
+    name = type(model).__name__
+    if _registry.get(name) is not type(model):
+        raise ValueError(
+            f"{name} is not a registered model class, so load could not rebuild it; "
+            "register it with rnnkit.io.models.register"
+        )
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "class": name,
+        "config": model.config(),
+        "extra": extra,
+    }
+    try:
+        text = json.dumps(document, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"the model's config and extra must be JSON-able (str keys, lists, str, finite "
+            f"numbers, bool, None): {error}; convert arrays with .tolist()"
+        ) from None
+    write_safetensors(path, model.state_dict(), {KEY: text})
+
+
+def load(path) -> Module:
+    """The model saved at ``path`` by ``save``; see ``load_with_extra`` for the errors."""
+    model, _ = load_with_extra(path)
+    return model
+
+
+def load_with_extra(path) -> tuple[Module, object]:
+    """The model saved at ``path`` and the ``extra`` value saved with it.
+
+    Raises:
+        ValueError: the file is not a valid rnnkit model file (damaged, not safetensors, written
+            by something else, an unknown class, tensors that do not match the config).
+        OSError: the file cannot be opened.
+    """
+    arrays, metadata = read_safetensors(path)
+    document = _document(metadata, path)
+    name, config = document["class"], document["config"]
+    try:
+        model = _registry[name](**config)
+    except (TypeError, ValueError, MemoryError) as error:
+        raise ValueError(f"{path}: its config does not build a {name} ({error}); {FIX}") from None
+    _check_tensors(model, arrays, path)
+    try:
+        model.load_state_dict(arrays)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return model, document["extra"]
+
+
+def _document(metadata: dict, path) -> dict:
+    """The checked rnnkit JSON document from a file's safetensors metadata."""
+    if KEY not in metadata:
+        raise ValueError(
+            f"{path} is not an rnnkit model (its metadata has no {KEY!r} entry); save models "
+            "with rnnkit.save, or read plain tensors with rnnkit.io.safetensors.read_safetensors"
+        )
+    try:
+        document = json.loads(metadata[KEY])
+    except (ValueError, RecursionError) as error:
+        problem = f"the {KEY!r} metadata is not valid JSON ({error})"
+        raise ValueError(f"{path}: {problem}; {FIX}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError(f"{path}: the {KEY!r} metadata lacks the tag format={FORMAT!r}; {FIX}")
+    version = document.get("version")
+    if version != VERSION:
+        raise ValueError(
+            f"{path} has model format version {version!r}, but this rnnkit reads version "
+            f"{VERSION}; load it with the rnnkit version that saved it"
+        )
+    missing = sorted({"class", "config", "extra"} - set(document))
+    if missing:
+        raise ValueError(f"{path}: the {KEY!r} metadata lacks {missing}; {FIX}")
+    name, config = document["class"], document["config"]
+    if not isinstance(name, str) or name not in _registry:
+        raise ValueError(
+            f"{path} holds a model of class {name!r}, which is not registered (known: "
+            f"{registered()}); import the module that registers it before loading"
+        )
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: the saved config is a {type(config).__name__}, not an object")
+    return document
+
+
+def _check_tensors(model: Module, arrays: dict[str, np.ndarray], path) -> None:
+    """ValueError unless the file's tensors have exactly the model's names, shapes and dtypes."""
+    missing = sorted(set(model.params) - set(arrays))
+    unexpected = sorted(set(arrays) - set(model.params))
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: the tensors do not match the saved {type(model).__name__} config "
+            f"(missing {missing}, unexpected {unexpected}); {FIX}"
+        )
+    for name, param in model.params.items():
+        array = arrays[name]
+        if array.shape != param.shape or array.dtype != param.dtype:
+            raise ValueError(
+                f"{path}: tensor {name!r} is {array.dtype} {array.shape}, but the saved config "
+                f"needs {param.dtype} {param.shape}; {FIX}"
+            )

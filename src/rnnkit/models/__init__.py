@@ -1,0 +1,1 @@
+"""Ready models, one per topology: input layer -> recurrent stack -> head."""
