@@ -1,0 +1,323 @@
+"""The training loop: steps of gradient descent on a task, with checkpoints that survive a kill.
+
+A *task* says what a batch is and how the loss is computed; the trainer does the rest (clipping,
+the optimizer step, schedules, validation, early stopping, keeping the best model, logs,
+progress, checkpoints, resuming). A task has three methods:
+
+    batches_per_epoch() -> int
+    train_batch(model, epoch, index, carry) -> (loss, count, carry)
+        forward, loss and backward on batch ``index`` of ``epoch``; gradients accumulate in
+        ``model.grads``. Batches must depend only on (epoch, index) and the task's seed, so that a
+        resumed run sees the same batches. ``carry`` is a tuple of arrays passed from one batch
+        to the next (the hidden state in truncated BPTT), None at the start of every epoch;
+        ``count`` is how many units (tokens, sequences) the batch held, for the speed figure.
+    validate(model) -> dict[str, float]
+        metrics on held-out data, computed on the inference path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.io.files import atomic_write_bytes
+from rnnkit.train import checkpoints
+from rnnkit.train.clip import clip_grad_norm
+from rnnkit.train.progress import Progress
+from rnnkit.train.schedules import ReduceLROnPlateau
+
+
+class Trainer:
+    """Runs ``steps`` (or ``epochs``) optimizer steps of ``task`` on ``model``.
+
+    Args:
+        model: a Module. optimizer: from ``rnnkit.train.optim``, built on ``model``.
+        task: see the module docstring.
+        out_dir: where ``metrics.jsonl``, ``checkpoints/``, ``best.safetensors`` and
+            ``loss.png`` go; None keeps nothing on disk (and cannot resume).
+        steps / epochs: the length of the run (give exactly one).
+        clip_norm: clip the gradients' global L2 norm to this (None: no clipping).
+        schedule: a learning-rate schedule; ``ReduceLROnPlateau`` steps on each validation's
+            monitored metric, the others at the end of each epoch.
+        validate_every: validate every this many steps (None: at the end of each epoch).
+        checkpoint_every: write a checkpoint every this many steps (and always at the end).
+        monitor, mode: the validation metric that decides "best" and early stopping.
+        patience: stop after this many validations without improvement (None: never).
+        callbacks: objects with any of ``on_step(trainer, record)``,
+            ``on_validation(trainer, record)``, ``on_end(trainer)``; setting
+            ``trainer.stop_reason`` stops the run after the current step.
+        extra: JSON-able data saved with checkpoints and the best model (e.g. a vocabulary).
+        progress: show progress (bar on a terminal, log lines otherwise).
+        progress_unit: what the task's ``count`` counts ("tokens", "sequences").
+    """
+
+    def __init__(
+        self,
+        model,
+        optimizer,
+        task,
+        *,
+        out_dir: str | Path | None = None,
+        steps: int | None = None,
+        epochs: int | None = None,
+        clip_norm: float | None = None,
+        schedule=None,
+        validate_every: int | None = None,
+        checkpoint_every: int | None = None,
+        keep_checkpoints: int = 2,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        patience: int | None = None,
+        callbacks=(),
+        extra: dict | None = None,
+        progress: bool = True,
+        progress_unit: str = "steps",
+    ) -> None:
+        if (steps is None) == (epochs is None):
+            raise ValueError("give the run's length as exactly one of steps or epochs")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.model, self.optimizer, self.task = model, optimizer, task
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.batches_per_epoch = task.batches_per_epoch()
+        self.total_steps = steps if steps is not None else epochs * self.batches_per_epoch
+        self.clip_norm, self.schedule = clip_norm, schedule
+        self.validate_every, self.checkpoint_every = validate_every, checkpoint_every
+        self.keep_checkpoints = keep_checkpoints
+        self.monitor, self.mode, self.patience = monitor, mode, patience
+        self.callbacks = list(callbacks)
+        self.extra = extra or {}
+        self.show_progress, self.progress_unit = progress, progress_unit
+        # Where the run is; all of it goes into checkpoints.
+        self.step = self.epoch = self.index = 0
+        self.carry = None
+        self.best: dict | None = None  # {"step": ..., monitor: ...}
+        self.bad_validations = 0
+        self.stop_reason: str | None = None
+        self.failed = False  # True when a non-finite loss or gradient stopped the run
+        self.last_validation: dict | None = None
+        self.history: list[dict] = []  # records of this process (steps and validations)
+
+    # ---------------------------------------------------------------- the loop
+
+    def fit(self, resume: bool = False) -> dict:
+        """Train to the end (or an early stop); returns a summary dict.
+
+        With ``resume``, go on from the newest checkpoint in ``out_dir`` (if any).
+        """
+        if resume:
+            self._resume()
+        progress = (
+            Progress(self.total_steps, unit=self.progress_unit) if self.show_progress else None
+        )
+        self._progress = progress
+        start = time.perf_counter()
+        while self.step < self.total_steps and self.stop_reason is None:
+            record = self._train_step()
+            if record is None:
+                break
+            if progress:
+                progress.update(self.step, record["loss"], record["count"])
+            end_of_epoch = self.index == 0
+            if (self.validate_every and self.step % self.validate_every == 0) or (
+                not self.validate_every and end_of_epoch
+            ):
+                self._validate()
+            if end_of_epoch and self.schedule and not isinstance(self.schedule, ReduceLROnPlateau):
+                self.schedule.step()
+            if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                self.save_checkpoint()
+        if progress:
+            progress.close()
+        if self.out_dir is not None and self.stop_reason is None:
+            self.save_checkpoint()
+        for callback in self.callbacks:
+            if hasattr(callback, "on_end"):
+                callback.on_end(self)
+        return {
+            "steps": self.step,
+            "seconds": time.perf_counter() - start,
+            "best": self.best,
+            "stop_reason": self.stop_reason,
+            "failed": self.failed,
+            "last_validation": self.last_validation,
+        }
+
+    def _train_step(self) -> dict | None:
+        if self.index == 0:
+            self.carry = None  # a new pass over the data starts from a zero state
+        self.optimizer.zero_grad()
+        loss, count, carry = self.task.train_batch(self.model, self.epoch, self.index, self.carry)
+        grad_norm = clip_grad_norm(self.model, self.clip_norm if self.clip_norm else math.inf)
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            self._stop_non_finite(loss)
+            return None
+        self.optimizer.step()
+        self.carry = carry
+        self.step += 1
+        self.index += 1
+        if self.index == self.batches_per_epoch:
+            self.epoch, self.index = self.epoch + 1, 0
+        record = {
+            "kind": "step",
+            "step": self.step,
+            "epoch": self.epoch,
+            "loss": float(loss),
+            "grad_norm": float(grad_norm),
+            "lr": float(self.optimizer.lr),
+            "count": int(count),
+            "time": time.time(),
+        }
+        self._log(record)
+        for callback in self.callbacks:
+            if hasattr(callback, "on_step"):
+                callback.on_step(self, record)
+        return record
+
+    def _stop_non_finite(self, loss: float) -> None:
+        self.failed = True
+        bad = [name for name, grad in self.model.grads.items() if not np.isfinite(grad).all()]
+        where = f"; first non-finite gradient in {bad[0]}" if bad else ""
+        self.stop_reason = (
+            f"stopped at step {self.step + 1}: the loss is {loss} or the gradient is not finite"
+            f"{where}; the last good checkpoint is kept; lower the learning rate or clip harder"
+        )
+        self.message(self.stop_reason)
+
+    def _validate(self) -> None:
+        metrics = {name: float(value) for name, value in self.task.validate(self.model).items()}
+        record = {"kind": "validation", "step": self.step, "epoch": self.epoch, **metrics}
+        self.last_validation = record
+        value = metrics.get(self.monitor)
+        improved = value is not None and (
+            self.best is None
+            or (
+                value < self.best[self.monitor]
+                if self.mode == "min"
+                else value > self.best[self.monitor]
+            )
+        )
+        if improved:
+            self.best = {"step": self.step, self.monitor: value}
+            self.bad_validations = 0
+            if self.out_dir is not None:
+                from rnnkit.io.models import save  # late import: io.models registers the models
+
+                save(self.model, self.out_dir / "best.safetensors", extra=self.extra)
+        else:
+            self.bad_validations += 1
+        if isinstance(self.schedule, ReduceLROnPlateau) and value is not None:
+            self.schedule.step(value)
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+        self.message(f"step {self.step}: {shown}" + (" (best)" if improved else ""))
+        self._log(record)
+        for callback in self.callbacks:
+            if hasattr(callback, "on_validation"):
+                callback.on_validation(self, record)
+        if self.patience is not None and self.bad_validations >= self.patience:
+            self.stop_reason = (
+                f"early stop at step {self.step}: {self.monitor} has not improved for "
+                f"{self.patience} validations (best {self.best})"
+            )
+            self.message(self.stop_reason)
+
+    def message(self, text: str) -> None:
+        """Print a line beside the progress display."""
+        progress = getattr(self, "_progress", None)
+        if progress is not None:
+            progress.message(text)
+        else:
+            print(text, flush=True)
+
+    # ---------------------------------------------------------------- logs
+
+    def _log(self, record: dict) -> None:
+        self.history.append(record)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+
+    def _truncate_log(self) -> None:
+        """Drop log records after the resumed step (they came from work the kill lost)."""
+        path = self.out_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and _complete_record(line) and json.loads(line)["step"] <= self.step
+        ]
+        atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def save_checkpoint(self) -> Path | None:
+        """Write everything the run needs to continue exactly from here."""
+        if self.out_dir is None:
+            return None
+        arrays = {f"model/{name}": value for name, value in self.model.params.items()}
+        optimizer_scalars = {}
+        for key, value in self.optimizer.state_dict().items():
+            if isinstance(value, np.ndarray):
+                arrays[f"optimizer/{key}"] = value
+            else:
+                optimizer_scalars[key] = value
+        for position, value in enumerate(self.carry or ()):
+            arrays[f"carry/{position}"] = value
+        state = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "index": self.index,
+            "carry_parts": None if self.carry is None else len(self.carry),
+            "optimizer": optimizer_scalars,
+            "schedule": self.schedule.state_dict() if self.schedule else None,
+            "generators": {
+                name: generator.bit_generator.state
+                for name, generator in self.model.generators().items()
+            },
+            "best": self.best,
+            "bad_validations": self.bad_validations,
+            "extra": self.extra,
+        }
+        return checkpoints.write_checkpoint(
+            self.out_dir / "checkpoints", self.step, arrays, state, self.keep_checkpoints
+        )
+
+    def _resume(self) -> None:
+        if self.out_dir is None:
+            raise ValueError("resume needs out_dir: that is where the checkpoints are")
+        found = checkpoints.list_checkpoints(self.out_dir / "checkpoints")
+        if not found:
+            self.message(f"no checkpoint in {self.out_dir / 'checkpoints'}; starting afresh")
+            return
+        arrays, state = checkpoints.read_checkpoint(found[-1])
+        self.model.load_state_dict(checkpoints.split_prefix(arrays, "model"))
+        self.optimizer.load_state_dict(
+            {**state["optimizer"], **checkpoints.split_prefix(arrays, "optimizer")}
+        )
+        if self.schedule and state["schedule"] is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        generators = self.model.generators()
+        for name, generator_state in state["generators"].items():
+            generators[name].bit_generator.state = generator_state
+        carry = checkpoints.split_prefix(arrays, "carry")
+        parts = state["carry_parts"]
+        self.carry = None if parts is None else tuple(carry[str(i)] for i in range(parts))
+        self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
+        self.best, self.bad_validations = state["best"], state["bad_validations"]
+        self._truncate_log()
+        self.message(f"resumed from {found[-1]} at step {self.step}")
+
+
+def _complete_record(line: str) -> bool:
+    """Whether a log line is a whole JSON record (a kill can leave half a line)."""
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
