@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -32,7 +33,7 @@ class Progress:
         self.unit = unit
         self.start_time = time.perf_counter()
         self.start_step: int | None = None
-        self.last_draw = 0.0
+        self.last_draw = -math.inf  # the first update always draws
         self.count = 0
 
     def update(self, step: int, loss: float, count: int = 1) -> None:

@@ -8,8 +8,9 @@ progress, checkpoints, resuming). A task has three methods:
     train_batch(model, epoch, index, carry) -> (loss, count, carry)
         forward, loss and backward on batch ``index`` of ``epoch``; gradients accumulate in
         ``model.grads``. Batches must depend only on (epoch, index) and the task's seed, so that a
-        resumed run sees the same batches. ``carry`` is a tuple of arrays passed from one batch
-        to the next (the hidden state in truncated BPTT), None at the start of every epoch;
+        resumed run sees the same batches. ``carry`` is an array or a tuple of arrays passed
+        from one batch to the next (the hidden state ``h`` or ``(h, c)`` in truncated BPTT),
+        None at the start of every epoch;
         ``count`` is how many units (tokens, sequences) the batch held, for the speed figure.
     validate(model) -> dict[str, float]
         metrics on held-out data, computed on the inference path.
@@ -17,8 +18,10 @@ progress, checkpoints, resuming). A task has three methods:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import numbers
 import time
 from pathlib import Path
 
@@ -44,7 +47,8 @@ class Trainer:
         schedule: a learning-rate schedule; ``ReduceLROnPlateau`` steps on each validation's
             monitored metric, the others at the end of each epoch.
         validate_every: validate every this many steps (None: at the end of each epoch).
-        checkpoint_every: write a checkpoint every this many steps (and always at the end).
+        checkpoint_every: write a checkpoint every this many steps (and always at the end,
+            unless the run failed). keep_checkpoints: how many of the newest to keep.
         monitor, mode: the validation metric that decides "best" and early stopping.
         patience: stop after this many validations without improvement (None: never).
         callbacks: objects with any of ``on_step(trainer, record)``,
@@ -53,6 +57,9 @@ class Trainer:
         extra: JSON-able data saved with checkpoints and the best model (e.g. a vocabulary).
         progress: show progress (bar on a terminal, log lines otherwise).
         progress_unit: what the task's ``count`` counts ("tokens", "sequences").
+
+    A run that does not resume starts a new log in ``out_dir``; it refuses (ValueError) to start
+    where an earlier run left checkpoints, which would otherwise mix with its own.
     """
 
     def __init__(
@@ -81,6 +88,11 @@ class Trainer:
             raise ValueError("give the run's length as exactly one of steps or epochs")
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        _check_counts(
+            steps=steps, epochs=epochs, validate_every=validate_every,
+            checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+            patience=patience,
+        )  # fmt: skip
         self.model, self.optimizer, self.task = model, optimizer, task
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.batches_per_epoch = task.batches_per_epoch()
@@ -111,6 +123,8 @@ class Trainer:
         """
         if resume:
             self._resume()
+        elif self.step == 0:
+            self._start_fresh()
         progress = (
             Progress(self.total_steps, unit=self.progress_unit) if self.show_progress else None
         )
@@ -123,9 +137,10 @@ class Trainer:
             if progress:
                 progress.update(self.step, record["loss"], record["count"])
             end_of_epoch = self.index == 0
-            if (self.validate_every and self.step % self.validate_every == 0) or (
+            due = (self.validate_every and self.step % self.validate_every == 0) or (
                 not self.validate_every and end_of_epoch
-            ):
+            )
+            if due and self.stop_reason is None:
                 self._validate()
             if end_of_epoch and self.schedule and not isinstance(self.schedule, ReduceLROnPlateau):
                 self.schedule.step()
@@ -133,7 +148,8 @@ class Trainer:
                 self.save_checkpoint()
         if progress:
             progress.close()
-        if self.out_dir is not None and self.stop_reason is None:
+        saved = self.checkpoint_every and self.step % self.checkpoint_every == 0
+        if self.out_dir is not None and not self.failed and not saved:
             self.save_checkpoint()
         for callback in self.callbacks:
             if hasattr(callback, "on_end"):
@@ -154,10 +170,21 @@ class Trainer:
         loss, count, carry = self.task.train_batch(self.model, self.epoch, self.index, self.carry)
         grad_norm = clip_grad_norm(self.model, self.clip_norm if self.clip_norm else math.inf)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            self._stop_non_finite(loss)
+            bad = _first_non_finite(self.model.grads)
+            problems = [f"the loss is {loss}"] if not math.isfinite(loss) else []
+            if bad is not None:
+                problems.append(f"the gradient of {bad} is not finite")
+            elif not math.isfinite(grad_norm):
+                problems.append(f"the gradient norm is {grad_norm}")
+            self._fail(" and ".join(problems) + " (the step was not applied)")
             return None
         self.optimizer.step()
+        bad = _first_non_finite(self.model.params)
+        if bad is not None:  # a finite gradient times a huge learning rate can overflow
+            self._fail(f"the update made {bad} not finite (the model in memory is broken)")
+            return None
         self.carry = carry
+        epoch = self.epoch  # the epoch this batch belongs to
         self.step += 1
         self.index += 1
         if self.index == self.batches_per_epoch:
@@ -165,7 +192,7 @@ class Trainer:
         record = {
             "kind": "step",
             "step": self.step,
-            "epoch": self.epoch,
+            "epoch": epoch,
             "loss": float(loss),
             "grad_norm": float(grad_norm),
             "lr": float(self.optimizer.lr),
@@ -178,29 +205,28 @@ class Trainer:
                 callback.on_step(self, record)
         return record
 
-    def _stop_non_finite(self, loss: float) -> None:
+    def _fail(self, problem: str) -> None:
+        """Stop the run as failed at the step being taken; no checkpoint is written after."""
         self.failed = True
-        bad = [name for name, grad in self.model.grads.items() if not np.isfinite(grad).all()]
-        where = f"; first non-finite gradient in {bad[0]}" if bad else ""
         self.stop_reason = (
-            f"stopped at step {self.step + 1}: the loss is {loss} or the gradient is not finite"
-            f"{where}; the last good checkpoint is kept; lower the learning rate or clip harder"
+            f"stopped at step {self.step + 1}: {problem}; the last good checkpoint is kept; "
+            "lower the learning rate or clip harder"
         )
         self.message(self.stop_reason)
 
     def _validate(self) -> None:
         metrics = {name: float(value) for name, value in self.task.validate(self.model).items()}
+        if self.monitor not in metrics:
+            raise ValueError(
+                f"monitor={self.monitor!r} is not among the task's validation metrics "
+                f"{sorted(metrics)}; set monitor to one of them"
+            )
         record = {"kind": "validation", "step": self.step, "epoch": self.epoch, **metrics}
         self.last_validation = record
-        value = metrics.get(self.monitor)
-        improved = value is not None and (
-            self.best is None
-            or (
-                value < self.best[self.monitor]
-                if self.mode == "min"
-                else value > self.best[self.monitor]
-            )
-        )
+        value = metrics[self.monitor]
+        best = None if self.best is None else self.best[self.monitor]
+        better = best is None or (value < best if self.mode == "min" else value > best)
+        improved = math.isfinite(value) and better  # a NaN validation is never the best
         if improved:
             self.best = {"step": self.step, self.monitor: value}
             self.bad_validations = 0
@@ -210,7 +236,7 @@ class Trainer:
                 save(self.model, self.out_dir / "best.safetensors", extra=self.extra)
         else:
             self.bad_validations += 1
-        if isinstance(self.schedule, ReduceLROnPlateau) and value is not None:
+        if isinstance(self.schedule, ReduceLROnPlateau):
             self.schedule.step(value)
         shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
         self.message(f"step {self.step}: {shown}" + (" (best)" if improved else ""))
@@ -242,6 +268,21 @@ class Trainer:
             with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
 
+    def _start_fresh(self) -> None:
+        """Begin a new run in ``out_dir``: refuse an earlier run's checkpoints (a resume would
+        pick theirs, and they would push this run's own out); drop a log without checkpoints
+        (from a run killed before its first one)."""
+        if self.out_dir is None:
+            return
+        found = checkpoints.list_checkpoints(self.out_dir / "checkpoints")
+        if found:
+            raise ValueError(
+                f"{self.out_dir} holds checkpoints of an earlier run (newest {found[-1].name}); "
+                f"resume it (resume=True, --resume), give another output directory, or delete "
+                f"{found[-1].parent}"
+            )
+        (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
+
     def _truncate_log(self) -> None:
         """Drop log records after the resumed step (they came from work the kill lost)."""
         path = self.out_dir / "metrics.jsonl"
@@ -267,13 +308,16 @@ class Trainer:
                 arrays[f"optimizer/{key}"] = value
             else:
                 optimizer_scalars[key] = value
-        for position, value in enumerate(self.carry or ()):
+        carry = (self.carry,) if isinstance(self.carry, np.ndarray) else self.carry or ()
+        for position, value in enumerate(carry):
             arrays[f"carry/{position}"] = value
         state = {
             "step": self.step,
             "epoch": self.epoch,
             "index": self.index,
-            "carry_parts": None if self.carry is None else len(self.carry),
+            "carry_parts": None if self.carry is None else len(carry),
+            "carry_is_array": isinstance(self.carry, np.ndarray),
+            "model": self._architecture(),
             "optimizer": optimizer_scalars,
             "schedule": self.schedule.state_dict() if self.schedule else None,
             "generators": {
@@ -288,12 +332,20 @@ class Trainer:
             self.out_dir / "checkpoints", self.step, arrays, state, self.keep_checkpoints
         )
 
+    def _architecture(self) -> dict:
+        """The model's class and constructor arguments, so a checkpoint says what it holds."""
+        architecture = {"class": type(self.model).__name__}
+        with contextlib.suppress(NotImplementedError):  # a composite such as Sequential
+            architecture["config"] = self.model.config()
+        return architecture
+
     def _resume(self) -> None:
         if self.out_dir is None:
             raise ValueError("resume needs out_dir: that is where the checkpoints are")
         found = checkpoints.list_checkpoints(self.out_dir / "checkpoints")
         if not found:
             self.message(f"no checkpoint in {self.out_dir / 'checkpoints'}; starting afresh")
+            self._start_fresh()
             return
         arrays, state = checkpoints.read_checkpoint(found[-1])
         self.model.load_state_dict(checkpoints.split_prefix(arrays, "model"))
@@ -308,10 +360,28 @@ class Trainer:
         carry = checkpoints.split_prefix(arrays, "carry")
         parts = state["carry_parts"]
         self.carry = None if parts is None else tuple(carry[str(i)] for i in range(parts))
+        if state.get("carry_is_array"):
+            (self.carry,) = self.carry
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
         self.best, self.bad_validations = state["best"], state["bad_validations"]
         self._truncate_log()
         self.message(f"resumed from {found[-1]} at step {self.step}")
+
+
+def _check_counts(**counts) -> None:
+    """TypeError/ValueError unless each count is None or an int >= 1."""
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"Trainer: {name} must be an int or None, got {value!r}")
+        if value < 1:
+            raise ValueError(f"Trainer: {name} must be at least 1, got {value}")
+
+
+def _first_non_finite(arrays: dict[str, np.ndarray]) -> str | None:
+    """The name of the first array holding NaN or inf, None if all are finite."""
+    return next((name for name, array in arrays.items() if not np.isfinite(array).all()), None)
 
 
 def _complete_record(line: str) -> bool:
