@@ -14,7 +14,8 @@ def test_readme_has_python_examples():
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_example_runs_and_prints_what_its_comments_say(code, capsys):
+def test_readme_example_runs_and_prints_what_its_comments_say(code, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples may write files
     exec(compile(code, str(README), "exec"), {})
     printed = capsys.readouterr().out.splitlines()
     promised = [

@@ -1,1 +1,31 @@
-"""Training: losses (each returns the loss and its gradient), optimizers and the training loop."""
+"""Training: losses (each returns the loss and its gradient), optimizers, schedules, clipping,
+truncated BPTT and the training loop."""
+
+from rnnkit.train.batching import epoch_batches
+from rnnkit.train.clip import clip_grad_norm, clip_grad_value, global_norm
+from rnnkit.train.losses import binary_cross_entropy, cross_entropy, mae, mse
+from rnnkit.train.optim import SGD, Adagrad, Adam, AdamW, RMSprop
+from rnnkit.train.schedules import CosineAnnealingLR, ReduceLROnPlateau, StepLR
+from rnnkit.train.tbptt import truncated_bptt
+from rnnkit.train.trainer import Trainer
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "RMSprop",
+    "ReduceLROnPlateau",
+    "StepLR",
+    "Trainer",
+    "binary_cross_entropy",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "cross_entropy",
+    "epoch_batches",
+    "global_norm",
+    "mae",
+    "mse",
+    "truncated_bptt",
+]
