@@ -1,8 +1,12 @@
 """The rnnkit command: the language-model workflow and its errors, run as a user would."""
 
 import json
+import math
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -25,12 +29,34 @@ def rnnkit(*args, cwd=None):
     )
 
 
+def logged(out) -> list[dict]:
+    """The whole records of ``out/metrics.jsonl`` so far (a line being written is skipped)."""
+    path = out / "metrics.jsonl"
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def last_step(out) -> int:
+    return max((record["step"] for record in logged(out)), default=0)
+
+
+def final_validation_loss(out) -> float:
+    return [record for record in logged(out) if record["kind"] == "validation"][-1]["val_loss"]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny language model trained through the command line."""
+    """A tiny language model trained through the command line, and some bad files."""
     folder = tmp_path_factory.mktemp("lm")
     text = folder / "play.txt"
     text.write_text(TEXT, encoding="utf-8")
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    (folder / "binary.txt").write_bytes(b"ROMEO\xff\xfe\x00\x01")
     out = folder / "run"
     result = rnnkit(
         "train", "--text", text, "--steps", 12, "--hidden", 16, "--layers", 1, "--embedding", 8,
@@ -38,6 +64,8 @@ def trained(tmp_path_factory):
         "--checkpoint-every", 6,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    model = (out / "model.safetensors").read_bytes()
+    (folder / "truncated.safetensors").write_bytes(model[: len(model) // 2])
     return folder, text, out, result
 
 
@@ -47,6 +75,13 @@ def test_train_saves_the_model_and_prints_a_sample(trained):
     assert (out / "metrics.jsonl").is_file()
     assert "bits/char" in result.stdout
     assert "trained 12 steps" in result.stdout
+
+
+def test_train_prints_validation_losses_and_samples(trained):
+    _, _, _, result = trained
+    for step in (6, 12):
+        assert f"step {step}: val_loss" in result.stderr
+        assert f"sample at step {step}:\n" in result.stderr
 
 
 def test_generate_prints_the_prime_and_its_continuation(trained):
@@ -68,25 +103,105 @@ def test_evaluate_json_has_consistent_figures(trained):
     assert figures["perplexity"] == pytest.approx(2.718281828459045 ** figures["loss"])
 
 
+def test_word_level_trains_generates_and_evaluates(trained, tmp_path):
+    _, text, _, _ = trained
+    out = tmp_path / "words"
+    result = rnnkit(
+        "train", "--text", text, "--level", "word", "--tie-weights", "--embedding", 16,
+        "--hidden", 16, "--layers", 1, "--batch", 2, "--seq-len", 10, "--steps", 6,
+        "--validate-every", 3, "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "vocabulary of 33 word tokens" in result.stdout  # 32 words, marks, newline; <unk>
+
+    model = out / "model.safetensors"
+    result = rnnkit("generate", model, "--prime", "But zebra", "--length", 8, "--seed", 0)
+    assert result.returncode == 0, result.stderr  # 'zebra' is unknown: read as <unk>
+    assert result.stdout.startswith("But zebra ") and len(result.stdout.split()) >= 2 + 4
+
+    result = rnnkit("evaluate", model, "--text", text, "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    nats = figures["loss"] * figures["tokens"]
+    predicted_chars = len(TEXT) - len("ROMEO")  # every character after the first word
+    assert figures["bits_per_char"] == pytest.approx(nats / predicted_chars / math.log(2))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["generate", "{model}", "--prime", "Zounds!"], "never saw"),
-        (["generate", "{folder}/missing.safetensors"], "missing.safetensors"),
+        (["generate", "{folder}/missing.safetensors"], "missing.safetensors: no such file"),
         (["generate", "{text}"], "not a valid safetensors file"),
-        (["evaluate", "{model}", "--text", "{folder}/missing.txt"], "no such file"),
-        (["train", "--text", "{folder}/missing.txt", "--out", "{folder}/x"], "no such file"),
+        (["generate", "{folder}"], "is a directory"),
+        (["generate", "{folder}/truncated.safetensors"], "not a valid safetensors file"),
         (["generate", "{model}", "--temperature", "0"], "temperature must be > 0"),
+        (["evaluate", "{model}", "--text", "{folder}/missing.txt"], "no such file"),
+        (["evaluate", "{model}", "--text", "{folder}/binary.txt"], "is not UTF-8"),
+        (["train", "--text", "{folder}/missing.txt"], "no such file"),
+        (["train", "--text", "{folder}/empty.txt"], "empty.txt is empty"),
+        (["train", "--text", "{folder}/binary.txt"], "binary.txt is not UTF-8"),
+        (["train", "--text", "{text}", "--steps", "0"], "argument --steps: must be at least 1"),
+        (["train", "--text", "{text}", "--hidden", "-3"], "argument --hidden: must be at least"),
+        (["train", "--text", "{text}", "--steps", "two"], "argument --steps: expected a whole"),
+        (["train", "--text", "{text}", "--dropout", "1.5"], "dropout must be in [0, 1)"),
+        (["train", "--text", "{text}", "--val-fraction", "0"], "val_fraction must be in (0, 1)"),
+        (["train", "--text", "{text}", "--lr", "0"], "lr must be a finite number > 0"),
+        (["train", "--text", "{text}", "--clip", "-1"], "clip must be a finite number > 0"),
+        (["train", "--text", "{text}", "--tie-weights"], "set --embedding 256"),
+        (["train", "--text", "{text}", "--batch", "64"], "too few for --batch 64 x --seq-len 100"),
+        (["train", "--text", "{text}", "--batch", "2", "--val-fraction", "1e-4"], "raise --val"),
     ],
 )
-def test_bad_input_gives_one_line_and_exit_status_2(trained, args, message):
+def test_bad_input_gives_one_line_and_exit_status_2(trained, tmp_path, args, message):
     folder, text, out, _ = trained
     names = {"model": out / "model.safetensors", "folder": folder, "text": text}
-    result = rnnkit(*[arg.format(**names) for arg in args])
+    new_out = tmp_path / "out"
+    extra = ["--out", str(new_out)] if args[0] == "train" else []
+    result = rnnkit(*[arg.format(**names) for arg in args], *extra)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"rnnkit {args[0]}: error: ")
     assert message in result.stderr
+    assert not new_out.exists()  # nothing written, not even the folder
+
+
+def test_argparse_errors_are_one_exact_line(tmp_path):
+    result = rnnkit("train", "--steps", 0, "--out", tmp_path / "out")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "rnnkit train: error: argument --steps: must be at least 1, got 0\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_sigkill_then_resume_ends_where_an_uninterrupted_run_ends(trained, tmp_path):
+    _, text, _, _ = trained
+    options = [
+        "train", "--text", text, "--steps", 300, "--hidden", 32, "--layers", 2, "--embedding", 8,
+        "--batch", 4, "--seq-len", 20, "--dropout", 0.1, "--checkpoint-every", 50,
+        "--validate-every", 100, "--seed", 3,
+    ]  # fmt: skip
+    whole = rnnkit(*options, "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "rnnkit.cli", *map(str, options), "--out", str(out)]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while last_step(out) <= 60 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert run.poll() is None, "the run ended before it could be killed: make it longer"
+        os.kill(run.pid, signal.SIGKILL)
+    finally:
+        run.kill()
+        run.wait()
+    assert 60 < last_step(out) < 300
+
+    resumed = rnnkit(*options, "--out", out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout + resumed.stderr
+    assert final_validation_loss(out) == final_validation_loss(tmp_path / "whole")
 
 
 def test_help_lists_the_commands():
@@ -94,3 +209,21 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ("train", "generate", "evaluate"):
         assert command in result.stdout
+
+
+def test_help_of_train_shows_the_way_to_its_options():
+    assert "rnnkit train lm --help" in rnnkit("train", "--help").stdout
+    result = rnnkit("train", "lm", "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: rnnkit train [-h]") and "--tie-weights" in result.stdout
+
+
+def test_resume_on_other_text_is_refused(trained, tmp_path):
+    folder, _, out, _ = trained
+    other = tmp_path / "other.txt"
+    other.write_text("xyz " * 2000, encoding="utf-8")
+    result = rnnkit("train", "--text", other, "--out", out, "--resume", "--steps", 20,
+                    "--hidden", 16, "--layers", 1, "--embedding", 8, "--batch", 4,
+                    "--seq-len", 20)  # fmt: skip
+    assert result.returncode == 2
+    assert "another vocabulary" in result.stderr

@@ -4,8 +4,8 @@
     rnnkit generate MODEL --prime TEXT   continue a text with a trained language model
     rnnkit evaluate MODEL --text FILE    loss, perplexity and bits per character on a text
 
-Errors in what the user gave end the command with one line on stderr and exit status 2
-(set RNNKIT_DEBUG=1 to see the traceback instead).
+Errors in what the user gave (options, files, models) end the command with one line on stderr
+and exit status 2, before anything is written (set RNNKIT_DEBUG=1 to see the traceback instead).
 """
 
 from __future__ import annotations
@@ -19,11 +19,28 @@ from dataclasses import fields
 TRAIN_TASKS = ("lm",)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block), with exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def _add_lm_options(parser: argparse.ArgumentParser) -> None:
@@ -38,16 +55,19 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
     add("--embedding", type=_positive_int, default=defaults["embedding"], help="embedding size")
     add("--hidden", type=_positive_int, default=defaults["hidden"], help="hidden units per layer")
     add("--layers", type=_positive_int, default=defaults["layers"])
-    add("--dropout", type=float, default=defaults["dropout"])
+    add("--dropout", type=_number, default=defaults["dropout"],
+        help="probability of zeroing a unit in training, in [0, 1)")  # fmt: skip
+    add("--tie-weights", action="store_true",
+        help="output weights = the embedding matrix (needs --embedding = --hidden)")  # fmt: skip
     add("--seq-len", type=_positive_int, default=defaults["seq_len"], help="BPTT window (tokens)")
     add("--batch", type=_positive_int, default=defaults["batch"])
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=_positive_int, default=None,
                         help=f"optimizer steps (default {defaults['steps']})")  # fmt: skip
     length.add_argument("--epochs", type=_positive_int, default=None)
-    add("--lr", type=float, default=defaults["lr"], help="Adam learning rate")
-    add("--clip", type=float, default=defaults["clip"], help="clip the gradient norm to this")
-    add("--val-fraction", type=float, default=defaults["val_fraction"],
+    add("--lr", type=_number, default=defaults["lr"], help="Adam learning rate")
+    add("--clip", type=_number, default=defaults["clip"], help="clip the gradient norm to this")
+    add("--val-fraction", type=_number, default=defaults["val_fraction"],
         help="share of the text (its end) held out for validation")  # fmt: skip
     add("--min-count", type=_positive_int, default=defaults["min_count"],
         help="word level: words seen fewer times become <unk>")  # fmt: skip
@@ -59,25 +79,34 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--temperature", type=_number, default=0.8)
     parser.add_argument("--top-k", type=_positive_int, default=None)
-    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--top-p", type=_number, default=None)
     parser.add_argument("--seed", type=int, default=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rnnkit", description="Recurrent neural networks with exact BPTT, in NumPy."
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a model (default task: lm)")
+    train = commands.add_parser(
+        "train",
+        help="train a model (default task: lm)",
+        epilog="'rnnkit train' is 'rnnkit train lm'; its options: rnnkit train lm --help",
+    )
     tasks = train.add_subparsers(dest="task", required=True)
-    _add_lm_options(tasks.add_parser("lm", help="character- or word-level language model"))
+    lm = tasks.add_parser(
+        "lm", prog="rnnkit train", help="character- or word-level language model"
+    )  # prog: errors read 'rnnkit train: error: ...', as for the command's other errors
+    _add_lm_options(lm)
 
     generate = commands.add_parser("generate", help="continue a text with a language model")
     generate.add_argument("model", help="a model.safetensors written by 'rnnkit train lm'")
-    generate.add_argument("--prime", default="\n", help="the text to continue")
+    generate.add_argument(
+        "--prime", default="\n", help="the text to continue (word level: unknown words are <unk>)"
+    )
     generate.add_argument("--length", type=_positive_int, default=500, help="tokens to draw")
     _add_sampling_options(generate)
 
@@ -86,16 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text", required=True, metavar="FILE")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
-
-
-def _load_language_model(path: str):
-    from rnnkit.data.vocabulary import Vocabulary
-    from rnnkit.io.models import load_with_extra
-
-    model, extra = load_with_extra(path)
-    if "vocabulary" not in extra:
-        raise ValueError(f"{path} is not a language model (it has no vocabulary)")
-    return model, Vocabulary.from_json(extra["vocabulary"])
 
 
 def _train(args) -> None:
@@ -118,9 +137,11 @@ def _train(args) -> None:
 
 
 def _generate(args) -> None:
-    from rnnkit.models.sampling import complete
+    from rnnkit.models.sampling import check_sampling, complete
+    from rnnkit.tasks.language_modeling import load_language_model
 
-    model, vocabulary = _load_language_model(args.model)
+    check_sampling(args.temperature, args.top_k, args.top_p)
+    model, vocabulary = load_language_model(args.model)
     text = complete(
         model, vocabulary, args.prime, args.length, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed,
@@ -129,15 +150,10 @@ def _generate(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from pathlib import Path
+    from rnnkit.tasks.language_modeling import evaluate_text, load_language_model, read_text
 
-    from rnnkit.tasks.language_modeling import evaluate_text
-
-    model, vocabulary = _load_language_model(args.model)
-    path = Path(args.text)
-    if not path.is_file():
-        raise FileNotFoundError(f"--text {args.text}: no such file")
-    result = evaluate_text(model, vocabulary, path.read_text(encoding="utf-8"))
+    model, vocabulary = load_language_model(args.model)
+    result = evaluate_text(model, vocabulary, read_text(args.text))
     if args.json:
         print(json.dumps(result))
     else:

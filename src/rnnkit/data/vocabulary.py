@@ -3,7 +3,7 @@
 Character level: every distinct character of the training text is a token; text with a character
 the model never saw is refused with an error naming it. Word level: words, punctuation marks and
 newlines are tokens (whitespace between them is dropped, and restored as single spaces on
-decoding); words rarer than ``min_count`` map to ``<unk>``.
+decoding); words rarer than ``min_count``, and words never seen in training, map to ``<unk>``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 LEVELS = ("char", "word")
 UNK = "<unk>"
 _WORD = re.compile(r"\n|[A-Za-z]+(?:'[A-Za-z]+)*|\d+|[^\sA-Za-z\d]")  # words, numbers, marks
+_CLOSING = ".,;:!?)]"  # marks written without a space before them
 
 
 def split_tokens(text: str, level: str) -> list[str]:
@@ -23,6 +24,17 @@ def split_tokens(text: str, level: str) -> list[str]:
     if level == "char":
         return list(text)
     return _WORD.findall(text)
+
+
+def first_token_end(text: str, level: str) -> int:
+    """The number of characters of ``text`` up to the end of its first token (0 if it has none).
+
+    The characters after it are those a language model predicts when it reads ``text``.
+    """
+    if level == "char":
+        return min(len(text), 1)
+    match = _WORD.search(text)
+    return 0 if match is None else match.end()
 
 
 class Vocabulary:
@@ -75,11 +87,30 @@ class Vocabulary:
         if self.level == "char":
             return "".join(tokens)
         text = re.sub(r" ?\n ?", "\n", " ".join(tokens))
-        return re.sub(r" ([.,;:!?)\]])", r"\1", text)  # no space before closing marks
+        return re.sub(f" ([{re.escape(_CLOSING)}])", r"\1", text)  # no space before closing marks
+
+    def decode_after(self, prime: str, ids) -> str:
+        """The text of ``ids`` as it continues ``prime``: at word level with the space that
+        separates it from the prime (none after whitespace, before a newline or a closing mark).
+        """
+        text = self.decode(ids)
+        if self.level == "char" or not (prime and text) or prime[-1].isspace():
+            return text
+        return text if text[0] in "\n" + _CLOSING else " " + text
 
     def to_json(self) -> dict:
         return {"level": self.level, "tokens": self.tokens}
 
     @classmethod
     def from_json(cls, data: dict) -> Vocabulary:
-        return cls(data["tokens"], data["level"])
+        """The vocabulary saved by ``to_json``; ValueError if ``data`` is not one."""
+        if not (
+            isinstance(data, dict)
+            and isinstance(data.get("tokens"), list)
+            and all(isinstance(token, str) for token in data["tokens"])
+        ):
+            raise ValueError(
+                "the saved vocabulary is not an object with a list of string tokens; "
+                "the model file is damaged: re-train or re-save it"
+            )
+        return cls(data["tokens"], data.get("level"))

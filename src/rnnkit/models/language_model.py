@@ -2,6 +2,11 @@
 
 Many-to-many, aligned: the output at step t predicts token t + 1. Trained by truncated BPTT over a
 continuous stream, the state carried from one window to the next.
+
+Weight tying (Press & Wolf 2017, "Using the Output Embedding to Improve Language Models"; PyTorch's
+``decoder.weight = encoder.weight``): the output layer's weight is the embedding matrix itself. The
+matrix appears once among the parameters (``embedding.weight``); the output layer only owns its
+bias (``head.bias``) and adds its share of the matrix's gradient to the embedding's.
 """
 
 from __future__ import annotations
@@ -17,11 +22,53 @@ from rnnkit.nn.recurrent import GRU, LSTM, RNN
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
+class TiedOutput(Module):
+    """The output layer of a tied model: logits = h @ E.T + bias, E the embedding matrix (V, H).
+
+    Parameter ``bias`` (V,), drawn from U(-1/sqrt(H), 1/sqrt(H)) as ``Linear``'s is. E belongs to
+    ``embedding``; the gradient of E from this layer accumulates in ``embedding.grads['weight']``.
+    Input (..., H) -> logits (..., V).
+    """
+
+    def __init__(self, embedding: Embedding, *, seed: int | None = None) -> None:
+        super().__init__()
+        self.embedding = embedding
+        weight = embedding.params["weight"]
+        bound = 1.0 / np.sqrt(embedding.embedding_dim)
+        bias = np.random.default_rng(seed).uniform(-bound, bound, embedding.num_embeddings)
+        self._add_param("bias", bias.astype(weight.dtype))
+
+    def __call__(self, h: np.ndarray) -> np.ndarray:
+        """Inference: logits (..., V) for hidden states (..., H)."""
+        logits, _ = self.forward(h)
+        return logits
+
+    def forward(self, h: np.ndarray):
+        """Training path: ``(logits, backward)``; ``backward(d_logits) -> d_h``."""
+        weight, bias = self.embedding.params["weight"], self.params["bias"]
+        vocab_size, hidden_size = weight.shape
+        h_rows = h.reshape(-1, hidden_size)  # (N, H): N = product of the leading axes
+        logits = (h_rows @ weight.T + bias).reshape(*h.shape[:-1], vocab_size)  # (..., V)
+
+        def backward(d_logits: np.ndarray) -> np.ndarray:
+            d_rows = d_logits.reshape(-1, vocab_size)  # (N, V)
+            self.embedding.grads["weight"] += d_rows.T @ h_rows  # (V, H): the tied matrix
+            self.grads["bias"] += d_rows.sum(axis=0)
+            return (d_rows @ weight).reshape(h.shape)  # (N, H) -> (..., H)
+
+        return logits, backward
+
+
 class LanguageModel(Module):
     """Next-token model over a vocabulary of ``vocab_size`` tokens.
 
     Dropout (probability ``dropout``) acts on the embeddings, between recurrent layers, and on the
     last layer's output, in training only.
+
+    ``tie_weights``: the output layer uses the embedding matrix as its weight (needs
+    ``embedding_dim == hidden_size``; ``vocab_size * hidden_size`` fewer parameters). The shared
+    matrix is then drawn as an output layer's weight is, U(-1/sqrt(H), 1/sqrt(H)): the logits are
+    its products with the hidden state, which N(0, 1) entries would make sqrt(3H) times larger.
     """
 
     def __init__(
@@ -33,17 +80,23 @@ class LanguageModel(Module):
         cell: str = "lstm",
         dropout: float = 0.0,
         *,
+        tie_weights: bool = False,
         dtype="float32",
         seed: int | None = None,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell={cell!r} is not one of {list(CELLS)}")
+        if tie_weights and embedding_dim != hidden_size:
+            raise ValueError(
+                f"tie_weights needs embedding_dim == hidden_size (the output layer uses the "
+                f"embedding matrix), got {embedding_dim} and {hidden_size}; make them equal"
+            )
         rng = np.random.default_rng(seed)
         seeds = rng.integers(2**32, size=5)
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
         self.hidden_size, self.num_layers = hidden_size, num_layers
-        self.cell, self.dropout = cell, dropout
+        self.cell, self.dropout, self.tie_weights = cell, dropout, bool(tie_weights)
         self.embedding = self._add_child(
             "embedding", Embedding(vocab_size, embedding_dim, dtype=dtype, seed=seeds[0])
         )
@@ -53,9 +106,14 @@ class LanguageModel(Module):
                 embedding_dim, hidden_size, num_layers, dropout=dropout, dtype=dtype, seed=seeds[1]
             ),
         )
-        self.head = self._add_child(
-            "head", Linear(hidden_size, vocab_size, dtype=dtype, seed=seeds[2])
-        )
+        if self.tie_weights:
+            shared, head_rng = self.embedding.params["weight"], np.random.default_rng(seeds[2])
+            bound = 1.0 / np.sqrt(hidden_size)
+            shared[...] = head_rng.uniform(-bound, bound, shared.shape)
+            head = TiedOutput(self.embedding, seed=head_rng.integers(2**32))
+        else:
+            head = Linear(hidden_size, vocab_size, dtype=dtype, seed=seeds[2])
+        self.head = self._add_child("head", head)
         self.input_dropout = Dropout(dropout, seed=seeds[3])
         self.output_dropout = Dropout(dropout, seed=seeds[4])
 
@@ -67,6 +125,7 @@ class LanguageModel(Module):
             "num_layers": self.num_layers,
             "cell": self.cell,
             "dropout": self.dropout,
+            "tie_weights": self.tie_weights,
             "dtype": self.dtype.name,
         }
 

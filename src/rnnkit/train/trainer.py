@@ -22,6 +22,7 @@ import contextlib
 import json
 import math
 import numbers
+import sys
 import time
 from pathlib import Path
 
@@ -257,7 +258,7 @@ class Trainer:
         if progress is not None:
             progress.message(text)
         else:
-            print(text, flush=True)
+            print(text, file=sys.stderr, flush=True)
 
     # ---------------------------------------------------------------- logs
 
