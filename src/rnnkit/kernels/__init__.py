@@ -3,7 +3,9 @@
 Every kernel has the same signature:
 
     forward(xw, state0, w_hh, b_hh, lengths, **options) -> (y, state_n, cache)
-    backward(dy, dstate_n, cache) -> (dxw, dstate0, dw_hh, db_hh)
+    backward(dy, dstate_n, cache, dh_record=None) -> (dxw, dstate0, dw_hh, db_hh)
 
-with ``xw`` the input projection (T, B, G*H) and states as tuples of (B, H) arrays.
+with ``xw`` the input projection (T, B, G*H) and states as tuples of (B, H) arrays. Given a
+(T, B, H) array ``dh_record``, backward also writes dL/dh[t] of every step into it (the gradients
+it computes anyway, for ``rnnkit.diagnostics``); without it, it does no extra work.
 """

@@ -86,12 +86,15 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     return y, (h,), cache
 
 
-def backward(dy, dstate, cache):
+def backward(dy, dstate, cache, dh_record=None):
     """Backpropagate through time.
 
     Args:
         dy: (T, B, H) gradient with respect to y.
         dstate: ``(dh_n,)``, the gradient with respect to the final state (B, H).
+        dh_record: None, or a (T, B, H) array that receives dL/dh[t] at every step: the
+            gradient with respect to the h[t] the cell computes, through y[t] and all later
+            steps (zero past a sequence's length, where h[t] is not used).
     Returns:
         dxw (T, B, 3H), ``(dh0,)``, dW_hh (3H, H), db_hh (3H,) or None.
     """
@@ -102,12 +105,16 @@ def backward(dy, dstate, cache):
     for t in reversed(range(gates.shape[0])):
         h_prev = h0 if t == 0 else hs[t - 1]
         if masks is None:
-            dxw[t], dhw[t], dh_direct = step_backward(dy[t] + dh, gates[t], hw_ns[t], h_prev)
+            dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
+            dxw[t], dhw[t], dh_direct = step_backward(dh_t, gates[t], hw_ns[t], h_prev)
             dh = dh_direct + dhw[t] @ w_hh  # hw[t] = h[t-1] @ W_hh.T + b_hh
         else:
             m = masks[t]
-            dxw[t], dhw[t], dh_direct = step_backward(m * (dy[t] + dh), gates[t], hw_ns[t], h_prev)
+            dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
+            dxw[t], dhw[t], dh_direct = step_backward(dh_t, gates[t], hw_ns[t], h_prev)
             dh = dh_direct + dhw[t] @ w_hh + (1.0 - m) * dh  # frozen: + (1 - m) * h[t-1]
+        if dh_record is not None:
+            dh_record[t] = dh_t
     hidden = hs.shape[2]
     h_prev_all = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
     dw_hh = dhw.reshape(-1, 3 * hidden).T @ h_prev_all  # sum_t dhw[t].T @ h[t-1]

@@ -91,12 +91,15 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     return y, (h, c), cache
 
 
-def backward(dy, dstate, cache):
+def backward(dy, dstate, cache, dh_record=None):
     """Backpropagate through time.
 
     Args:
         dy: (T, B, H) gradient with respect to y.
         dstate: ``(dh_n, dc_n)``, gradients with respect to the final state, each (B, H).
+        dh_record: None, or a (T, B, H) array that receives dL/dh[t] at every step: the
+            gradient with respect to the h[t] the cell computes, through y[t] and all later
+            steps (zero past a sequence's length, where h[t] is not used).
     Returns:
         dxw (T, B, 4H), ``(dh0, dc0)``, dW_hh (4H, H), db_hh (4H,) or None.
     """
@@ -106,13 +109,17 @@ def backward(dy, dstate, cache):
     for t in reversed(range(gates.shape[0])):
         c_prev = c0 if t == 0 else cs[t - 1]
         if masks is None:
-            dz[t], dc = step_backward(dy[t] + dh, dc, gates[t], c_prev, tanh_cs[t])
+            dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
+            dz[t], dc = step_backward(dh_t, dc, gates[t], c_prev, tanh_cs[t])
             dh = dz[t] @ w_hh  # z[t] = ... + h[t-1] @ W_hh.T
         else:
             m = masks[t]
-            dz[t], dc_prev = step_backward(m * (dy[t] + dh), m * dc, gates[t], c_prev, tanh_cs[t])
+            dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
+            dz[t], dc_prev = step_backward(dh_t, m * dc, gates[t], c_prev, tanh_cs[t])
             dh = dz[t] @ w_hh + (1.0 - m) * dh  # frozen state: h[t] = ... + (1 - m) * h[t-1]
             dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
+        if dh_record is not None:
+            dh_record[t] = dh_t
     hidden = hs.shape[2]
     h_prev = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
     dw_hh = dz.reshape(-1, 4 * hidden).T @ h_prev  # sum_t dz[t].T @ h[t-1]

@@ -65,12 +65,15 @@ def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
     return y, (h,), cache
 
 
-def backward(dy, dstate, cache):
+def backward(dy, dstate, cache, dh_record=None):
     """Backpropagate through time.
 
     Args:
         dy: (T, B, H) gradient of the loss with respect to y.
         dstate: ``(dh_n,)``, the gradient with respect to the final state (B, H).
+        dh_record: None, or a (T, B, H) array that receives dL/dh[t] at every step: the
+            gradient with respect to the h[t] the cell computes, through y[t] and all later
+            steps (zero past a sequence's length, where h[t] is not used).
     Returns:
         dxw (T, B, H), ``(dh0,)``, dW_hh (H, H), db_hh (H,) or None.
     """
@@ -80,12 +83,16 @@ def backward(dy, dstate, cache):
     da = np.empty_like(hs)  # (T, B, H)
     for t in reversed(range(hs.shape[0])):
         if masks is None:
-            da[t] = step_backward(dy[t] + dh, hs[t], nonlinearity)  # h[t] = f(a[t])
+            dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
+            da[t] = step_backward(dh_t, hs[t], nonlinearity)  # h[t] = f(a[t])
             dh = da[t] @ w_hh  # a[t] = ... + h[t-1] @ W_hh.T
         else:
             m = masks[t]
-            da[t] = step_backward(m * (dy[t] + dh), hs[t], nonlinearity)  # y, state = m * h[t]
+            dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
+            da[t] = step_backward(dh_t, hs[t], nonlinearity)  # h[t] = f(a[t])
             dh = da[t] @ w_hh + (1.0 - m) * dh  # state[t] = ... + (1 - m) * state[t-1]
+        if dh_record is not None:
+            dh_record[t] = dh_t
     hidden = hs.shape[2]
     h_prev = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
     dw_hh = da.reshape(-1, hidden).T @ h_prev  # sum_t da[t].T @ h[t-1]

@@ -19,7 +19,9 @@ def forward_direction(kernel, x, weights: dict, state0: tuple, lengths, **option
         lengths: (B,) ints or None. options: passed to the kernel (the RNN's nonlinearity).
     Returns:
         y (T, B, H), the final state tuple, and ``backward(dy, dstate) -> (dx, dstate0, grads)``
-        where ``grads`` holds the gradient of every entry of ``weights`` under the same name.
+        where ``grads`` holds the gradient of every entry of ``weights`` under the same name;
+        ``backward(..., dh_record=array)`` also fills a (T, B, H) array with dL/dh[t] (see the
+        kernels).
     """
     steps, batch, inputs = x.shape
     w_ih, b_ih = weights["weight_ih"], weights.get("bias_ih")
@@ -31,8 +33,8 @@ def forward_direction(kernel, x, weights: dict, state0: tuple, lengths, **option
         xw, state0, weights["weight_hh"], weights.get("bias_hh"), lengths, **options
     )
 
-    def backward(dy: np.ndarray, dstate: tuple):
-        dxw, dstate0, dw_hh, db_hh = kernel.backward(dy, dstate, cache)
+    def backward(dy: np.ndarray, dstate: tuple, dh_record: np.ndarray | None = None):
+        dxw, dstate0, dw_hh, db_hh = kernel.backward(dy, dstate, cache, dh_record)
         dxw = dxw.reshape(steps * batch, -1)  # (T*B, G*H)
         dx = (dxw @ w_ih).reshape(steps, batch, inputs)  # (T, B, I)
         grads = {

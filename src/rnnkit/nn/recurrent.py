@@ -50,6 +50,11 @@ class _Recurrent(Module):
     _kernel = rnn
     _gates = 1
     _state_parts = 1
+    # None, or a list set by ``rnnkit.diagnostics.recording_hidden_gradients``: each backward then
+    # appends dL/dh[t] of every layer and direction, (num_layers * num_directions, T, B, H),
+    # time-major, indexed as the state stack; the reverse direction's entry at t is the gradient
+    # of its state at input step t (its own time order undone). An output sink, not a cache.
+    dh_records: list | None = None
 
     def __init__(
         self,
@@ -230,6 +235,10 @@ class _Recurrent(Module):
         )
         d_state0 = tuple(np.empty(stack_shape, dtype=dtype) for _ in d_final)
         hidden = self.hidden_size
+        record = None
+        if self.dh_records is not None:
+            steps, batch = d_output.shape[:2]
+            record = np.zeros((stack_shape[0], steps, batch, hidden), dtype)  # (L*D, T, B, H)
         d_layer_output = d_output
         for layer in reversed(range(self.num_layers)):
             mask, backwards = layer_backwards[layer]
@@ -241,15 +250,20 @@ class _Recurrent(Module):
                     dy = dy[:, :, direction * hidden : (direction + 1) * hidden]  # (T, B, H)
                 if direction == 1:
                     dy = reverse_in_time(dy, order)
-                dx, dstate0, grads = backward(dy, tuple(part[index] for part in d_final))
+                dh_record = None if record is None else record[index]  # (T, B, H)
+                dx, dstate0, grads = backward(dy, tuple(part[index] for part in d_final), dh_record)
                 if direction == 1:
                     dx = reverse_in_time(dx, order)
+                    if record is not None:
+                        record[index] = reverse_in_time(record[index], order)
                 d_layer_input = dx if d_layer_input is None else d_layer_input + dx
                 for part, value in zip(d_state0, dstate0, strict=True):
                     part[index] = value
                 for role, grad in grads.items():
                     self.grads[self._param_name(role, layer, direction)] += grad
             d_layer_output = d_layer_input if mask is None else d_layer_input * mask
+        if record is not None:
+            self.dh_records.append(record)
         d_x = d_layer_output.transpose(1, 0, 2) if self.batch_first else d_layer_output
         return d_x, _checks.public_state(d_state0)
 

@@ -2,6 +2,7 @@
 truncated BPTT and the training loop."""
 
 from rnnkit.train.batching import epoch_batches
+from rnnkit.train.callbacks import GradientMonitor
 from rnnkit.train.clip import clip_grad_norm, clip_grad_value, global_norm
 from rnnkit.train.losses import binary_cross_entropy, cross_entropy, mae, mse
 from rnnkit.train.optim import SGD, Adagrad, Adam, AdamW, RMSprop
@@ -15,6 +16,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "CosineAnnealingLR",
+    "GradientMonitor",
     "RMSprop",
     "ReduceLROnPlateau",
     "StepLR",

@@ -177,12 +177,14 @@ class Trainer:
                 problems.append(f"the gradient of {bad} is not finite")
             elif not math.isfinite(grad_norm):
                 problems.append(f"the gradient norm is {grad_norm}")
-            self._fail(" and ".join(problems) + " (the step was not applied)")
+            self._fail(" and ".join(problems) + " (the step was not applied)", grad_norm)
             return None
         self.optimizer.step()
         bad = _first_non_finite(self.model.params)
         if bad is not None:  # a finite gradient times a huge learning rate can overflow
-            self._fail(f"the update made {bad} not finite (the model in memory is broken)")
+            self._fail(
+                f"the update made {bad} not finite (the model in memory is broken)", grad_norm
+            )
             return None
         self.carry = carry
         epoch = self.epoch  # the epoch this batch belongs to
@@ -206,11 +208,26 @@ class Trainer:
                 callback.on_step(self, record)
         return record
 
-    def _fail(self, problem: str) -> None:
-        """Stop the run as failed at the step being taken; no checkpoint is written after."""
+    def _fail(self, problem: str, grad_norm: float) -> None:
+        """Stop the run as failed at the step being taken; no checkpoint is written after.
+
+        The message names the step, the problem, the step's gradient norm (before clipping; the
+        log never shows a failed step) and the checkpoint a resume would start from.
+        """
         self.failed = True
+        norm = f"; its gradient norm was {grad_norm:.3g}" if math.isfinite(grad_norm) else ""
+        found = (
+            []
+            if self.out_dir is None
+            else checkpoints.list_checkpoints(self.out_dir / "checkpoints")
+        )
+        kept = (
+            f"the last good checkpoint, {found[-1].name}, is kept"
+            if found
+            else "no checkpoint was written"
+        )
         self.stop_reason = (
-            f"stopped at step {self.step + 1}: {problem}; the last good checkpoint is kept; "
+            f"stopped at step {self.step + 1}: {problem}{norm}; {kept}; "
             "lower the learning rate or clip harder"
         )
         self.message(self.stop_reason)
