@@ -1,0 +1,353 @@
+"""Sequence to sequence applications: grapheme-to-phoneme (CMU dictionary) or any TSV of pairs.
+
+Data: ``rnnkit.data.cmudict`` (letters -> stress-free ARPAbet, first pronunciations only), or
+``tsv`` with source and target columns. The split is by source (no test word is seen in
+training), seeded and saved in the model's extra, so that ``evaluate`` without data evaluates on
+the same held-out test words.
+
+Vocabularies are built on the training part. A source token never seen in training is refused
+(ValueError naming it): a model cannot spell a letter it never read. Target-side ids 0 and 1 are
+``<s>`` (decoding starts) and ``</s>`` (a sequence ends).
+
+Metrics: ``word_accuracy`` (the whole output equals the reference) and ``phoneme_error_rate``
+(the summed token edit distances divided by the summed reference lengths).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.data import cmudict
+from rnnkit.models.seq2seq import ATTENTIONS, Seq2Seq, target_mask
+from rnnkit.train.losses import cross_entropy
+
+START, END = "<s>", "</s>"
+VALIDATION_WORDS = 500  # validation decodes this many words (greedy) for its metrics
+
+
+@dataclass
+class Seq2SeqOptions:
+    """Everything ``rnnkit train seq2seq`` can set."""
+
+    tsv: str | None = None  # a pairs file; None means the CMU dictionary
+    source_level: str = "char"  # TSV only: "char" or "space"
+    target_level: str = "space"
+    cell: str = "gru"
+    attention: str = "luong"
+    embedding: int = 64
+    hidden: int = 128
+    layers: int = 1
+    bidirectional: bool = True
+    teacher_forcing: float = 1.0
+    batch: int = 64
+    steps: int | None = 3000
+    epochs: int | None = None
+    lr: float = 3e-3
+    clip: float = 5.0
+    val_fraction: float = 0.02
+    test_fraction: float = 0.05
+    max_words: int | None = None  # use only this many pairs (before the split): quick runs
+    seed: int = 0
+    out: str = "runs/seq2seq"
+    checkpoint_every: int = 500
+    validate_every: int = 500
+
+    def check(self) -> None:
+        """ValueError naming the first option out of its range."""
+        if self.cell not in ("rnn", "lstm", "gru"):
+            raise ValueError(f"cell must be one of rnn, lstm, gru, got {self.cell!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {list(ATTENTIONS)}, got {self.attention!r}")
+        for level in (self.source_level, self.target_level):
+            if level not in cmudict.LEVELS:
+                raise ValueError(
+                    f"token levels must be one of {list(cmudict.LEVELS)}, got {level!r}"
+                )
+        counts = {
+            "embedding": self.embedding, "hidden": self.hidden, "layers": self.layers,
+            "batch": self.batch, "steps": self.steps, "epochs": self.epochs,
+            "max_words": self.max_words, "checkpoint_every": self.checkpoint_every,
+            "validate_every": self.validate_every,
+        }  # fmt: skip
+        for name, value in counts.items():
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if value is not None and not (whole and value >= 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give the run's length as exactly one of steps or epochs")
+        if not 0 <= self.teacher_forcing <= 1:
+            raise ValueError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 < getattr(self, name) < 0.5:
+                raise ValueError(f"{name} must be in (0, 0.5), got {getattr(self, name)}")
+        for name, value in (("lr", self.lr), ("clip", self.clip)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+class TokenTable:
+    """Tokens <-> ids for one side; ``encode`` refuses unknown tokens, naming them."""
+
+    def __init__(self, tokens: list[str], side: str) -> None:
+        self.tokens, self.side = list(tokens), side
+        self.ids = {token: index for index, token in enumerate(self.tokens)}
+
+    def encode(self, tokens: list[str]) -> np.ndarray:
+        unknown = sorted(set(tokens) - set(self.ids))
+        if unknown:
+            shown = ", ".join(repr(token) for token in unknown[:10])
+            raise ValueError(
+                f"the {self.side} holds {len(unknown)} token(s) never seen in training: {shown}; "
+                "remove them or train on data that has them"
+            )
+        return np.array([self.ids[token] for token in tokens], dtype=np.int64)
+
+    def decode(self, ids) -> list[str]:
+        return [self.tokens[int(index)] for index in ids]
+
+
+def data_source(options: Seq2SeqOptions) -> dict:
+    """What ``load_pairs`` needs to rebuild the same split later (saved in the model's extra)."""
+    return {
+        "tsv": None if options.tsv is None else str(Path(options.tsv).resolve()),
+        "source_level": options.source_level, "target_level": options.target_level,
+        "val_fraction": options.val_fraction, "test_fraction": options.test_fraction,
+        "max_words": options.max_words, "seed": options.seed,
+    }  # fmt: skip
+
+
+def load_pairs(source: dict):
+    """(train, validation, test) pairs from a ``data_source`` description."""
+    if source["tsv"] is None:
+        pairs = cmudict.read_cmudict()
+    else:
+        pairs = cmudict.read_tsv(source["tsv"], source["source_level"], source["target_level"])
+    if source["max_words"] is not None:
+        order = np.random.default_rng(source["seed"]).permutation(len(pairs))
+        pairs = [pairs[index] for index in np.sort(order[: source["max_words"]])]
+    return cmudict.split_by_source(
+        pairs, source["val_fraction"], source["test_fraction"], source["seed"]
+    )
+
+
+def build_tables(train_pairs) -> tuple[TokenTable, TokenTable]:
+    sources = sorted({token for source, _ in train_pairs for token in source})
+    targets = sorted({token for _, target in train_pairs for token in target})
+    return TokenTable(sources, "source"), TokenTable([START, END, *targets], "target")
+
+
+def pad_batch(pairs, source_table: TokenTable, target_table: TokenTable):
+    """(source (S, B), source_lengths, target (T, B) ending with </s>, target_lengths)."""
+    sources = [source_table.encode(source) for source, _ in pairs]
+    targets = [np.append(target_table.encode(target), 1) for _, target in pairs]  # + </s>
+    return (*_pad(sources), *_pad(targets))
+
+
+def _pad(sequences) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.array([len(sequence) for sequence in sequences])
+    padded = np.zeros((lengths.max(), len(sequences)), dtype=np.int64)  # (T, B)
+    for index, sequence in enumerate(sequences):
+        padded[: len(sequence), index] = sequence
+    return padded, lengths
+
+
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two token sequences (insert, delete, substitute cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, token_a in enumerate(a, start=1):
+        current = [i]
+        for j, token_b in enumerate(b, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (token_a != token_b))
+            )
+        previous = current
+    return previous[-1]
+
+
+def score(predictions, references) -> dict:
+    """word_accuracy and phoneme_error_rate of predicted token lists against references."""
+    errors = sum(edit_distance(p, r) for p, r in zip(predictions, references, strict=True))
+    total = sum(len(reference) for reference in references)
+    right = sum(p == r for p, r in zip(predictions, references, strict=True))
+    return {
+        "word_accuracy": right / len(references),
+        "phoneme_error_rate": errors / total,
+        "words": len(references),
+    }
+
+
+def transcribe(model, source_table, target_table, sources, beam: int = 1, batch: int = 256):
+    """Predicted target token lists for source token lists (greedy in batches, or beam search)."""
+    out = []
+    for start in range(0, len(sources), batch):
+        chunk = sources[start : start + batch]
+        if beam == 1:
+            source, lengths = _pad([source_table.encode(tokens) for tokens in chunk])
+            ids, _ = model.greedy(source, lengths, max_length=2 * source.shape[0] + 5)
+        else:
+            ids = [
+                model.beam_search(source_table.encode(tokens), beam=beam,
+                                  max_length=2 * len(tokens) + 5)[0]
+                for tokens in chunk
+            ]  # fmt: skip
+        out.extend(target_table.decode(sequence) for sequence in ids)
+    return out
+
+
+class Seq2SeqTask:
+    """Trainer task: shuffled batches of pairs, teacher-forced loss per target token; validation
+    loss and greedy metrics on the first ``VALIDATION_WORDS`` validation pairs."""
+
+    def __init__(self, train, val, tables, batch_size: int, teacher_forcing: float, seed: int):
+        self.train, self.val, self.tables = train, val[:VALIDATION_WORDS], tables
+        self.batch_size, self.teacher_forcing, self.seed = batch_size, teacher_forcing, seed
+
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.train) / self.batch_size)
+
+    def train_batch(self, model, epoch: int, index: int, carry):
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
+        chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
+        source, source_lengths, target, target_lengths = pad_batch(
+            [self.train[i] for i in chosen], *self.tables
+        )
+        logits, backward = model.forward(source, source_lengths, target, self.teacher_forcing)
+        loss, d_logits = cross_entropy(logits, target, target_mask(target_lengths, len(target)))
+        backward(d_logits)
+        return loss, int(target_lengths.sum()), None
+
+    def validate(self, model) -> dict[str, float]:
+        source, source_lengths, target, target_lengths = pad_batch(self.val, *self.tables)
+        logits = model(source, source_lengths, target)
+        loss, _ = cross_entropy(logits, target, target_mask(target_lengths, len(target)))
+        predicted = transcribe(model, *self.tables, [s for s, _ in self.val])
+        metrics = score(predicted, [t for _, t in self.val])
+        return {
+            "val_loss": loss,
+            "val_word_accuracy": metrics["word_accuracy"],
+            "val_phoneme_error_rate": metrics["phoneme_error_rate"],
+        }
+
+
+def train_seq2seq(options: Seq2SeqOptions, say=print) -> dict:
+    """Train, save ``model.safetensors`` in ``options.out``, and return a summary with the test
+    metrics (greedy)."""
+    from rnnkit.io.models import register, save
+    from rnnkit.train.optim import Adam
+    from rnnkit.train.trainer import Trainer
+
+    register(Seq2Seq)  # until io/models.py registers it
+    options.check()
+    source = data_source(options)
+    train, val, test = load_pairs(source)
+    tables = build_tables(train)
+    say(
+        f"pairs: {len(train):,} train, {len(val):,} validation, {len(test):,} test; "
+        f"{len(tables[0].tokens)} source and {len(tables[1].tokens)} target tokens"
+    )
+    model = Seq2Seq(
+        len(tables[0].tokens), len(tables[1].tokens), 0, 1, options.embedding, options.hidden,
+        options.layers, options.bidirectional, options.cell, options.attention, seed=options.seed,
+    )  # fmt: skip
+    extra = {
+        "source_tokens": tables[0].tokens,
+        "target_tokens": tables[1].tokens,
+        "data": source,
+        "options": asdict(options),
+    }
+    task = Seq2SeqTask(train, val, tables, options.batch, options.teacher_forcing, options.seed)
+    out = Path(options.out)
+    trainer = Trainer(
+        model, Adam(model, lr=options.lr), task, out_dir=out, steps=options.steps,
+        epochs=options.epochs, clip_norm=options.clip, validate_every=options.validate_every,
+        checkpoint_every=options.checkpoint_every, extra=extra, progress_unit="tokens",
+    )  # fmt: skip
+    summary = trainer.fit()
+    if summary["failed"]:
+        return summary
+    save(model, out / "model.safetensors", extra=extra)
+    summary.update(
+        test=evaluate_model(model, extra, test), model_path=str(out / "model.safetensors")
+    )
+    return summary
+
+
+def load_seq2seq(path):
+    """(model, extra) saved by ``train_seq2seq``; ValueError for other files."""
+    from rnnkit.io.models import load_with_extra, register
+
+    register(Seq2Seq)
+    model, extra = load_with_extra(path)
+    if not (isinstance(model, Seq2Seq) and isinstance(extra, dict) and "source_tokens" in extra):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, not a model from 'rnnkit train seq2seq'"
+        )
+    return model, extra
+
+
+def tables_of(extra: dict) -> tuple[TokenTable, TokenTable]:
+    return TokenTable(extra["source_tokens"], "source"), TokenTable(
+        extra["target_tokens"], "target"
+    )
+
+
+def evaluate_model(model, extra: dict, pairs, beam: int = 1) -> dict:
+    """word_accuracy, phoneme_error_rate and the word count on ``pairs``."""
+    if not pairs:
+        raise ValueError("there are no pairs to evaluate on")
+    predicted = transcribe(model, *tables_of(extra), [s for s, _ in pairs], beam=beam)
+    return score(predicted, [t for _, t in pairs])
+
+
+def evaluate(path, tsv: str | None = None, beam: int = 1, limit: int | None = None) -> dict:
+    """Metrics of the model at ``path``: on ``tsv`` pairs if given, else on the held-out test
+    split the model was trained with (rebuilt from its extra). ``limit``: the first pairs only."""
+    model, extra = load_seq2seq(path)
+    if tsv is None:
+        pairs = load_pairs(extra["data"])[2]
+    else:
+        data = extra["data"]
+        pairs = cmudict.read_tsv(tsv, data["source_level"], data["target_level"])
+    return evaluate_model(model, extra, pairs[:limit], beam)
+
+
+def predict(model, extra: dict, text: str, beam: int = 1) -> tuple[list[str], np.ndarray | None]:
+    """The target tokens for ``text`` and the attention weights (steps, source tokens).
+
+    ValueError for an empty text or tokens never seen in training.
+    """
+    source_table, target_table = tables_of(extra)
+    level = extra["data"]["source_level"]
+    tokens = cmudict.split_tokens(text.strip().lower() if extra["data"]["tsv"] is None
+                                  else text.strip(), level)  # fmt: skip
+    if not tokens:
+        raise ValueError("the input is empty; give a word to transcribe")
+    ids = source_table.encode(tokens)
+    if beam == 1:
+        out, weights = model.greedy(ids[:, None], None, max_length=2 * len(ids) + 5)
+        return target_table.decode(out[0]), weights[0]
+    out, weights = model.beam_search(ids, beam=beam, max_length=2 * len(ids) + 5)
+    return target_table.decode(out), weights
+
+
+def plot_attention(source_tokens, target_tokens, weights, path) -> None:
+    """A PNG heat map: which source token each output token (and the end) attended to."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [*target_tokens, END][: len(weights)]
+    figure, axes = plt.subplots(figsize=(1 + 0.45 * len(source_tokens), 1 + 0.4 * len(rows)))
+    axes.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(source_tokens)), source_tokens)
+    axes.set_yticks(range(len(rows)), rows)
+    axes.set_xlabel("input")
+    axes.set_ylabel("output")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
