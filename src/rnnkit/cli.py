@@ -1,8 +1,11 @@
 """The ``rnnkit`` command: thin argument parsing over the library.
 
     rnnkit train [lm] [options]          train a language model (Shakespeare by default)
+    rnnkit train classify [options]      train a sequence classifier (movie reviews by default)
+    rnnkit train forecast [options]      train a forecaster (Seattle's weather by default)
     rnnkit generate MODEL --prime TEXT   continue a text with a trained language model
-    rnnkit evaluate MODEL --text FILE    loss, perplexity and bits per character on a text
+    rnnkit evaluate MODEL [data]         score any trained model (its own test split by default)
+    rnnkit predict MODEL [data]          classes of texts or sequences, or the next values
 
 Errors in what the user gave (options, files, models) end the command with one line on stderr
 and exit status 2, before anything is written (set RNNKIT_DEBUG=1 to see the traceback instead).
@@ -15,8 +18,9 @@ import json
 import os
 import sys
 from dataclasses import fields
+from pathlib import Path
 
-TRAIN_TASKS = ("lm",)
+TRAIN_TASKS = ("lm", "classify", "forecast")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,11 +82,103 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
     add("--resume", action="store_true", help="go on from the newest checkpoint in --out")
 
 
+def _add_common_options(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """The recurrent stack, the optimisation, the split and the output of classify and forecast."""
+    add = parser.add_argument
+    add("--cell", choices=("rnn", "lstm", "gru"), default=defaults["cell"])
+    add("--hidden", type=_positive_int, default=defaults["hidden"], help="hidden units per layer")
+    add("--layers", type=_positive_int, default=defaults["layers"])
+    add("--dropout", type=_number, default=defaults["dropout"], help="in [0, 1)")
+    add("--batch", type=_positive_int, default=defaults["batch"])
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--epochs", type=_positive_int, default=None,
+        help=f"passes over the training data (default {defaults['epochs']})",
+    )  # fmt: skip
+    length.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps")
+    add("--lr", type=_number, default=defaults["lr"], help="Adam learning rate")
+    add("--clip", type=_number, default=defaults["clip"], help="clip the gradient norm to this")
+    add("--val-fraction", type=_number, default=defaults["val_fraction"])
+    add("--test-fraction", type=_number, default=defaults["test_fraction"])
+    add("--seed", type=int, default=defaults["seed"])
+    add("--out", default=defaults["out"], help="directory for the model, pictures and logs")
+    add("--resume", action="store_true", help="go on from the newest checkpoint in --out")
+
+
+def _add_classify_options(parser: argparse.ArgumentParser) -> None:
+    from rnnkit.tasks.classification import ClassifyOptions
+
+    defaults = {field.name: field.default for field in fields(ClassifyOptions)}
+    add = parser.add_argument
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--csv", metavar="FILE", help="texts and labels in a CSV; default: Rotten Tomatoes reviews"
+    )
+    source.add_argument(
+        "--npz", metavar="FILE", help="numeric sequences: arrays X (N, T, F), lengths (N,), y (N,)"
+    )
+    add("--text-col", default=defaults["text_col"], help="the CSV's text column")
+    add("--label-col", default=defaults["label_col"], help="the CSV's label column")
+    add("--level", choices=("word", "char"), default=defaults["level"], help="text tokens")
+    add("--max-vocab", type=_positive_int, default=defaults["max_vocab"],
+        help="tokens kept (the most frequent), <unk> included")  # fmt: skip
+    add("--min-count", type=_positive_int, default=defaults["min_count"],
+        help="training tokens seen fewer times become <unk>")  # fmt: skip
+    add("--max-len", type=_positive_int, default=defaults["max_len"],
+        help="tokens kept from the start of each text")  # fmt: skip
+    add("--embedding", type=_positive_int, default=defaults["embedding"], help="embedding size")
+    add("--bidirectional", action=argparse.BooleanOptionalAction,
+        default=defaults["bidirectional"])  # fmt: skip
+    add("--pooling", choices=("last", "mean", "max"), default=defaults["pooling"],
+        help="final state, or mean or max of the outputs over the valid steps")  # fmt: skip
+    add("--class-weights", choices=("none", "balanced"), default=defaults["class_weights"],
+        help="balanced: weigh each class by N / (classes x its count)")  # fmt: skip
+    _add_common_options(parser, defaults)
+
+
+def _add_forecast_options(parser: argparse.ArgumentParser) -> None:
+    from rnnkit.tasks.forecasting import ForecastOptions
+
+    defaults = {field.name: field.default for field in fields(ForecastOptions)}
+    add = parser.add_argument
+    add("--csv", metavar="FILE", help="one row per time step; default: Seattle's weather")
+    add("--target", metavar="COL", help="the column to forecast (default data: temp_max)")
+    add("--features", metavar="COLS", type=_columns,
+        help="input columns besides the target, comma-separated; default: all numbers")  # fmt: skip
+    add("--date-col", metavar="COL", help="dates, increasing (default data: date)")
+    add("--calendar", action=argparse.BooleanOptionalAction, default=defaults["calendar"],
+        help="add the day of the year (sine, cosine) as inputs, given --date-col")  # fmt: skip
+    add("--window", type=_positive_int, default=defaults["window"], help="past steps read")
+    add("--horizon", type=_positive_int, default=defaults["horizon"], help="steps forecast")
+    add("--season", type=_positive_int, default=defaults["season"],
+        help="steps in a season, for the seasonal baseline")  # fmt: skip
+    add("--loss", choices=("mse", "mae"), default=defaults["loss"])
+    _add_common_options(parser, defaults)
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {text!r}")
+    return names
+
+
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=_number, default=0.8)
     parser.add_argument("--top-k", type=_positive_int, default=None)
     parser.add_argument("--top-p", type=_number, default=None)
     parser.add_argument("--seed", type=int, default=None)
+
+
+def _add_data_options(parser: argparse.ArgumentParser, labels: bool) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--csv", metavar="FILE", help="classifier: texts (and labels); forecaster: the series"
+    )
+    source.add_argument("--npz", metavar="FILE", help="classifier: numeric sequences")
+    parser.add_argument("--text-col", help="the CSV's text column (default: as in training)")
+    if labels:
+        parser.add_argument("--label-col", help="the CSV's label column (default: as in training)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         "lm", prog="rnnkit train", help="character- or word-level language model"
     )  # prog: errors read 'rnnkit train: error: ...', as for the command's other errors
     _add_lm_options(lm)
+    classify = tasks.add_parser(
+        "classify", prog="rnnkit train classify", help="many-to-one sequence classifier"
+    )
+    _add_classify_options(classify)
+    forecast = tasks.add_parser(
+        "forecast", prog="rnnkit train forecast", help="forecast the next values of a series"
+    )
+    _add_forecast_options(forecast)
 
     generate = commands.add_parser("generate", help="continue a text with a language model")
     generate.add_argument("model", help="a model.safetensors written by 'rnnkit train lm'")
@@ -110,21 +214,42 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--length", type=_positive_int, default=500, help="tokens to draw")
     _add_sampling_options(generate)
 
-    evaluate = commands.add_parser("evaluate", help="score a language model on a text")
+    evaluate = commands.add_parser(
+        "evaluate", help="score a trained model (a classifier or forecaster: on its test split)"
+    )
     evaluate.add_argument("model")
-    evaluate.add_argument("--text", required=True, metavar="FILE")
+    evaluate.add_argument("--text", metavar="FILE", help="language model: a UTF-8 text")
+    _add_data_options(evaluate, labels=True)
+    evaluate.add_argument(
+        "--plot", metavar="PNG", help="draw the confusion matrix or the forecast to this file"
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    predict = commands.add_parser(
+        "predict", help="classes of texts or sequences, or the next values of a series"
+    )
+    predict.add_argument("model")
+    predict.add_argument(
+        "--text",
+        action="append",
+        metavar="TEXT",
+        help="classifier: a text to classify (repeatable)",
+    )
+    _add_data_options(predict, labels=False)
+    predict.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
 def _train(args) -> None:
+    {"lm": _train_lm, "classify": _train_classify, "forecast": _train_forecast}[args.task](args)
+
+
+def _train_lm(args) -> None:
     from rnnkit.tasks.language_modeling import LanguageModelOptions, train_language_model
     from rnnkit.train.progress import format_duration
 
-    chosen = {field.name: getattr(args, field.name) for field in fields(LanguageModelOptions)}
+    chosen = _chosen(args, LanguageModelOptions)
     chosen["texts"] = tuple(args.texts or ())
-    if chosen["steps"] is None and chosen["epochs"] is None:
-        del chosen["steps"], chosen["epochs"]  # the defaults
     summary = train_language_model(LanguageModelOptions(**chosen))
     if summary.get("failed"):
         raise SystemExit(1)
@@ -134,6 +259,53 @@ def _train(args) -> None:
         f"{summary['val_bits_per_char']:.2f} bits/char; model: {summary['model_path']}\n"
     )
     print(summary["sample"])
+
+
+def _chosen(args, options_class) -> dict:
+    """The options' fields from the parsed arguments; steps/epochs left out when neither was
+    given (the defaults)."""
+    chosen = {field.name: getattr(args, field.name) for field in fields(options_class)
+              if hasattr(args, field.name)}  # fmt: skip
+    if chosen.get("steps") is None and chosen.get("epochs") is None:
+        for name in ("steps", "epochs"):
+            chosen.pop(name, None)
+    return chosen
+
+
+def _train_classify(args) -> None:
+    from rnnkit.tasks.classification import ClassifyOptions, train_classifier
+    from rnnkit.train.progress import format_duration
+
+    summary = train_classifier(ClassifyOptions(**_chosen(args, ClassifyOptions)))
+    if summary.get("failed"):
+        raise SystemExit(1)
+    test = summary["test"]
+    print(
+        f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test "
+        f"accuracy {test['accuracy']:.3f} (majority class {test['majority_accuracy']:.3f}), "
+        f"macro F1 {test['f1_macro']:.3f} over {test['examples']} examples; "
+        f"model: {summary['model_path']}"
+    )
+    if summary["confusion_png"]:
+        print(f"confusion matrix: {summary['confusion_png']}")
+
+
+def _train_forecast(args) -> None:
+    from rnnkit.tasks.forecasting import ForecastOptions, train_forecaster
+    from rnnkit.train.progress import format_duration
+
+    summary = train_forecaster(ForecastOptions(**_chosen(args, ForecastOptions)))
+    if summary.get("failed"):
+        raise SystemExit(1)
+    test = summary["test"]
+    print(
+        f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test MAE "
+        f"{test['mae']:.3f} (persistence {test['baseline_mae']:.3f}: "
+        f"{1 - test['mae'] / test['baseline_mae']:.1%} lower), RMSE {test['rmse']:.3f} "
+        f"over {test['windows']} windows; model: {summary['model_path']}"
+    )
+    if summary["forecast_png"]:
+        print(f"forecast against the actual values: {summary['forecast_png']}")
 
 
 def _generate(args) -> None:
@@ -149,7 +321,70 @@ def _generate(args) -> None:
     print(args.prime + text)
 
 
+def _model_kind(path) -> tuple[str, object, object]:
+    """``(kind, model, extra)``: kind "lm", "classify" or "forecast", from the saved class."""
+    from rnnkit.models.classifier import SequenceClassifier
+    from rnnkit.models.forecaster import Forecaster
+    from rnnkit.models.language_model import LanguageModel
+    from rnnkit.tasks.saved_models import read_model
+
+    model, extra = read_model(path)
+    kinds = {LanguageModel: "lm", SequenceClassifier: "classify", Forecaster: "forecast"}
+    if type(model) not in kinds:
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, which the rnnkit command does not serve; "
+            "give a model written by 'rnnkit train'"
+        )
+    return kinds[type(model)], model, extra
+
+
+def _unused(args, kind: str, *options: str) -> None:
+    """ValueError if one of ``options`` (such as "--text-col"), which ``kind`` models do not
+    read, was given."""
+    for option in options:
+        if getattr(args, option[2:].replace("-", "_"), None):
+            raise ValueError(f"{option} is not read by a {kind}; leave it out")
+
+
 def _evaluate(args) -> None:
+    kind, model, extra = _model_kind(args.model)
+    if kind == "lm":
+        _unused(args, "language model", "--csv", "--npz", "--text-col", "--label-col", "--plot")
+        if args.text is None:
+            raise ValueError("a language model is scored on a text: give --text FILE")
+        _evaluate_lm(args)
+        return
+    _unused(args, f"{'classifier' if kind == 'classify' else 'forecaster'} (give --csv)", "--text")
+    if kind == "classify":
+        from rnnkit.tasks.classification import draw_confusion, evaluate_classifier
+
+        result, description = evaluate_classifier(
+            model, extra, args.csv, args.text_col, args.label_col, args.npz
+        )
+        drew = args.plot and draw_confusion(result, Path(args.plot), description)
+        shown = (
+            f"accuracy {result['accuracy']:.4f} (majority class {result['majority_accuracy']:.4f})"
+            f", macro F1 {result['f1_macro']:.4f} over {result['examples']} examples of "
+            f"{description}"
+        )
+    else:
+        from rnnkit.tasks.forecasting import evaluate_forecaster
+
+        _unused(args, "forecaster", "--npz", "--text-col", "--label-col")
+        result, description, drew = evaluate_forecaster(model, extra, args.csv, args.plot)
+        seasonal = result["seasonal_mae"]
+        shown = (
+            f"MAE {result['mae']:.4f}, RMSE {result['rmse']:.4f}; persistence MAE "
+            f"{result['baseline_mae']:.4f}; seasonal MAE "
+            f"{'n/a (under a season of history)' if seasonal is None else f'{seasonal:.4f}'}"
+            f" over {result['windows']} windows of {description}"
+        )
+    if args.plot and not drew:
+        raise ValueError("--plot needs matplotlib: pip install 'rnnkit[plot]'")
+    print(json.dumps(result) if args.json else shown)
+
+
+def _evaluate_lm(args) -> None:
     from rnnkit.tasks.language_modeling import evaluate_text, load_language_model, read_text
 
     model, vocabulary = load_language_model(args.model)
@@ -163,18 +398,40 @@ def _evaluate(args) -> None:
         )
 
 
+def _predict(args) -> None:
+    kind, model, extra = _model_kind(args.model)
+    if kind == "lm":
+        raise ValueError("a language model continues texts: use rnnkit generate MODEL --prime TEXT")
+    if kind == "classify":
+        from rnnkit.tasks.classification import predict_classes
+
+        results = predict_classes(model, extra, args.text or (), args.csv, args.text_col, args.npz)
+        lines = [f"{result['label']}\t{max(result['probabilities'].values()):.3f}"
+                 for result in results]  # fmt: skip
+    else:
+        from rnnkit.tasks.forecasting import predict_next
+
+        _unused(args, "forecaster", "--text", "--npz", "--text-col")
+        results = predict_next(model, extra, args.csv)
+        lines = [f"{result['date'] or '+' + str(result['step'])}\t{result['value']:.4f}"
+                 for result in results]  # fmt: skip
+    print(json.dumps(results) if args.json else "\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"] and (len(argv) == 1 or argv[1] not in (*TRAIN_TASKS, "-h", "--help")):
         argv.insert(1, "lm")  # 'rnnkit train' means 'rnnkit train lm'
     args = build_parser().parse_args(argv)
-    run = {"train": _train, "generate": _generate, "evaluate": _evaluate}[args.command]
+    run = {"train": _train, "generate": _generate, "evaluate": _evaluate, "predict": _predict}
+    run = run[args.command]
     try:
         run(args)
     except (ValueError, TypeError, OSError) as error:
         if os.environ.get("RNNKIT_DEBUG"):
             raise
-        print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
+        command = args.command if getattr(args, "task", "lm") == "lm" else f"train {args.task}"
+        print(f"rnnkit {command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nrnnkit {args.command}: interrupted", file=sys.stderr)

@@ -17,7 +17,12 @@ import json
 import numpy as np
 
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.conditional import ConditionalGenerator
+from rnnkit.models.forecaster import Forecaster
 from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.regressor import SequenceRegressor
+from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Module, RNNCell
 
 FORMAT = "rnnkit-model"
@@ -50,7 +55,10 @@ def registered() -> list[str]:
     return sorted(_registry)
 
 
-for _cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, LanguageModel):
+for _cls in (
+    RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, LanguageModel, SequenceClassifier,
+    SequenceRegressor, Forecaster, Seq2Seq, ConditionalGenerator,
+):  # fmt: skip
     register(_cls)
 
 

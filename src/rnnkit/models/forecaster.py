@@ -1,0 +1,90 @@
+"""Forecasting: a window of past steps (numeric, several variables) -> the next ``horizon`` values
+of one target.
+
+Recurrent stack over the window -> its final hidden state -> dropout -> Linear(horizon). The model
+works in scaled units; the scaling (fitted on the training split only) is kept beside it in the
+model file (see ``rnnkit.tasks.forecasting``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.models.encoder import SequenceEncoder
+from rnnkit.nn.dropout import Dropout
+from rnnkit.nn.linear import Linear
+from rnnkit.nn.module import Module
+
+
+class Forecaster(Module):
+    """The next ``horizon`` values from windows (T, B, input_size) of equal length T.
+
+    Args:
+        input_size: variables per step. horizon: values to predict, >= 1.
+        hidden_size, num_layers, cell ("rnn", "lstm", "gru"): the recurrent stack.
+        dropout: between recurrent layers and on the final state (training only).
+        dtype: "float32" or "float64". seed: for the initial weights and dropout masks.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        horizon: int = 1,
+        *,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        cell: str = "gru",
+        dropout: float = 0.0,
+        dtype="float32",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon must be a whole number >= 1, got {horizon!r}")
+        seeds = np.random.default_rng(seed).integers(2**32, size=3)
+        self.input_size, self.horizon = input_size, horizon
+        self.encoder = self._add_child(
+            "encoder",
+            SequenceEncoder(
+                input_size=input_size,
+                hidden_size=hidden_size,
+                num_layers=num_layers,
+                cell=cell,
+                dropout=dropout,
+                dtype=dtype,
+                seed=seeds[0],
+            ),
+        )
+        self.dropout = Dropout(dropout, seed=seeds[1])
+        self.head = self._add_child(
+            "head", Linear(hidden_size, horizon, dtype=dtype, seed=seeds[2])
+        )
+        self._config = {
+            "input_size": input_size,
+            "horizon": horizon,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "cell": cell,
+            "dropout": float(dropout),
+        }
+
+    def config(self) -> dict:
+        return {**self._config, "dtype": self.dtype.name}
+
+    def __call__(self, windows) -> np.ndarray:
+        """Inference: predictions (B, horizon) for windows (T, B, input_size)."""
+        _, last_h = self.encoder(windows)
+        return self.head(last_h[0])
+
+    def forward(self, windows):
+        """Training path: ``(predictions (B, horizon), backward)``; ``backward(d_predictions)``
+        accumulates the parameter gradients and returns d(windows) (T, B, input_size)."""
+        (output, last_h), encoder_backward = self.encoder.forward(windows)
+        state, dropout_backward = self.dropout.forward(last_h[0])  # (B, H): one direction
+        predictions, head_backward = self.head.forward(state)
+
+        def backward(d_predictions):
+            d_state = dropout_backward(head_backward(d_predictions))
+            return encoder_backward(np.zeros_like(output), d_state[None])
+
+        return predictions, backward

@@ -1,0 +1,431 @@
+"""Forecasting: from a window of past steps of several variables, the next ``horizon`` values of
+a target (by default Seattle's daily maximum temperature, from the vega_datasets package).
+
+The series is split in time order, never shuffled across time: the first steps train, the next
+``val_fraction`` validate (and choose the best epoch), the last ``test_fraction`` test. An example
+belongs to the split that holds its targets; its window may reach back into the split before
+(that is the past, known when forecasting). Training shuffles the training windows among
+themselves. The scaling (each input standardised) is fitted on the training steps only and saved
+with the model, together with the columns, the window and the data source, so that
+``evaluate_forecaster`` rebuilds the same test split (reading the data again).
+
+Baselines, on the same windows: persistence (every future value = the last one seen: "tomorrow =
+today") and seasonal (the value one ``season`` earlier: "the same day last year").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.data.scaling import Standardizer
+from rnnkit.data.series import Series, feature_columns, read_series, read_table
+from rnnkit.data.splits import check_fractions, chronological_split
+from rnnkit.data.tables import Table
+from rnnkit.data.windows import make_windows, window_starts
+from rnnkit.models.forecaster import Forecaster
+from rnnkit.models.language_model import CELLS
+from rnnkit.train.batching import epoch_batches
+from rnnkit.train.losses import mae, mse
+from rnnkit.train.metrics import regression_errors
+
+LOSSES = {"mse": mse, "mae": mae}
+DEFAULT_DATA = {"target": "temp_max", "date_col": "date"}  # the Seattle weather
+
+
+@dataclass
+class ForecastOptions:
+    """Everything ``rnnkit train forecast`` can set; the defaults train on the Seattle weather in
+    a few seconds on 2 cores."""
+
+    csv: str | None = None  # None: the Seattle weather
+    target: str | None = None  # needed with csv; default data: temp_max
+    features: tuple[str, ...] | None = None  # None: every other numeric column
+    date_col: str | None = None  # default data: date
+    calendar: bool = True  # day-of-year sine and cosine as inputs, given a date column
+    window: int = 14
+    horizon: int = 1
+    season: int = 365  # steps in a season, for the seasonal baseline
+    hidden: int = 32
+    layers: int = 1
+    cell: str = "gru"
+    dropout: float = 0.0
+    loss: str = "mse"
+    batch: int = 32
+    epochs: int | None = 40
+    steps: int | None = None
+    lr: float = 1e-3
+    clip: float = 1.0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    out: str = "runs/forecast"
+    resume: bool = False  # go on from the newest checkpoint in out
+
+    def check(self) -> None:
+        """ValueError naming the first option out of its range; reads and writes nothing."""
+        if self.csv is not None and self.target is None:
+            raise ValueError("--csv needs --target COL: the column to forecast")
+        for name, value, allowed in (("cell", self.cell, CELLS), ("loss", self.loss, LOSSES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        counts = {
+            "window": self.window,
+            "horizon": self.horizon,
+            "season": self.season,
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "batch": self.batch,
+            "epochs": self.epochs,
+            "steps": self.steps,
+        }
+        for name, value in counts.items():
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if value is not None and not (whole and value >= 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.season < self.horizon:
+            raise ValueError(
+                f"season ({self.season}) must be at least the horizon ({self.horizon}): the "
+                "seasonal baseline may only use past values"
+            )
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give the run's length as exactly one of steps or epochs")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name, value in (("lr", self.lr), ("clip", self.clip)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        check_fractions(self.val_fraction, self.test_fraction)
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ValueError(f"out {self.out} is a file, not a directory; give another --out")
+
+    def source(self) -> dict:
+        if self.csv is None:
+            return {"kind": "weather"}
+        return {"kind": "csv", "path": str(Path(self.csv).absolute())}
+
+
+@dataclass
+class Layout:
+    """How a table becomes the model's inputs: saved with the model."""
+
+    target: str
+    features: list[str]
+    date_col: str | None
+    calendar: bool
+    window: int
+    horizon: int
+    season: int
+
+    def series(self, table: Table) -> Series:
+        """The series of ``table``, checked cell by cell."""
+        features = feature_columns(table, self.target, self.features, self.date_col)
+        return read_series(table, self.target, features, self.date_col, self.calendar)
+
+
+def layout_for(options: ForecastOptions, table: Table, source: dict) -> Layout:
+    """The columns ``options`` name (the default data's when no CSV is given), features resolved
+    against ``table``."""
+    defaults = DEFAULT_DATA if source["kind"] == "weather" else {}
+    target = options.target or defaults["target"]
+    date_col = options.date_col or defaults.get("date_col")
+    features = feature_columns(table, target, options.features, date_col)
+    return Layout(
+        target,
+        features,
+        date_col,
+        options.calendar,
+        options.window,
+        options.horizon,
+        options.season,
+    )
+
+
+def split_starts(series: Series, layout: Layout, val_fraction: float, test_fraction: float):
+    """The window starts of the training, validation and test examples (time order);
+    ValueError when a split is too short to hold one example."""
+    count = len(series)
+    train_end, val_end = chronological_split(count, val_fraction, test_fraction)
+    bounds = {
+        "training": (0, train_end),
+        "validation": (train_end, val_end),
+        "test": (val_end, count),
+    }
+    starts = {}
+    for name, (first, end) in bounds.items():
+        starts[name] = window_starts(count, layout.window, layout.horizon, first, end)
+        if len(starts[name]) == 0:
+            needed = layout.window + layout.horizon if name == "training" else layout.horizon
+            raise ValueError(
+                f"{series.description} has {count} rows: its {name} split (rows {first + 1} to "
+                f"{end}) is too short for --window {layout.window} and --horizon "
+                f"{layout.horizon} (it needs at least {needed} rows); give more rows or a "
+                "smaller --window or --horizon"
+            )
+    return starts["training"], starts["validation"], starts["test"]
+
+
+class ForecastTask:
+    """Shuffled minibatches of training windows; validation MAE in the target's units."""
+
+    def __init__(
+        self,
+        windows,
+        targets,
+        train,
+        val,
+        scaling: Standardizer,
+        batch_size: int,
+        seed: int,
+        loss: str,
+    ) -> None:
+        self.windows, self.targets = windows, targets  # (W, M, F) and (M, horizon), scaled
+        self.train, self.val = train, val  # example indices
+        self.scaling, self.batch_size, self.seed = scaling, batch_size, seed
+        self.loss = LOSSES[loss]
+
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.train) / self.batch_size)
+
+    def train_batch(self, model, epoch: int, index: int, carry):
+        chosen = self.train[
+            epoch_batches(len(self.train), self.batch_size, self.seed, epoch)[index]
+        ]
+        predictions, backward = model.forward(self.windows[:, chosen])
+        loss, d_predictions = self.loss(predictions, self.targets[chosen])
+        backward(d_predictions)
+        return loss, len(chosen), None
+
+    def validate(self, model) -> dict[str, float]:
+        predictions = model(self.windows[:, self.val])  # (M, horizon), scaled
+        loss, _ = self.loss(predictions, self.targets[self.val])
+        scaled_error = np.abs(predictions - self.targets[self.val]).mean()
+        return {"val_loss": loss, "val_mae": float(scaled_error * self.scaling.std[0])}
+
+
+def forecast_report(
+    model, series: Series, starts: np.ndarray, layout: Layout, scaling: Standardizer
+) -> tuple[dict, dict]:
+    """``(report, curves)``: mae and rmse of the model and of the persistence and seasonal
+    baselines over the examples at ``starts``, in the target's units; and the one-step-ahead
+    forecasts, actual values and persistence values with their times, for a picture.
+
+    The seasonal baseline is None when the first example has less than a season of history.
+    """
+    windows, actual = make_windows(
+        series.inputs, series.target, starts, layout.window, layout.horizon
+    )
+    scaled = scaling.transform(windows).astype(model.dtype)  # (W, M, F)
+    predicted = scaling.inverse(model(scaled), column=0)  # (M, horizon)
+    persistence = np.repeat(series.target[starts - 1][:, None], layout.horizon, axis=1)
+    report = regression_errors(predicted, actual)
+    report["mae_by_step"] = np.abs(predicted - actual).mean(axis=0).tolist()
+    baseline = regression_errors(persistence, actual)
+    report.update(baseline_mae=baseline["mae"], baseline_rmse=baseline["rmse"])
+    seasonal = {"mae": None, "rmse": None}
+    if starts[0] >= layout.season:
+        ahead = starts[:, None] + np.arange(layout.horizon)[None, :]  # (M, horizon) steps
+        seasonal = regression_errors(series.target[ahead - layout.season], actual)
+    report.update(seasonal_mae=seasonal["mae"], seasonal_rmse=seasonal["rmse"])
+    report.update(
+        target=layout.target, horizon=layout.horizon, windows=len(starts), season=layout.season
+    )
+    if series.times is not None:
+        report["period"] = [str(series.times[starts[0]]), str(series.times[starts[-1]])]
+    curves = {
+        "times": series.times[starts] if series.times is not None else starts + 1,
+        "actual": actual[:, 0],
+        "predicted": predicted[:, 0],
+        "persistence": persistence[:, 0],
+    }
+    return report, curves
+
+
+def draw_forecast(report: dict, curves: dict, png_path: Path, title: str) -> bool:
+    from rnnkit.train.result_plots import plot_forecast
+
+    heading = (
+        f"{title}: one step ahead\nMAE {report['mae']:.3f} (model), "
+        f"{report['baseline_mae']:.3f} (persistence)"
+    )
+    return plot_forecast(
+        curves["times"],
+        curves["actual"],
+        curves["predicted"],
+        curves["persistence"],
+        png_path,
+        heading,
+        report["target"],
+    )
+
+
+def train_forecaster(options: ForecastOptions, say=print) -> dict:
+    """Train, keep the epoch with the best validation MAE, score it and the baselines on the test
+    split, save ``model.safetensors`` and ``forecast.png`` in ``options.out``; returns a summary.
+
+    Every option and the data are checked before anything is written to ``options.out``.
+    """
+    from rnnkit.io.models import load_with_extra, save
+    from rnnkit.tasks.saved_models import check_resumable
+    from rnnkit.train.optim import Adam
+    from rnnkit.train.plots import plot_history
+    from rnnkit.train.trainer import Trainer
+
+    options.check()
+    source = options.source()
+    table = read_table(source)
+    layout = layout_for(options, table, source)
+    series = layout.series(table)
+    train, val, test = split_starts(series, layout, options.val_fraction, options.test_fraction)
+    train_end, _ = chronological_split(len(series), options.val_fraction, options.test_fraction)
+    scaling = Standardizer.fit(series.inputs[:train_end])  # the training steps only
+    scaled = scaling.transform(series.inputs)  # (N, F)
+    starts = np.concatenate([train, val])
+    windows, targets = make_windows(scaled, scaled[:, 0], starts, layout.window, layout.horizon)
+    say(
+        f"data: {series.description}: {len(series)} steps; inputs {series.columns}; "
+        f"{len(train)} training, {len(val)} validation and {len(test)} test windows of "
+        f"{layout.window} steps -> the next {layout.horizon} {layout.target}"
+    )
+    model = Forecaster(
+        len(series.columns),
+        layout.horizon,
+        hidden_size=options.hidden,
+        num_layers=options.layers,
+        cell=options.cell,
+        dropout=options.dropout,
+        seed=options.seed,
+    )
+    task = ForecastTask(
+        windows.astype(np.float32),
+        targets.astype(np.float32),
+        np.arange(len(train)),
+        np.arange(len(train), len(starts)),
+        scaling,
+        options.batch,
+        options.seed,
+        options.loss,
+    )
+    extra = {
+        "task": "forecast",
+        "layout": asdict(layout),
+        "columns": series.columns,
+        "scaling": scaling.to_json(),
+        "data": {
+            **source,
+            "val_fraction": options.val_fraction,
+            "test_fraction": options.test_fraction,
+            "rows": len(series),
+        },
+        "options": asdict(options),
+    }
+    out = Path(options.out)
+    trainer = Trainer(
+        model,
+        Adam(model, lr=options.lr),
+        task,
+        out_dir=out,
+        steps=options.steps,
+        epochs=options.epochs,
+        clip_norm=options.clip,
+        monitor="val_mae",
+        extra=extra,
+        progress_unit="windows",
+    )
+    if options.resume:
+        check_resumable(out, extra, ("layout", "columns", "scaling", "data"))
+    summary = trainer.fit(resume=options.resume)
+    if summary["failed"]:
+        return summary
+    if summary["best"] is not None:
+        best, _ = load_with_extra(out / "best.safetensors")
+        model.load_state_dict(best.params)
+    report, curves = forecast_report(model, series, test, layout, scaling)
+    extra["test"] = report
+    save(model, out / "model.safetensors", extra=extra)
+    plot_history(out / "metrics.jsonl", out / "loss.png")
+    drew = draw_forecast(
+        report, curves, out / "forecast.png", f"test split of {series.description}"
+    )
+    summary.update(
+        test=report,
+        model_path=str(out / "model.safetensors"),
+        forecast_png=str(out / "forecast.png") if drew else None,
+    )
+    return summary
+
+
+def _saved(extra, key: str):
+    if not (isinstance(extra, dict) and key in extra):
+        raise ValueError(f"the model file lacks its saved {key}; it is damaged: re-train it")
+    return extra[key]
+
+
+def _saved_series(extra: dict, csv) -> tuple[Series, Layout]:
+    """The series of ``csv`` (or of the remembered data), read with the saved layout; ValueError
+    unless it gives the inputs the model was trained on."""
+    layout = Layout(**_saved(extra, "layout"))
+    source = (
+        _saved(extra, "data") if csv is None else {"kind": "csv", "path": str(Path(csv).absolute())}
+    )
+    series = layout.series(read_table(source))
+    if series.columns != _saved(extra, "columns"):
+        raise ValueError(
+            f"{series.description} gives the inputs {series.columns}, but the model was trained "
+            f"on {extra['columns']}; give a file with those columns"
+        )
+    return series, layout
+
+
+def evaluate_forecaster(model, extra, csv=None, png_path=None) -> tuple[dict, str, bool]:
+    """``(report, description, drew)`` on every window of ``csv``, or (None) on the remembered
+    test split; draws the forecast against the actual values to ``png_path`` if given (``drew``
+    is False when it is not, or matplotlib is missing)."""
+    series, layout = _saved_series(extra, csv)
+    scaling = Standardizer.from_json(_saved(extra, "scaling"))
+    if csv is None:
+        data = extra["data"]
+        if len(series) != data["rows"]:
+            raise ValueError(
+                f"{series.description} now has {len(series)} rows, but the model was trained when "
+                f"it had {data['rows']}: its test split cannot be rebuilt; give data with --csv"
+            )
+        *_, starts = split_starts(series, layout, data["val_fraction"], data["test_fraction"])
+        description = f"the test split of {series.description}"
+    else:
+        starts = window_starts(len(series), layout.window, layout.horizon, 0, len(series))
+        if len(starts) == 0:
+            raise ValueError(
+                f"{series.description} has {len(series)} rows, too few for one window of "
+                f"{layout.window} steps and {layout.horizon} to forecast; give more rows"
+            )
+        description = series.description
+    report, curves = forecast_report(model, series, starts, layout, scaling)
+    drew = png_path is not None and draw_forecast(report, curves, Path(png_path), description)
+    return report, description, drew
+
+
+def predict_next(model, extra, csv=None) -> list[dict]:
+    """The next ``horizon`` values after the end of ``csv`` (or of the remembered data):
+    ``[{"step": k, "date": ... or None, "value": v}, ...]``."""
+    series, layout = _saved_series(extra, csv)
+    if len(series) < layout.window:
+        raise ValueError(
+            f"{series.description} has {len(series)} rows, but the model reads windows of "
+            f"{layout.window}; give at least {layout.window} rows"
+        )
+    scaling = Standardizer.from_json(_saved(extra, "scaling"))
+    window = scaling.transform(series.inputs[-layout.window :])[:, None].astype(model.dtype)
+    values = scaling.inverse(model(window)[0], column=0)  # (horizon,)
+    dates = [None] * layout.horizon
+    if series.times is not None and len(series) > 1:
+        step = series.times[-1] - series.times[-2]
+        dates = [str(series.times[-1] + step * (k + 1)) for k in range(layout.horizon)]
+    return [
+        {"step": k + 1, "date": dates[k], "value": float(value)} for k, value in enumerate(values)
+    ]
