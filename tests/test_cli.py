@@ -1,5 +1,6 @@
 """The rnnkit command: the language-model workflow and its errors, run as a user would."""
 
+import importlib.util
 import json
 import math
 import os
@@ -227,3 +228,48 @@ def test_resume_on_other_text_is_refused(trained, tmp_path):
                     "--seq-len", 20)  # fmt: skip
     assert result.returncode == 2
     assert "another vocabulary" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def pairs_tsv(tmp_path_factory):
+    """300 made-up words spelled with a-j, each letter pronounced as one phoneme."""
+    import random
+
+    rng = random.Random(0)
+    words = set()
+    while len(words) < 300:
+        words.add("".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 6))))
+    path = tmp_path_factory.mktemp("s2s") / "pairs.tsv"
+    lines = (word + "\t" + " ".join(letter.upper() + "H" for letter in word) for word in words)
+    path.write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
+    return path
+
+
+def test_seq2seq_trains_predicts_and_evaluates(pairs_tsv, tmp_path):
+    out = tmp_path / "run"
+    result = rnnkit("train", "seq2seq", "--tsv", pairs_tsv, "--steps", 20, "--hidden", 16,
+                    "--embedding", 8, "--batch", 16, "--out", out,
+                    "--validate-every", 10)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "phoneme error rate" in result.stdout
+    model = out / "model.safetensors"
+    png = tmp_path / "attention.png"
+    result = rnnkit("predict", model, "--input", "abc", "--attention-png", png)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("abc\t")
+    if importlib.util.find_spec("matplotlib"):  # the picture needs the plot extra
+        assert png.stat().st_size > 0
+    result = rnnkit("evaluate", model, "--json", "--beam", 2)  # on the remembered test split
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)) == {"word_accuracy", "phoneme_error_rate", "words"}
+    result = rnnkit("predict", model, "--input", "xyz")
+    assert result.returncode == 2 and "never seen in training" in result.stderr
+
+
+def test_diagnose_reports_a_vanishing_gradient_for_a_tanh_rnn():
+    result = rnnkit("diagnose", "--cell", "rnn", "--length", 100, "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["verdict"] == "vanishing" and len(figures["grad_norms"]) == 100
+    result = rnnkit("diagnose", "--cell", "lstm", "--forget-bias", 1)
+    assert result.returncode == 0 and "LSTM" in result.stdout

@@ -47,7 +47,6 @@ def test_generate_greedy_matches_teacher_forced_argmax_and_sampling_is_seeded(tm
     assert model.generate(vectors, 5, temperature=1.0, seed=3) == model.generate(
         vectors, 5, temperature=1.0, seed=3
     )
-    rnnkit.register(ConditionalGenerator)
     rnnkit.save(model, tmp_path / "g.safetensors")
     assert rnnkit.load(tmp_path / "g.safetensors").generate(vectors, max_length=5) == out
 

@@ -104,7 +104,6 @@ def test_beam_of_one_is_greedy_and_wider_beams_score_no_worse(attention):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    rnnkit.register(Seq2Seq)
     model = tiny(cell="lstm", attention="bahdanau")
     source, target = batch()
     rnnkit.save(model, tmp_path / "m.safetensors")

@@ -3,9 +3,11 @@
     rnnkit train [lm] [options]          train a language model (Shakespeare by default)
     rnnkit train classify [options]      train a sequence classifier (movie reviews by default)
     rnnkit train forecast [options]      train a forecaster (Seattle's weather by default)
+    rnnkit train seq2seq [options]       spelling -> pronunciation (CMU dictionary by default)
     rnnkit generate MODEL --prime TEXT   continue a text with a trained language model
     rnnkit evaluate MODEL [data]         score any trained model (its own test split by default)
-    rnnkit predict MODEL [data]          classes of texts or sequences, or the next values
+    rnnkit predict MODEL [data]          classes, the next values, or a transcription
+    rnnkit diagnose [options]            gradient norms through time of a fresh model
 
 Errors in what the user gave (options, files, models) end the command with one line on stderr
 and exit status 2, before anything is written (set RNNKIT_DEBUG=1 to see the traceback instead).
@@ -20,7 +22,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-TRAIN_TASKS = ("lm", "classify", "forecast")
+TRAIN_TASKS = ("lm", "classify", "forecast", "seq2seq")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -156,6 +158,56 @@ def _add_forecast_options(parser: argparse.ArgumentParser) -> None:
     _add_common_options(parser, defaults)
 
 
+def _add_seq2seq_options(parser: argparse.ArgumentParser) -> None:
+    from rnnkit.tasks.seq2seq import ATTENTIONS, Seq2SeqOptions
+
+    defaults = {field.name: field.default for field in fields(Seq2SeqOptions)}
+    add = parser.add_argument
+    add("--tsv", metavar="FILE", help="source<TAB>target pairs; default: the CMU dictionary")
+    add("--source-level", choices=("char", "space"), default=defaults["source_level"],
+        help="TSV source tokens: characters or space-separated")  # fmt: skip
+    add("--target-level", choices=("char", "space"), default=defaults["target_level"])
+    add("--cell", choices=("rnn", "lstm", "gru"), default=defaults["cell"])
+    add("--attention", choices=ATTENTIONS, default=defaults["attention"])
+    add("--embedding", type=_positive_int, default=defaults["embedding"])
+    add("--hidden", type=_positive_int, default=defaults["hidden"])
+    add("--layers", type=_positive_int, default=defaults["layers"], help="encoder layers")
+    add("--bidirectional", action=argparse.BooleanOptionalAction,
+        default=defaults["bidirectional"], help="encoder direction(s)")  # fmt: skip
+    add("--teacher-forcing", type=_number, default=defaults["teacher_forcing"],
+        help="share of decoder steps fed the true previous token")  # fmt: skip
+    add("--batch", type=_positive_int, default=defaults["batch"])
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive_int, default=None,
+                        help=f"optimizer steps (default {defaults['steps']})")  # fmt: skip
+    length.add_argument("--epochs", type=_positive_int, default=None)
+    add("--lr", type=_number, default=defaults["lr"], help="Adam learning rate")
+    add("--clip", type=_number, default=defaults["clip"])
+    add("--val-fraction", type=_number, default=defaults["val_fraction"])
+    add("--test-fraction", type=_number, default=defaults["test_fraction"])
+    add("--max-words", type=_positive_int, default=None, help="use only this many pairs")
+    add("--seed", type=int, default=defaults["seed"])
+    add("--out", default=defaults["out"])
+    add("--checkpoint-every", type=_positive_int, default=defaults["checkpoint_every"])
+    add("--validate-every", type=_positive_int, default=defaults["validate_every"])
+
+
+def _add_diagnose_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--cell", choices=("rnn", "lstm", "gru"), default="rnn")
+    add("--nonlinearity", choices=("tanh", "relu"), default="tanh", help="RNN only")
+    add("--init", choices=("uniform", "xavier_orthogonal", "identity"), default="uniform")
+    add("--forget-bias", type=_number, default=None, help="LSTM only")
+    add("--spectral-radius", type=_number, default=None,
+        help="rescale the recurrent weights to this spectral radius")  # fmt: skip
+    add("--length", type=_positive_int, default=100, help="sequence length T")
+    add("--hidden", type=_positive_int, default=64)
+    add("--layers", type=_positive_int, default=1)
+    add("--seed", type=int, default=0)
+    add("--plot", metavar="PNG", help="draw the norms against the time step (log scale)")
+    add("--json", action="store_true", help="print one JSON object")
+
+
 def _columns(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     if not names:
@@ -205,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
         "forecast", prog="rnnkit train forecast", help="forecast the next values of a series"
     )
     _add_forecast_options(forecast)
+    seq2seq = tasks.add_parser(
+        "seq2seq", prog="rnnkit train seq2seq", help="sequence to sequence with attention"
+    )
+    _add_seq2seq_options(seq2seq)
 
     generate = commands.add_parser("generate", help="continue a text with a language model")
     generate.add_argument("model", help="a model.safetensors written by 'rnnkit train lm'")
@@ -220,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model")
     evaluate.add_argument("--text", metavar="FILE", help="language model: a UTF-8 text")
     _add_data_options(evaluate, labels=True)
+    evaluate.add_argument("--tsv", metavar="FILE", help="seq2seq: source<TAB>target pairs")
+    evaluate.add_argument("--beam", type=_positive_int, default=1, help="seq2seq: beam width")
     evaluate.add_argument(
         "--plot", metavar="PNG", help="draw the confusion matrix or the forecast to this file"
     )
@@ -236,12 +294,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="classifier: a text to classify (repeatable)",
     )
     _add_data_options(predict, labels=False)
+    predict.add_argument("--input", action="append", metavar="TEXT",
+                         help="seq2seq: a source to transcribe (repeatable)")  # fmt: skip
+    predict.add_argument("--beam", type=_positive_int, default=1, help="seq2seq: beam width")
+    predict.add_argument("--attention-png", metavar="PNG",
+                         help="seq2seq: draw the attention of the (first) input")  # fmt: skip
     predict.add_argument("--json", action="store_true", help="print JSON")
+
+    diagnose = commands.add_parser(
+        "diagnose", help="gradient norms through time: vanishing, exploding or stable"
+    )
+    _add_diagnose_options(diagnose)
     return parser
 
 
 def _train(args) -> None:
-    {"lm": _train_lm, "classify": _train_classify, "forecast": _train_forecast}[args.task](args)
+    run = {"lm": _train_lm, "classify": _train_classify, "forecast": _train_forecast,
+           "seq2seq": _train_seq2seq}  # fmt: skip
+    run[args.task](args)
 
 
 def _train_lm(args) -> None:
@@ -308,6 +378,38 @@ def _train_forecast(args) -> None:
         print(f"forecast against the actual values: {summary['forecast_png']}")
 
 
+def _train_seq2seq(args) -> None:
+    from rnnkit.tasks.seq2seq import Seq2SeqOptions, train_seq2seq
+    from rnnkit.train.progress import format_duration
+
+    summary = train_seq2seq(Seq2SeqOptions(**_chosen(args, Seq2SeqOptions)))
+    if summary.get("failed"):
+        raise SystemExit(1)
+    test = summary["test"]
+    print(
+        f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test "
+        f"word accuracy {test['word_accuracy']:.3f}, phoneme error rate "
+        f"{test['phoneme_error_rate']:.3f} over {test['words']} held-out words (greedy); "
+        f"model: {summary['model_path']}"
+    )
+
+
+def _diagnose(args) -> None:
+    from rnnkit.diagnostics import describe, diagnose_fresh, plot_grad_norms
+
+    result = diagnose_fresh(
+        args.cell, args.nonlinearity, args.init, args.length, args.hidden, args.seed,
+        args.forget_bias, layers=args.layers, spectral_radius=args.spectral_radius,
+        jacobian=args.hidden <= 256,
+    )  # fmt: skip
+    if args.plot:
+        try:
+            plot_grad_norms(result, args.plot)
+        except ImportError as error:
+            raise ValueError(str(error)) from None
+    print(json.dumps(result) if args.json else describe(result))
+
+
 def _generate(args) -> None:
     from rnnkit.models.sampling import check_sampling, complete
     from rnnkit.tasks.language_modeling import load_language_model
@@ -326,10 +428,12 @@ def _model_kind(path) -> tuple[str, object, object]:
     from rnnkit.models.classifier import SequenceClassifier
     from rnnkit.models.forecaster import Forecaster
     from rnnkit.models.language_model import LanguageModel
+    from rnnkit.models.seq2seq import Seq2Seq
     from rnnkit.tasks.saved_models import read_model
 
     model, extra = read_model(path)
-    kinds = {LanguageModel: "lm", SequenceClassifier: "classify", Forecaster: "forecast"}
+    kinds = {LanguageModel: "lm", SequenceClassifier: "classify", Forecaster: "forecast",
+             Seq2Seq: "seq2seq"}  # fmt: skip
     if type(model) not in kinds:
         raise ValueError(
             f"{path} holds a {type(model).__name__}, which the rnnkit command does not serve; "
@@ -348,6 +452,21 @@ def _unused(args, kind: str, *options: str) -> None:
 
 def _evaluate(args) -> None:
     kind, model, extra = _model_kind(args.model)
+    if kind != "seq2seq":
+        _unused(args, "model of this kind (--tsv and --beam are for seq2seq)", "--tsv")
+        if args.beam != 1:
+            raise ValueError("--beam is for seq2seq models; leave it out")
+    if kind == "seq2seq":
+        from rnnkit.tasks.seq2seq import evaluate
+
+        _unused(args, "seq2seq model", "--text", "--csv", "--npz", "--text-col", "--label-col",
+                "--plot")  # fmt: skip
+        result = evaluate(args.model, args.tsv, args.beam)
+        print(json.dumps(result) if args.json else (
+            f"word accuracy {result['word_accuracy']:.4f}, phoneme error rate "
+            f"{result['phoneme_error_rate']:.4f} over {result['words']} words (beam {args.beam})"
+        ))  # fmt: skip
+        return
     if kind == "lm":
         _unused(args, "language model", "--csv", "--npz", "--text-col", "--label-col", "--plot")
         if args.text is None:
@@ -400,6 +519,11 @@ def _evaluate_lm(args) -> None:
 
 def _predict(args) -> None:
     kind, model, extra = _model_kind(args.model)
+    if kind == "seq2seq":
+        _predict_seq2seq(args, model, extra)
+        return
+    _unused(args, "model of this kind (--input, --attention-png are for seq2seq)", "--input",
+            "--attention-png")  # fmt: skip
     if kind == "lm":
         raise ValueError("a language model continues texts: use rnnkit generate MODEL --prime TEXT")
     if kind == "classify":
@@ -418,15 +542,37 @@ def _predict(args) -> None:
     print(json.dumps(results) if args.json else "\n".join(lines))
 
 
+def _predict_seq2seq(args, model, extra) -> None:
+    from rnnkit.tasks.seq2seq import plot_attention, predict
+
+    _unused(args, "seq2seq model (give --input)", "--text", "--csv", "--npz", "--text-col")
+    if not args.input:
+        raise ValueError("give the source to transcribe with --input TEXT")
+    results = []
+    for position, text in enumerate(args.input):
+        tokens, weights = predict(model, extra, text, args.beam)
+        results.append({"input": text, "output": tokens})
+        if position == 0 and args.attention_png:
+            if weights is None:
+                raise ValueError("this model has no attention to draw (attention='none')")
+            plot_attention(list(text.strip().lower()), tokens, weights, args.attention_png)
+    lines = [f"{result['input']}\t{' '.join(result['output'])}" for result in results]
+    print(json.dumps(results) if args.json else "\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"] and (len(argv) == 1 or argv[1] not in (*TRAIN_TASKS, "-h", "--help")):
         argv.insert(1, "lm")  # 'rnnkit train' means 'rnnkit train lm'
     args = build_parser().parse_args(argv)
-    run = {"train": _train, "generate": _generate, "evaluate": _evaluate, "predict": _predict}
+    run = {"train": _train, "generate": _generate, "evaluate": _evaluate, "predict": _predict,
+           "diagnose": _diagnose}  # fmt: skip
     run = run[args.command]
     try:
         run(args)
+    except BrokenPipeError:  # the reader went away (e.g. '| head'): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError, OSError) as error:
         if os.environ.get("RNNKIT_DEBUG"):
             raise

@@ -140,6 +140,14 @@ def build_tables(train_pairs) -> tuple[TokenTable, TokenTable]:
     return TokenTable(sources, "source"), TokenTable([START, END, *targets], "target")
 
 
+def known_pairs(pairs, tables: tuple[TokenTable, TokenTable]) -> list:
+    """The held-out pairs whose every token the training pairs have (the others cannot be
+    scored: a model has no id for a token it never saw)."""
+    source_tokens, target_tokens = (set(table.tokens) for table in tables)
+    return [(source, target) for source, target in pairs
+            if set(source) <= source_tokens and set(target) <= target_tokens]  # fmt: skip
+
+
 def pad_batch(pairs, source_table: TokenTable, target_table: TokenTable):
     """(source (S, B), source_lengths, target (T, B) ending with </s>, target_lengths)."""
     sources = [source_table.encode(source) for source, _ in pairs]
@@ -236,18 +244,26 @@ class Seq2SeqTask:
 def train_seq2seq(options: Seq2SeqOptions, say=print) -> dict:
     """Train, save ``model.safetensors`` in ``options.out``, and return a summary with the test
     metrics (greedy)."""
-    from rnnkit.io.models import register, save
+    from rnnkit.io.models import save
     from rnnkit.train.optim import Adam
     from rnnkit.train.trainer import Trainer
 
-    register(Seq2Seq)  # until io/models.py registers it
     options.check()
     source = data_source(options)
     train, val, test = load_pairs(source)
     tables = build_tables(train)
+    held_out = len(val) + len(test)
+    val, test = known_pairs(val, tables), known_pairs(test, tables)
+    if not val or not test:
+        raise ValueError(
+            "the validation or test split is empty (or holds only tokens unseen in training); "
+            "give more pairs or larger --val-fraction/--test-fraction"
+        )
+    dropped = held_out - len(val) - len(test)
     say(
         f"pairs: {len(train):,} train, {len(val):,} validation, {len(test):,} test; "
         f"{len(tables[0].tokens)} source and {len(tables[1].tokens)} target tokens"
+        + (f"; {dropped} held-out pairs with tokens unseen in training left out" if dropped else "")
     )
     model = Seq2Seq(
         len(tables[0].tokens), len(tables[1].tokens), 0, 1, options.embedding, options.hidden,
@@ -278,9 +294,8 @@ def train_seq2seq(options: Seq2SeqOptions, say=print) -> dict:
 
 def load_seq2seq(path):
     """(model, extra) saved by ``train_seq2seq``; ValueError for other files."""
-    from rnnkit.io.models import load_with_extra, register
+    from rnnkit.io.models import load_with_extra
 
-    register(Seq2Seq)
     model, extra = load_with_extra(path)
     if not (isinstance(model, Seq2Seq) and isinstance(extra, dict) and "source_tokens" in extra):
         raise ValueError(
@@ -308,7 +323,7 @@ def evaluate(path, tsv: str | None = None, beam: int = 1, limit: int | None = No
     split the model was trained with (rebuilt from its extra). ``limit``: the first pairs only."""
     model, extra = load_seq2seq(path)
     if tsv is None:
-        pairs = load_pairs(extra["data"])[2]
+        pairs = known_pairs(load_pairs(extra["data"])[2], tables_of(extra))
     else:
         data = extra["data"]
         pairs = cmudict.read_tsv(tsv, data["source_level"], data["target_level"])
