@@ -273,3 +273,18 @@ def test_diagnose_reports_a_vanishing_gradient_for_a_tanh_rnn():
     assert figures["verdict"] == "vanishing" and len(figures["grad_norms"]) == 100
     result = rnnkit("diagnose", "--cell", "lstm", "--forget-bias", 1)
     assert result.returncode == 0 and "LSTM" in result.stdout
+
+
+def test_diagnose_a_trained_language_model_on_a_text(trained):
+    _, text, out, _ = trained
+    model = out / "model.safetensors"
+    result = rnnkit("diagnose", model, "--text", text, "--length", 40, "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert len(figures["grad_norms"]) == 40
+    assert figures["verdict"] in {"vanishing", "stable", "exploding"}
+    assert figures["ratio_first_to_last"] == pytest.approx(
+        figures["grad_norms"][0] / figures["grad_norms"][-1]
+    )
+    result = rnnkit("diagnose", model)
+    assert result.returncode == 2 and "give --text FILE" in result.stderr

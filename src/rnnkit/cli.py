@@ -194,6 +194,8 @@ def _add_seq2seq_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_diagnose_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
+    add("model", nargs="?", help="a language model to diagnose (default: a fresh layer)")
+    add("--text", metavar="FILE", help="with MODEL: the text it reads (its first --length tokens)")
     add("--cell", choices=("rnn", "lstm", "gru"), default="rnn")
     add("--nonlinearity", choices=("tanh", "relu"), default="tanh", help="RNN only")
     add("--init", choices=("uniform", "xavier_orthogonal", "identity"), default="uniform")
@@ -395,13 +397,29 @@ def _train_seq2seq(args) -> None:
 
 
 def _diagnose(args) -> None:
-    from rnnkit.diagnostics import describe, diagnose_fresh, plot_grad_norms
+    from rnnkit.diagnostics import (
+        describe,
+        diagnose_fresh,
+        diagnose_language_model,
+        plot_grad_norms,
+    )
 
-    result = diagnose_fresh(
-        args.cell, args.nonlinearity, args.init, args.length, args.hidden, args.seed,
-        args.forget_bias, layers=args.layers, spectral_radius=args.spectral_radius,
-        jacobian=args.hidden <= 256,
-    )  # fmt: skip
+    if args.model is None:
+        if args.text:
+            raise ValueError("--text goes with a MODEL to diagnose; give both or neither")
+        result = diagnose_fresh(
+            args.cell, args.nonlinearity, args.init, args.length, args.hidden, args.seed,
+            args.forget_bias, layers=args.layers, spectral_radius=args.spectral_radius,
+            jacobian=args.hidden <= 256,
+        )  # fmt: skip
+    else:
+        from rnnkit.tasks.language_modeling import load_language_model, read_text
+
+        if not args.text:
+            raise ValueError("a model is diagnosed on a text: give --text FILE")
+        model, vocabulary = load_language_model(args.model)
+        ids = vocabulary.encode(read_text(args.text))[: args.length + 1]
+        result = diagnose_language_model(model, ids)
     if args.plot:
         try:
             plot_grad_norms(result, args.plot)

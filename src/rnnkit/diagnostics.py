@@ -307,6 +307,48 @@ def diagnose_fresh(
     }
 
 
+def diagnose_language_model(model, ids: np.ndarray) -> dict:
+    """Gradient flow through a trained language model reading the token ids ``ids`` (T + 1,).
+
+    The model runs, in a float64 copy without dropout, over ``ids[:-1]`` from a zero state; the
+    loss is the cross-entropy of its last prediction (of ``ids[-1]``) only, so the norms show how
+    far the signal from the end of the text travels back. Returns the keys of ``diagnose_fresh``
+    (``jacobian_norms`` is None) with ``config`` describing the model.
+    """
+    from rnnkit.train.losses import cross_entropy
+
+    if len(ids) < 3:
+        raise ValueError(f"the text has {len(ids)} tokens; give at least 3 to diagnose")
+    exact = type(model)(**{**model.config(), "dtype": "float64", "dropout": 0.0})
+    exact.load_state_dict(model.state_dict())
+    inputs, target = ids[:-1, None], ids[-1:, None]  # (T, 1) and (1, 1)
+
+    def backprop(network) -> float:
+        (logits, _), backward = network.forward(inputs)
+        loss, d_last = cross_entropy(logits[-1:], target)  # the last step's prediction only
+        d_logits = np.zeros_like(logits)  # (T, 1, V)
+        d_logits[-1:] = d_last
+        backward(d_logits)
+        return loss
+
+    flow = gradient_flow(exact, backprop)
+    by_layer = next(iter(flow["hidden_grad_norms"].values()))
+    grad_norms = by_layer["layer 0"]
+    ratio = grad_norms[0] / grad_norms[-1]
+    config = model.config()
+    label = f"{config['cell'].upper()} language model, {config['num_layers']} layer(s)"
+    return {
+        "config": {"label": label, "length": len(inputs), "hidden": config["hidden_size"]},
+        "grad_norms": grad_norms,
+        "grad_norms_by_layer": by_layer,
+        "ratio_first_to_last": ratio,
+        "verdict": verdict(ratio),
+        "jacobian_norms": None,
+        "param_grad_norms": flow["param_grad_norms"],
+        "loss": flow["loss"],
+    }
+
+
 def _set_spectral_radius(layer: _Recurrent, radius: float) -> None:
     """Scale each (H, H) gate block of every ``weight_hh`` to spectral radius ``radius``."""
     hidden = layer.hidden_size
@@ -337,6 +379,8 @@ def describe(result: dict) -> str:
 
 def _label(config: dict) -> str:
     """E.g. 'tanh RNN (uniform init)' or 'LSTM (uniform init, forget bias 1.0)'."""
+    if "label" in config:  # a trained model, described when it was diagnosed
+        return config["label"]
     name = config["cell"].upper()
     if config["cell"] == "rnn":
         name = f"{config['nonlinearity']} RNN"
