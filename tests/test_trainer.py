@@ -438,14 +438,24 @@ def test_huge_learning_rate_stops_before_a_broken_checkpoint(tmp_path, capsys):
 # ------------------------------------------------------------------- logs and checkpoints
 
 
-def test_metrics_log_has_one_record_per_step_and_per_validation(tmp_path):
+def test_metrics_log_has_one_record_per_step_epoch_and_validation(tmp_path):
     trainer = make_trainer(tmp_path, steps=10, validate_every=5)
     trainer.fit()
     records = read_log(tmp_path)
-    assert [(r["kind"], r["step"]) for r in records] == [("step", s) for s in range(1, 6)] + [
-        ("validation", 5)
-    ] + [("step", s) for s in range(6, 11)] + [("validation", 10)]
+    per_epoch = trainer.batches_per_epoch
+    expected = []
+    for step in range(1, 11):
+        expected.append(("step", step))
+        if step % per_epoch == 0:
+            expected.append(("epoch", step))
+        if step % 5 == 0:
+            expected.append(("validation", step))
+    assert [(r["kind"], r["step"]) for r in records] == expected
     assert records == trainer.history
+    first_epoch = [r["loss"] for r in records if r["kind"] == "step"][:per_epoch]
+    epoch_records = [r for r in records if r["kind"] == "epoch"]
+    assert epoch_records[0]["epoch"] == 0
+    assert epoch_records[0]["loss"] == pytest.approx(sum(first_epoch) / per_epoch)
     steps = [r for r in records if r["kind"] == "step"]
     assert {"loss", "grad_norm", "lr", "count", "epoch", "time"} <= set(steps[0])
     assert all(r["count"] == 16 and math.isfinite(r["loss"]) for r in steps)  # 8 steps x 2

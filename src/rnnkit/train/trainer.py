@@ -110,6 +110,7 @@ class Trainer:
         self.carry = None
         self.best: dict | None = None  # {"step": ..., monitor: ...}
         self.bad_validations = 0
+        self.epoch_loss = 0.0  # sum of this epoch's step losses so far
         self.stop_reason: str | None = None
         self.failed = False  # True when a non-finite loss or gradient stopped the run
         self.last_validation: dict | None = None
@@ -138,6 +139,9 @@ class Trainer:
             if progress:
                 progress.update(self.step, record["loss"], record["count"])
             end_of_epoch = self.index == 0
+            self.epoch_loss += record["loss"]
+            if end_of_epoch:
+                self._log_epoch()
             due = (self.validate_every and self.step % self.validate_every == 0) or (
                 not self.validate_every and end_of_epoch
             )
@@ -207,6 +211,13 @@ class Trainer:
             if hasattr(callback, "on_step"):
                 callback.on_step(self, record)
         return record
+
+    def _log_epoch(self) -> None:
+        """Log the mean training loss of the epoch that just ended."""
+        finished = self.epoch - 1
+        mean = self.epoch_loss / self.batches_per_epoch
+        self._log({"kind": "epoch", "step": self.step, "epoch": finished, "loss": mean})
+        self.epoch_loss = 0.0
 
     def _fail(self, problem: str, grad_norm: float) -> None:
         """Stop the run as failed at the step being taken; no checkpoint is written after.
@@ -344,6 +355,7 @@ class Trainer:
             },
             "best": self.best,
             "bad_validations": self.bad_validations,
+            "epoch_loss": self.epoch_loss,
             "extra": self.extra,
         }
         return checkpoints.write_checkpoint(
@@ -382,6 +394,7 @@ class Trainer:
             (self.carry,) = self.carry
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
         self.best, self.bad_validations = state["best"], state["bad_validations"]
+        self.epoch_loss = state.get("epoch_loss", 0.0)
         self._truncate_log()
         self.message(f"resumed from {found[-1]} at step {self.step}")
 
