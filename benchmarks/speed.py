@@ -150,25 +150,34 @@ def _range_ms(times: list[float]) -> list[float]:
 
 
 def peak_memory_mb(library: str, cell: str, shape: tuple) -> float:
-    """Peak resident memory (MB) of a process that runs one training step, measured alone."""
+    """Memory (MB) a training step adds at its peak: the resident high-water mark during the
+    step (reset just before it, Linux's /proc/self/clear_refs) less the resident size before it,
+    in a fresh process."""
     code = f"""
-import resource, numpy as np
+import numpy as np
+def megabytes(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field)) / 1024
 batch, steps, inputs, hidden = {tuple(shape)}
 x = np.random.default_rng(1).standard_normal((steps, batch, inputs), dtype=np.float32)
 if {library!r} == "rnnkit":
     import rnnkit
     layer = rnnkit.{cell}(inputs, hidden, seed=0)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    (out, _), backward = layer.forward(x)
-    backward(np.ones_like(out))
+    def step():
+        (out, _), backward = layer.forward(x)
+        backward(np.ones_like(out))
 else:
     import torch
     layer = torch.nn.{cell}(inputs, hidden)
-    xt = torch.from_numpy(x).requires_grad_(True)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out, _ = layer(xt)
-    out.sum().backward()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+    def step():
+        out, _ = layer(torch.from_numpy(x).requires_grad_(True))
+        out.sum().backward()
+step()  # warm-up: one-off allocations (thread pools, caches) are not the step's
+with open("/proc/self/clear_refs", "w") as clear:
+    clear.write("5")  # reset the high-water mark
+before = megabytes("VmRSS")
+step()
+print(megabytes("VmHWM") - before)
 """
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
