@@ -18,42 +18,48 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.kernels import _fused
 from rnnkit.kernels._common import previous_states, sigmoid, step_masks
 
 
-def step(gates: np.ndarray, c_prev: np.ndarray):
+def step(gates: np.ndarray, c_prev: np.ndarray, h, c, tanh_c) -> None:
     """One step's elementwise math, in place on the pre-activations ``gates`` (B, 4H).
 
-    Returns h (B, H), c (B, H) and tanh(c) (B, H); ``gates`` then holds i, f, g, o.
+    Writes h, c and tanh(c) (each (B, H)); ``gates`` then holds i, f, g, o. Fused into one
+    compiled loop for float32 when numba is installed (``_fused``).
     """
+    if _fused.usable(gates, c_prev, h, c, tanh_c):
+        _fused.lstm_step(gates, c_prev, h, c, tanh_c)
+        return
     hidden = c_prev.shape[1]
     sigmoid(gates[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # i, f
     np.tanh(gates[:, 2 * hidden : 3 * hidden], out=gates[:, 2 * hidden : 3 * hidden])  # g
     sigmoid(gates[:, 3 * hidden :], out=gates[:, 3 * hidden :])  # o
     i, f, g, o = np.split(gates, 4, axis=1)  # each (B, H)
-    c = f * c_prev + i * g
-    tanh_c = np.tanh(c)
-    return o * tanh_c, c, tanh_c
+    np.add(f * c_prev, i * g, out=c)
+    np.tanh(c, out=tanh_c)
+    np.multiply(o, tanh_c, out=h)
 
 
-def step_backward(dh, dc, gates, c_prev, tanh_c):
-    """Gradients through one step: (dz (B, 4H), dc_prev (B, H)) from dh, dc at h[t], c[t]."""
+def step_backward(dh, dc, gates, c_prev, tanh_c, dz) -> np.ndarray:
+    """Gradients through one step: writes dz (B, 4H) and returns dc_prev (B, H), from dh, dc at
+    h[t], c[t]."""
+    if _fused.usable(dh, dc, gates, c_prev, tanh_c, dz):
+        dc_prev = np.empty_like(dc)
+        _fused.lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev)
+        return dc_prev
     i, f, g, o = np.split(gates, 4, axis=1)  # each (B, H)
     do = dh * tanh_c  # h = o * tanh(c)
     dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # h = o * tanh(c)
     di = dc * g  # c = f * c_prev + i * g
     dg = dc * i
     df = dc * c_prev
-    dz = np.concatenate(
-        [
-            di * i * (1.0 - i),  # i = sig(z_i)
-            df * f * (1.0 - f),  # f = sig(z_f)
-            dg * (1.0 - g * g),  # g = tanh(z_g)
-            do * o * (1.0 - o),  # o = sig(z_o)
-        ],
-        axis=1,
-    )
-    return dz, dc * f
+    d_i, d_f, d_g, d_o = np.split(dz, 4, axis=1)  # views of dz, each (B, H)
+    np.multiply(di, i * (1.0 - i), out=d_i)  # i = sig(z_i)
+    np.multiply(df, f * (1.0 - f), out=d_f)  # f = sig(z_f)
+    np.multiply(dg, 1.0 - g * g, out=d_g)  # g = tanh(z_g)
+    np.multiply(do, o * (1.0 - o), out=d_o)  # o = sig(z_o)
+    return dc * f
 
 
 def forward(xw, state0, w_hh, b_hh, lengths):
@@ -79,8 +85,8 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     for t in range(steps):
         z = gates[t]
         z += h @ w_hh.T
-        h_new, c_new, tanh_cs[t] = step(z, c)
-        hs[t], cs[t] = h_new, c_new
+        step(z, c, hs[t], cs[t], tanh_cs[t])
+        h_new, c_new = hs[t], cs[t]
         if masks is None:
             h, c = h_new, c_new
         else:
@@ -110,12 +116,12 @@ def backward(dy, dstate, cache, dh_record=None):
         c_prev = c0 if t == 0 else cs[t - 1]
         if masks is None:
             dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-            dz[t], dc = step_backward(dh_t, dc, gates[t], c_prev, tanh_cs[t])
+            dc = step_backward(dh_t, dc, gates[t], c_prev, tanh_cs[t], dz[t])
             dh = dz[t] @ w_hh  # z[t] = ... + h[t-1] @ W_hh.T
         else:
             m = masks[t]
             dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
-            dz[t], dc_prev = step_backward(dh_t, m * dc, gates[t], c_prev, tanh_cs[t])
+            dc_prev = step_backward(dh_t, m * dc, gates[t], c_prev, tanh_cs[t], dz[t])
             dh = dz[t] @ w_hh + (1.0 - m) * dh  # frozen state: h[t] = ... + (1 - m) * h[t-1]
             dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
         if dh_record is not None:

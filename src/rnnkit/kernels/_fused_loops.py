@@ -1,0 +1,74 @@
+"""The numba loops behind ``_fused`` (imported only when a fused step first runs: importing
+numba takes a few tenths of a second). Each inner loop runs over a contiguous row, so it vectorizes;
+``error_model="numpy"`` drops the division-by-zero checks that would stop that."""
+
+import numba
+import numpy as np
+
+from rnnkit.kernels._fused import P, Q
+
+jit = numba.njit(cache=True, fastmath=True, error_model="numpy")  # numpy: no zero checks
+inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
+_F = np.float32
+_P0, _P1, _P2, _P3, _P4 = (_F(value) for value in P)
+_Q1, _Q2, _Q3, _Q4 = (_F(value) for value in Q[1:])
+_LIMIT, _HALF, _ONE = _F(9.0), _F(0.5), _F(1.0)
+
+
+@inline
+def _tanh(x):
+    x = min(max(x, -_LIMIT), _LIMIT)
+    s = x * x
+    p = _P0 + s * (_P1 + s * (_P2 + s * (_P3 + s * _P4)))
+    q = _ONE + s * (_Q1 + s * (_Q2 + s * (_Q3 + s * _Q4)))
+    return x * p / q
+
+
+@inline
+def _sigmoid(x):
+    return _HALF + _HALF * _tanh(_HALF * x)
+
+
+@jit
+def lstm_step(gates, c_prev, h, c, tanh_c):
+    """In place: ``gates`` (B, 4H) from pre-activations to i, f, g, o; writes h, c, tanh(c)
+    (each (B, H)). One inner loop per quantity, over contiguous rows, so each vectorizes."""
+    batch, hidden = c_prev.shape
+    for b in range(batch):
+        i = gates[b, :hidden]
+        f = gates[b, hidden : 2 * hidden]
+        g = gates[b, 2 * hidden : 3 * hidden]
+        o = gates[b, 3 * hidden :]
+        for j in range(hidden):
+            i[j] = _sigmoid(i[j])
+        for j in range(hidden):
+            f[j] = _sigmoid(f[j])
+        for j in range(hidden):
+            g[j] = _tanh(g[j])
+        for j in range(hidden):
+            o[j] = _sigmoid(o[j])
+        for j in range(hidden):
+            c[b, j] = f[j] * c_prev[b, j] + i[j] * g[j]
+        for j in range(hidden):
+            tanh_c[b, j] = _tanh(c[b, j])
+        for j in range(hidden):
+            h[b, j] = o[j] * tanh_c[b, j]
+
+
+@jit
+def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev):
+    """Writes dz (B, 4H) and dc_prev (B, H) from dh, dc at h[t], c[t] (see lstm.py)."""
+    batch, hidden = c_prev.shape
+    for b in range(batch):
+        for j in range(hidden):
+            i = gates[b, j]
+            f = gates[b, hidden + j]
+            g = gates[b, 2 * hidden + j]
+            o = gates[b, 3 * hidden + j]
+            t = tanh_c[b, j]
+            d_c = dc[b, j] + dh[b, j] * o * (_ONE - t * t)  # h = o * tanh(c)
+            dz[b, j] = d_c * g * i * (_ONE - i)  # c = f * c_prev + i * g; i = sig(z_i)
+            dz[b, hidden + j] = d_c * c_prev[b, j] * f * (_ONE - f)
+            dz[b, 2 * hidden + j] = d_c * i * (_ONE - g * g)
+            dz[b, 3 * hidden + j] = dh[b, j] * t * o * (_ONE - o)
+            dc_prev[b, j] = d_c * f
