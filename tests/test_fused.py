@@ -1,11 +1,12 @@
-"""The fused float32 LSTM step (numba) against the NumPy path: same numbers to float32 rounding."""
+"""The fused float32 LSTM and GRU steps (numba) against the NumPy path: the same numbers to
+float32 rounding."""
 
 import importlib.util
 
 import numpy as np
 import pytest
 
-from rnnkit.kernels import _fused, lstm
+from rnnkit.kernels import _fused, gru, lstm
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("numba") is None, reason="numba absent: pip install 'rnnkit[fast]'"
@@ -23,30 +24,44 @@ def test_rational_tanh_is_within_its_stated_error():
     assert error.max() < 3.2e-7
 
 
-def run(enabled: bool, monkeypatch, lengths):
+GATES = {gru: 3, lstm: 4}  # kernel -> gates per hidden unit; the state has (h,) or (h, c)
+STATE_PARTS = {gru: 1, lstm: 2}
+
+
+def run(kernel, enabled: bool, monkeypatch, lengths):
+    """Outputs and gradients of ``kernel`` on seeded random float32 data, fused or not."""
     monkeypatch.setattr(_fused, "ENABLED", enabled)
     rng = np.random.default_rng(0)
     steps, batch, hidden = 7, 5, 12
-    xw = 2 * rng.standard_normal((steps, batch, 4 * hidden), dtype=np.float32)
-    state0 = tuple(rng.standard_normal((batch, hidden), dtype=np.float32) for _ in range(2))
-    w_hh = rng.standard_normal((4 * hidden, hidden), dtype=np.float32) / np.sqrt(hidden)
-    b_hh = rng.standard_normal(4 * hidden, dtype=np.float32)
-    y, state, cache = lstm.forward(xw, state0, w_hh, b_hh, lengths)
+    width = GATES[kernel] * hidden
+
+    def states():
+        return tuple(
+            rng.standard_normal((batch, hidden), dtype=np.float32)
+            for _ in range(STATE_PARTS[kernel])
+        )
+
+    xw = 2 * rng.standard_normal((steps, batch, width), dtype=np.float32)
+    state0 = states()
+    w_hh = rng.standard_normal((width, hidden), dtype=np.float32) / np.sqrt(hidden)
+    b_hh = rng.standard_normal(width, dtype=np.float32)
+    y, state, cache = kernel.forward(xw, state0, w_hh, b_hh, lengths)
     dy = rng.standard_normal(y.shape, dtype=np.float32)
-    dstate = tuple(rng.standard_normal((batch, hidden), dtype=np.float32) for _ in range(2))
-    return (y, *state), lstm.backward(dy, dstate, cache)
+    return (y, *state), kernel.backward(dy, states(), cache)
 
 
-@pytest.mark.parametrize("lengths", [None, np.array([7, 3, 1, 7, 5])])
-def test_fused_forward_and_backward_match_numpy(monkeypatch, lengths):
+@pytest.mark.parametrize("kernel", [lstm, gru], ids=["lstm", "gru"])
+@pytest.mark.parametrize("lengths", [None, np.array([7, 3, 1, 7, 5])], ids=["equal", "ragged"])
+def test_fused_forward_and_backward_match_numpy(kernel, monkeypatch, lengths):
     (fused_out, fused_grads), (numpy_out, numpy_grads) = (
-        run(enabled, monkeypatch, lengths) for enabled in (True, False)
+        run(kernel, enabled, monkeypatch, lengths) for enabled in (True, False)
     )
     for fused, reference in zip(fused_out, numpy_out, strict=True):
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=2e-6)
-    dxw, (dh0, dc0), dw_hh, db_hh = fused_grads
-    ref_dxw, (ref_dh0, ref_dc0), ref_dw_hh, ref_db_hh = numpy_grads
-    pairs = [(dxw, ref_dxw), (dh0, ref_dh0), (dc0, ref_dc0), (dw_hh, ref_dw_hh), (db_hh, ref_db_hh)]
+    d_xw, d_state0, d_w_hh, d_b_hh = fused_grads
+    ref_d_xw, ref_d_state0, ref_d_w_hh, ref_d_b_hh = numpy_grads
+    pairs = [(d_xw, ref_d_xw), (d_w_hh, ref_d_w_hh), (d_b_hh, ref_d_b_hh)]
+    pairs += list(zip(d_state0, ref_d_state0, strict=True))
     for fused, reference in pairs:
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-5)
 

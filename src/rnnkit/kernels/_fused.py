@@ -1,10 +1,10 @@
-"""Fused float32 elementwise math of one LSTM step, compiled by numba when it is installed.
+"""Fused float32 elementwise math of one LSTM or GRU step, compiled by numba when installed.
 
 NumPy makes one pass over memory per operation (about fifteen per step, forward and backward);
-these loops make one, and vectorize. They compute what ``lstm.step`` and ``lstm.step_backward``
-compute, with tanh replaced by a rational approximation (absolute error below 3.2e-7 in float32,
-against 6e-8 for NumPy's) and the logistic function taken from it. They are used for float32 only:
-float64 (the finite-difference checks) always takes the NumPy path.
+these loops make one, and vectorize. They compute what ``step`` and ``step_backward`` of
+``lstm.py`` and ``gru.py`` compute, with tanh replaced by a rational approximation (absolute error
+below 3.2e-7 in float32, against 6e-8 for NumPy's) and the logistic function taken from it. They
+are used for float32 only: float64 (the finite-difference checks) always takes the NumPy path.
 
 ``ENABLED`` is False without numba (the optional 'fast' extra), or with the environment variable
 ``RNNKIT_FUSED=0``. numba is imported, and the loops compiled, at the first fused step, not at
@@ -49,3 +49,17 @@ def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev) -> None:
     from rnnkit.kernels import _fused_loops
 
     _fused_loops.lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev)
+
+
+def gru_step(gates, hw, h_prev, h) -> None:
+    """In place: ``gates`` (B, 3H) from xw to r, z, n; writes h (B, H), as ``gru.step``."""
+    from rnnkit.kernels import _fused_loops
+
+    _fused_loops.gru_step(gates, hw, h_prev, h)
+
+
+def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct) -> None:
+    """Writes dxw, dhw (B, 3H) and dh_direct (B, H) from dh at h[t], as ``gru.step_backward``."""
+    from rnnkit.kernels import _fused_loops
+
+    _fused_loops.gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct)

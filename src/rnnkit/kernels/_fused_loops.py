@@ -72,3 +72,46 @@ def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev):
             dz[b, 2 * hidden + j] = d_c * i * (_ONE - g * g)
             dz[b, 3 * hidden + j] = dh[b, j] * t * o * (_ONE - o)
             dc_prev[b, j] = d_c * f
+
+
+@jit
+def gru_step(gates, hw, h_prev, h):
+    """In place: ``gates`` (B, 3H) from xw to r, z, n; writes h (B, H), as ``gru.step``."""
+    batch, hidden = h_prev.shape
+    for b in range(batch):
+        r = gates[b, :hidden]
+        z = gates[b, hidden : 2 * hidden]
+        n = gates[b, 2 * hidden :]
+        hw_r = hw[b, :hidden]
+        hw_z = hw[b, hidden : 2 * hidden]
+        hw_n = hw[b, 2 * hidden :]
+        for j in range(hidden):
+            r[j] = _sigmoid(r[j] + hw_r[j])
+        for j in range(hidden):
+            z[j] = _sigmoid(z[j] + hw_z[j])
+        for j in range(hidden):
+            n[j] = _tanh(n[j] + r[j] * hw_n[j])
+        for j in range(hidden):
+            h[b, j] = n[j] + z[j] * (h_prev[b, j] - n[j])
+
+
+@jit
+def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct):
+    """Writes dxw, dhw (B, 3H) and dh_direct (B, H) from dh at h[t], as ``gru.step_backward``."""
+    batch, hidden = h_prev.shape
+    for b in range(batch):
+        for j in range(hidden):
+            r = gates[b, j]
+            z = gates[b, hidden + j]
+            n = gates[b, 2 * hidden + j]
+            d_h = dh[b, j]
+            da_n = d_h * (_ONE - z) * (_ONE - n * n)  # h = (1 - z) n + z h_prev; n = tanh(a_n)
+            da_r = da_n * hw_n[b, j] * r * (_ONE - r)  # a_n = xw_n + r hw_n; r = sig(a_r)
+            da_z = d_h * (h_prev[b, j] - n) * z * (_ONE - z)  # z = sig(a_z)
+            dxw[b, j] = da_r
+            dxw[b, hidden + j] = da_z
+            dxw[b, 2 * hidden + j] = da_n
+            dhw[b, j] = da_r
+            dhw[b, hidden + j] = da_z
+            dhw[b, 2 * hidden + j] = da_n * r
+            dh_direct[b, j] = d_h * z

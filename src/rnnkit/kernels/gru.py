@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.kernels import _fused
 from rnnkit.kernels._common import previous_states, sigmoid, step_masks
 
 
-def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray) -> np.ndarray:
-    """One step's elementwise math: h (B, H) from xw[t] (``gates``, B x 3H), hw (B, 3H), h[t-1].
-
-    ``gates`` is overwritten with r, z, n.
-    """
+def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -> None:
+    """One step's elementwise math: writes h (B, H) from xw[t] (``gates``, B x 3H), hw (B, 3H)
+    and h[t-1]; ``gates`` is overwritten with r, z, n. Fused into one compiled loop for float32
+    when numba is installed (``_fused``)."""
+    if _fused.usable(gates, hw, h_prev, h):
+        _fused.gru_step(gates, hw, h_prev, h)
+        return
     hidden = h_prev.shape[1]
     rz = gates[:, : 2 * hidden]
     rz += hw[:, : 2 * hidden]
@@ -36,14 +39,16 @@ def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray) -> np.ndarray:
     n = gates[:, 2 * hidden :]
     n += r * hw[:, 2 * hidden :]
     np.tanh(n, out=n)
-    return n + z * (h_prev - n)  # (1 - z) * n + z * h_prev
+    np.add(n, z * (h_prev - n), out=h)  # (1 - z) * n + z * h_prev
 
 
-def step_backward(dh, gates, hw_n, h_prev):
-    """Gradients through one step from dh at h[t].
-
-    Returns dxw (B, 3H), dhw (B, 3H), and dh_prev's direct part dh * z (B, H).
-    """
+def step_backward(dh, gates, hw_n, h_prev, dxw, dhw) -> np.ndarray:
+    """Gradients through one step from dh at h[t]: writes dxw (B, 3H) and dhw (B, 3H), and
+    returns dh_prev's direct part dh * z (B, H)."""
+    if _fused.usable(dh, gates, hw_n, h_prev, dxw, dhw):
+        dh_direct = np.empty_like(dh)
+        _fused.gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct)
+        return dh_direct
     r, z, n = np.split(gates, 3, axis=1)  # each (B, H)
     dn = dh * (1.0 - z)  # h = (1 - z) * n + z * h_prev
     dz = dh * (h_prev - n)
@@ -51,9 +56,9 @@ def step_backward(dh, gates, hw_n, h_prev):
     dr = da_n * hw_n
     da_r = dr * r * (1.0 - r)  # r = sig(a_r)
     da_z = dz * z * (1.0 - z)  # z = sig(a_z)
-    dxw = np.concatenate([da_r, da_z, da_n], axis=1)
-    dhw = np.concatenate([da_r, da_z, da_n * r], axis=1)
-    return dxw, dhw, dh * z
+    dxw[:] = np.concatenate([da_r, da_z, da_n], axis=1)
+    dhw[:] = np.concatenate([da_r, da_z, da_n * r], axis=1)
+    return dh * z
 
 
 def forward(xw, state0, w_hh, b_hh, lengths):
@@ -78,8 +83,8 @@ def forward(xw, state0, w_hh, b_hh, lengths):
         if b_hh is not None:
             hw += b_hh
         hw_ns[t] = hw[:, 2 * hidden :]
-        h_new = step(xw[t], hw, h)
-        hs[t] = h_new
+        step(xw[t], hw, h, hs[t])
+        h_new = hs[t]
         h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
     y = hs if masks is None else hs * masks
     cache = (xw, hs, hw_ns, state0[0], w_hh, b_hh is not None, masks)
@@ -106,12 +111,12 @@ def backward(dy, dstate, cache, dh_record=None):
         h_prev = h0 if t == 0 else hs[t - 1]
         if masks is None:
             dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-            dxw[t], dhw[t], dh_direct = step_backward(dh_t, gates[t], hw_ns[t], h_prev)
+            dh_direct = step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t])
             dh = dh_direct + dhw[t] @ w_hh  # hw[t] = h[t-1] @ W_hh.T + b_hh
         else:
             m = masks[t]
             dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
-            dxw[t], dhw[t], dh_direct = step_backward(dh_t, gates[t], hw_ns[t], h_prev)
+            dh_direct = step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t])
             dh = dh_direct + dhw[t] @ w_hh + (1.0 - m) * dh  # frozen: + (1 - m) * h[t-1]
         if dh_record is not None:
             dh_record[t] = dh_t
