@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from cli_helpers import assert_one_line_error, run_cli
+
 TEXT = (
     "ROMEO:\nBut soft, what light through yonder window breaks?\n"
     "It is the east, and Juliet is the sun.\n\n"
@@ -288,3 +290,26 @@ def test_diagnose_a_trained_language_model_on_a_text(trained):
     )
     result = rnnkit("diagnose", model)
     assert result.returncode == 2 and "give --text FILE" in result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="bench races torch")
+def test_bench_times_both_libraries_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = rnnkit("bench", "--quick", "--repeats", 1, "--json", out)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    modes = {(row["cell"], row["mode"]) for row in figures["rows"]}
+    for cell in ("LSTM", "GRU", "RNN"):
+        assert {(cell, "inference"), (cell, "training")} <= modes
+    assert ("LSTMCell", "streaming step") in modes
+    for row in figures["rows"]:
+        assert row["ratio"] == pytest.approx(row["rnnkit_ms"] / row["torch_ms"], rel=1e-6)
+    assert figures["sgemm_peak_gflops"] > 0 and figures["peak_memory_mb"]["rnnkit"] > 0
+    assert "| LSTM | 1,100,32,32 | training |" in result.stdout
+
+
+def test_bench_without_torch_says_how_to_install_it(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    assert_one_line_error(
+        run_cli(capsys, "bench", "--quick"), "rnnkit bench", "pip install torch==2.13.0"
+    )

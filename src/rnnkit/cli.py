@@ -8,6 +8,7 @@
     rnnkit evaluate MODEL [data]         score any trained model (its own test split by default)
     rnnkit predict MODEL [data]          classes, the next values, or a transcription
     rnnkit diagnose [options]            gradient norms through time of a fresh model
+    rnnkit bench [--quick] [--json F]    speed against PyTorch's CPU RNNs, side by side
 
 Errors in what the user gave (options, files, models) end the command with one line on stderr
 and exit status 2, before anything is written (set RNNKIT_DEBUG=1 to see the traceback instead).
@@ -307,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
         "diagnose", help="gradient norms through time: vanishing, exploding or stable"
     )
     _add_diagnose_options(diagnose)
+
+    bench = commands.add_parser(
+        "bench", help="speed against PyTorch's CPU RNNs, side by side (needs torch)"
+    )
+    bench.add_argument("--quick", action="store_true", help="the two smallest shapes only")
+    bench.add_argument("--repeats", type=_positive_int, default=7, help="timed runs per case")
+    bench.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     return parser
 
 
@@ -578,13 +586,19 @@ def _predict_seq2seq(args, model, extra) -> None:
     print(json.dumps(results) if args.json else "\n".join(lines))
 
 
+def _bench(args) -> None:
+    from rnnkit._speed import run
+
+    run(args.repeats, args.quick, args.json)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"] and (len(argv) == 1 or argv[1] not in (*TRAIN_TASKS, "-h", "--help")):
         argv.insert(1, "lm")  # 'rnnkit train' means 'rnnkit train lm'
     args = build_parser().parse_args(argv)
     run = {"train": _train, "generate": _generate, "evaluate": _evaluate, "predict": _predict,
-           "diagnose": _diagnose}  # fmt: skip
+           "diagnose": _diagnose, "bench": _bench}  # fmt: skip
     run = run[args.command]
     try:
         run(args)

@@ -1,0 +1,228 @@
+"""rnnkit against PyTorch's CPU RNNs, side by side in the same run.
+
+For every cell (RNN tanh, LSTM, GRU) and shape (B, T, I, H) of the grid, it times inference
+(calling the layer) and a training step (forward, a sum-of-outputs loss, backward) of rnnkit and of
+``torch.nn``, alternating the two, after a warm-up, and reports medians, min-max, the ratio
+rnnkit / PyTorch and the GFLOP/s the matrix products reach against the sgemm peak measured in the
+same run. Also a streaming step (``LSTMCell`` at B=1, H=128), a bidirectional 2-layer LSTM, and
+the peak resident memory of a training step at the largest shape (each in a fresh process).
+
+    rnnkit bench                                    # the whole grid; prints a table
+    rnnkit bench --quick --json out.json            # (or python benchmarks/speed.py ...)
+
+Needs torch (``pip install torch==2.13.0``). Both libraries use the same number of threads.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import rnnkit
+
+SHAPES = [(1, 100, 32, 32), (16, 50, 64, 64), (32, 100, 64, 128), (64, 100, 128, 256),
+          (32, 200, 256, 512)]  # fmt: skip
+GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+
+
+def matmul_flops(cell: str, batch: int, steps: int, inputs: int, hidden: int, train: bool) -> float:
+    """FLOPs of the matrix products: input projection and recurrent product (x3 for training:
+    forward, and the two gradient products of each)."""
+    forward = 2 * steps * batch * GATES[cell] * hidden * (inputs + hidden)
+    return 3 * forward if train else forward
+
+
+def sgemm_peak(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 (size x size) product: the best of ``repeats``."""
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def side_by_side(ours, theirs, repeats: int, warmup: int = 2) -> tuple[list, list]:
+    """Seconds per call of two functions, alternating so that both see the same machine."""
+    for _ in range(warmup):
+        ours()
+        theirs()
+    times_ours, times_theirs = [], []
+    for _ in range(repeats):
+        times_ours.append(_timed(ours))
+        times_theirs.append(_timed(theirs))
+    return times_ours, times_theirs
+
+
+def layer_pair(cell: str, inputs: int, hidden: int, layers: int = 1, bidirectional: bool = False):
+    """An rnnkit layer and a torch layer holding the same weights."""
+    import torch
+
+    ours = getattr(rnnkit, cell)(inputs, hidden, layers, bidirectional=bidirectional, seed=0)
+    theirs = getattr(torch.nn, cell)(inputs, hidden, layers, bidirectional=bidirectional)
+    theirs.load_state_dict({name: torch.from_numpy(v) for name, v in ours.state_dict().items()})
+    return ours, theirs
+
+
+def layer_case(cell, shape, repeats, layers=1, bidirectional=False) -> list[dict]:
+    import torch
+
+    batch, steps, inputs, hidden = shape
+    ours, theirs = layer_pair(cell, inputs, hidden, layers, bidirectional)
+    x = np.random.default_rng(1).standard_normal((steps, batch, inputs), dtype=np.float32)
+    x_torch = torch.from_numpy(x)
+
+    def ours_train():
+        (output, _), backward = ours.forward(x)
+        backward(np.ones_like(output))
+
+    def theirs_train():
+        x_grad = x_torch.clone().requires_grad_(True)
+        output, _ = theirs(x_grad)
+        output.sum().backward()
+
+    def theirs_infer():
+        with torch.no_grad():
+            theirs(x_torch)
+
+    rows = []
+    for mode, pair in (("inference", (lambda: ours(x), theirs_infer)),
+                       ("training", (ours_train, theirs_train))):  # fmt: skip
+        times_ours, times_theirs = side_by_side(*pair, repeats)
+        flops = matmul_flops(cell, batch, steps, inputs, hidden, mode == "training")
+        flops *= layers * (2 if bidirectional else 1)  # upper layers read H features: roughly
+        rows.append(_row(cell, shape, mode, times_ours, times_theirs, flops, layers, bidirectional))
+    return rows
+
+
+def streaming_case(repeats: int, hidden: int = 128, inputs: int = 32) -> dict:
+    import torch
+
+    ours = rnnkit.LSTMCell(inputs, hidden, seed=0)
+    theirs = torch.nn.LSTMCell(inputs, hidden)
+    theirs.load_state_dict({name: torch.from_numpy(v) for name, v in ours.state_dict().items()})
+    x = np.random.default_rng(1).standard_normal((1, inputs), dtype=np.float32)
+    state = (np.zeros((1, hidden), np.float32), np.zeros((1, hidden), np.float32))
+    x_torch = torch.from_numpy(x)
+    state_torch = tuple(torch.from_numpy(part) for part in state)
+    steps = 100
+
+    def ours_steps():
+        current = state
+        for _ in range(steps):
+            current = ours(x, current)
+
+    def theirs_steps():
+        with torch.no_grad():
+            current = state_torch
+            for _ in range(steps):
+                current = theirs(x_torch, current)
+
+    times_ours, times_theirs = side_by_side(ours_steps, theirs_steps, repeats)
+    per_step = [t / steps for t in times_ours], [t / steps for t in times_theirs]
+    flops = matmul_flops("LSTM", 1, 1, inputs, hidden, False)
+    return _row("LSTMCell", (1, 1, inputs, hidden), "streaming step", *per_step, flops, 1, False)
+
+
+def _row(cell, shape, mode, times_ours, times_theirs, flops, layers, bidirectional) -> dict:
+    ours, theirs = statistics.median(times_ours), statistics.median(times_theirs)
+    return {
+        "cell": cell, "shape": list(shape), "mode": mode, "layers": layers,
+        "bidirectional": bidirectional,
+        "rnnkit_ms": ours * 1e3, "rnnkit_range_ms": _range_ms(times_ours),
+        "torch_ms": theirs * 1e3, "torch_range_ms": _range_ms(times_theirs),
+        "ratio": ours / theirs, "rnnkit_gflops": flops / ours / 1e9,
+    }  # fmt: skip
+
+
+def _range_ms(times: list[float]) -> list[float]:
+    return [min(times) * 1e3, max(times) * 1e3]
+
+
+def peak_memory_mb(library: str, cell: str, shape: tuple) -> float:
+    """Memory (MB) a training step adds at its peak: the resident high-water mark during the
+    step (reset just before it, Linux's /proc/self/clear_refs) less the resident size before it,
+    in a fresh process."""
+    code = f"""
+import numpy as np
+def megabytes(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field)) / 1024
+batch, steps, inputs, hidden = {tuple(shape)}
+x = np.random.default_rng(1).standard_normal((steps, batch, inputs), dtype=np.float32)
+if {library!r} == "rnnkit":
+    import rnnkit
+    layer = rnnkit.{cell}(inputs, hidden, seed=0)
+    def step():
+        (out, _), backward = layer.forward(x)
+        backward(np.ones_like(out))
+else:
+    import torch
+    layer = torch.nn.{cell}(inputs, hidden)
+    def step():
+        out, _ = layer(torch.from_numpy(x).requires_grad_(True))
+        out.sum().backward()
+step()  # warm-up: one-off allocations (thread pools, caches) are not the step's
+with open("/proc/self/clear_refs", "w") as clear:
+    clear.write("5")  # reset the high-water mark
+before = megabytes("VmRSS")
+step()
+print(megabytes("VmHWM") - before)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return float(result.stdout.strip())
+
+
+def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> dict:
+    """Time the grid, print the table, write the JSON to ``json_path`` (atomically) if given;
+    returns the results. ValueError when torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        raise ValueError(
+            "the benchmark races PyTorch, which is not installed: pip install torch==2.13.0"
+        ) from None
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+
+    shapes = SHAPES[:2] if quick else SHAPES
+    peak = sgemm_peak()
+    rows = []
+    for cell in ("LSTM", "GRU", "RNN"):
+        for shape in shapes:
+            rows += layer_case(cell, shape, repeats)
+    rows += layer_case("LSTM", (32, 100, 64, 128), repeats, layers=2, bidirectional=True)
+    rows.append(streaming_case(repeats))
+    largest = shapes[-1]
+    memory = {lib: peak_memory_mb(lib, "LSTM", largest) for lib in ("rnnkit", "torch")}
+    print(f"threads: torch {torch.get_num_threads()}; sgemm peak {peak:.0f} GFLOP/s")
+    print("| cell | B,T,I,H | mode | rnnkit ms | PyTorch ms | ratio | rnnkit GFLOP/s (% peak) |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        name = row["cell"] + (" bi x2" if row["bidirectional"] else "")
+        shape = ",".join(map(str, row["shape"]))
+        print(
+            f"| {name} | {shape} | {row['mode']} | {row['rnnkit_ms']:.3f} | {row['torch_ms']:.3f} "
+            f"| {row['ratio']:.2f} | {row['rnnkit_gflops']:.1f} "
+            f"({100 * row['rnnkit_gflops'] / peak:.0f}%) |"
+        )
+    print(f"peak memory of an LSTM training step at {largest}: rnnkit {memory['rnnkit']:.0f} MB, "
+          f"PyTorch {memory['torch']:.0f} MB")  # fmt: skip
+    results = {"sgemm_peak_gflops": peak, "rows": rows, "peak_memory_mb": memory}
+    if json_path:
+        from rnnkit.io.files import atomic_write_bytes
+
+        atomic_write_bytes(Path(json_path), json.dumps(results, indent=1).encode("utf-8"))
+    return results
