@@ -53,13 +53,20 @@ def _timed(run) -> float:
 
 
 def side_by_side(ours, theirs, repeats: int, warmup: int = 2) -> tuple[list, list]:
-    """Seconds per call of two functions, alternating so that both see the same machine."""
+    """Seconds per call of two functions, alternating so that both see the same machine.
+
+    Each timed call follows an untimed call of the same function: the two libraries' thread
+    pools (OpenBLAS for NumPy, OpenMP for torch) spin for a while after their work, and a call
+    timed right after the other library's would pay for that library's spinning threads.
+    """
     for _ in range(warmup):
         ours()
         theirs()
     times_ours, times_theirs = [], []
     for _ in range(repeats):
+        ours()
         times_ours.append(_timed(ours))
+        theirs()
         times_theirs.append(_timed(theirs))
     return times_ours, times_theirs
 
