@@ -29,37 +29,15 @@ P = (9.999999231e-01, 1.338477726e-01, 3.500279905e-03, 2.069519323e-05, 1.34900
 Q = (1.0, 4.671808026e-01, 2.589423046e-02, 3.293697255e-04, 7.828602008e-07)
 
 
-def usable(*arrays: np.ndarray) -> bool:
-    """Whether the fused loops may run on ``arrays``: numba present, all float32 and C-ordered."""
-    return ENABLED and all(
-        array.dtype == np.float32 and array.flags.c_contiguous for array in arrays
-    )
+def loops(*arrays: np.ndarray):
+    """The compiled loops (the module ``_fused_loops``) when they may run on ``arrays``, else
+    None: numba present, every array float32 and C-ordered.
 
+    A kernel asks once per sequence, with the arrays it gets from outside; the ones it makes
+    from them are float32 and C-ordered too, so every step can then take the fused loop.
+    """
+    if not (ENABLED and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)):
+        return None
+    from rnnkit.kernels import _fused_loops  # imports numba: a few tenths of a second, once
 
-def lstm_step(gates, c_prev, h, c, tanh_c) -> None:
-    """In place: ``gates`` (B, 4H) from pre-activations to i, f, g, o; writes h, c, tanh(c)
-    (each (B, H)), as ``lstm.step``."""
-    from rnnkit.kernels import _fused_loops
-
-    _fused_loops.lstm_step(gates, c_prev, h, c, tanh_c)
-
-
-def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev) -> None:
-    """Writes dz (B, 4H) and dc_prev (B, H) from dh, dc at h[t], c[t], as ``lstm.step_backward``."""
-    from rnnkit.kernels import _fused_loops
-
-    _fused_loops.lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev)
-
-
-def gru_step(gates, hw, h_prev, h) -> None:
-    """In place: ``gates`` (B, 3H) from xw to r, z, n; writes h (B, H), as ``gru.step``."""
-    from rnnkit.kernels import _fused_loops
-
-    _fused_loops.gru_step(gates, hw, h_prev, h)
-
-
-def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct) -> None:
-    """Writes dxw, dhw (B, 3H) and dh_direct (B, H) from dh at h[t], as ``gru.step_backward``."""
-    from rnnkit.kernels import _fused_loops
-
-    _fused_loops.gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct)
+    return _fused_loops

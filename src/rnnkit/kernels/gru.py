@@ -26,11 +26,8 @@ from rnnkit.kernels._common import previous_states, sigmoid, step_masks
 
 def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -> None:
     """One step's elementwise math: writes h (B, H) from xw[t] (``gates``, B x 3H), hw (B, 3H)
-    and h[t-1]; ``gates`` is overwritten with r, z, n. Fused into one compiled loop for float32
-    when numba is installed (``_fused``)."""
-    if _fused.usable(gates, hw, h_prev, h):
-        _fused.gru_step(gates, hw, h_prev, h)
-        return
+    and h[t-1]; ``gates`` is overwritten with r, z, n. For float32 with numba installed,
+    ``forward`` runs ``_fused_loops.gru_step`` instead: the same, in one loop."""
     hidden = h_prev.shape[1]
     rz = gates[:, : 2 * hidden]
     rz += hw[:, : 2 * hidden]
@@ -42,13 +39,9 @@ def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -
     np.add(n, z * (h_prev - n), out=h)  # (1 - z) * n + z * h_prev
 
 
-def step_backward(dh, gates, hw_n, h_prev, dxw, dhw) -> np.ndarray:
-    """Gradients through one step from dh at h[t]: writes dxw (B, 3H) and dhw (B, 3H), and
-    returns dh_prev's direct part dh * z (B, H)."""
-    if _fused.usable(dh, gates, hw_n, h_prev, dxw, dhw):
-        dh_direct = np.empty_like(dh)
-        _fused.gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct)
-        return dh_direct
+def step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct) -> None:
+    """Gradients through one step from dh at h[t]: writes dxw (B, 3H), dhw (B, 3H) and
+    dh_prev's direct part dh * z (B, H). ``_fused_loops.gru_step_backward`` is the same, fused."""
     r, z, n = np.split(gates, 3, axis=1)  # each (B, H)
     dn = dh * (1.0 - z)  # h = (1 - z) * n + z * h_prev
     dz = dh * (h_prev - n)
@@ -58,7 +51,7 @@ def step_backward(dh, gates, hw_n, h_prev, dxw, dhw) -> np.ndarray:
     da_z = dz * z * (1.0 - z)  # z = sig(a_z)
     dxw[:] = np.concatenate([da_r, da_z, da_n], axis=1)
     dhw[:] = np.concatenate([da_r, da_z, da_n * r], axis=1)
-    return dh * z
+    np.multiply(dh, z, out=dh_direct)
 
 
 def forward(xw, state0, w_hh, b_hh, lengths):
@@ -78,12 +71,14 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     masks = step_masks(lengths, steps, xw.dtype)
     hs = np.empty((steps, batch, hidden), dtype=xw.dtype)  # h[t]
     hw_ns = np.empty_like(hs)  # W_hn h[t-1] + b_hn, needed by dr
+    fused = _fused.loops(xw, h, w_hh, *([] if b_hh is None else [b_hh]))
+    step_here = fused.gru_step if fused else step
     for t in range(steps):
         hw = h @ w_hh.T  # (B, 3H)
         if b_hh is not None:
             hw += b_hh
         hw_ns[t] = hw[:, 2 * hidden :]
-        step(xw[t], hw, h, hs[t])
+        step_here(xw[t], hw, h, hs[t])
         h_new = hs[t]
         h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
     y = hs if masks is None else hs * masks
@@ -107,16 +102,19 @@ def backward(dy, dstate, cache, dh_record=None):
     (dh,) = dstate
     dxw = np.empty_like(gates)  # (T, B, 3H)
     dhw = np.empty_like(gates)  # (T, B, 3H)
+    fused = _fused.loops(gates, h0, dy, dh)
+    step_back = fused.gru_step_backward if fused else step_backward
     for t in reversed(range(gates.shape[0])):
         h_prev = h0 if t == 0 else hs[t - 1]
+        dh_direct = np.empty_like(dh)
         if masks is None:
             dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-            dh_direct = step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t])
+            step_back(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
             dh = dh_direct + dhw[t] @ w_hh  # hw[t] = h[t-1] @ W_hh.T + b_hh
         else:
             m = masks[t]
             dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
-            dh_direct = step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t])
+            step_back(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
             dh = dh_direct + dhw[t] @ w_hh + (1.0 - m) * dh  # frozen: + (1 - m) * h[t-1]
         if dh_record is not None:
             dh_record[t] = dh_t

@@ -25,12 +25,9 @@ from rnnkit.kernels._common import previous_states, sigmoid, step_masks
 def step(gates: np.ndarray, c_prev: np.ndarray, h, c, tanh_c) -> None:
     """One step's elementwise math, in place on the pre-activations ``gates`` (B, 4H).
 
-    Writes h, c and tanh(c) (each (B, H)); ``gates`` then holds i, f, g, o. Fused into one
-    compiled loop for float32 when numba is installed (``_fused``).
+    Writes h, c and tanh(c) (each (B, H)); ``gates`` then holds i, f, g, o. For float32 with
+    numba installed, ``forward`` runs ``_fused_loops.lstm_step`` instead: the same, in one loop.
     """
-    if _fused.usable(gates, c_prev, h, c, tanh_c):
-        _fused.lstm_step(gates, c_prev, h, c, tanh_c)
-        return
     hidden = c_prev.shape[1]
     sigmoid(gates[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # i, f
     np.tanh(gates[:, 2 * hidden : 3 * hidden], out=gates[:, 2 * hidden : 3 * hidden])  # g
@@ -41,13 +38,9 @@ def step(gates: np.ndarray, c_prev: np.ndarray, h, c, tanh_c) -> None:
     np.multiply(o, tanh_c, out=h)
 
 
-def step_backward(dh, dc, gates, c_prev, tanh_c, dz) -> np.ndarray:
-    """Gradients through one step: writes dz (B, 4H) and returns dc_prev (B, H), from dh, dc at
-    h[t], c[t]."""
-    if _fused.usable(dh, dc, gates, c_prev, tanh_c, dz):
-        dc_prev = np.empty_like(dc)
-        _fused.lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev)
-        return dc_prev
+def step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev) -> None:
+    """Gradients through one step: writes dz (B, 4H) and dc_prev (B, H), from dh, dc at h[t],
+    c[t]. ``_fused_loops.lstm_step_backward`` is the same, fused (see ``step``)."""
     i, f, g, o = np.split(gates, 4, axis=1)  # each (B, H)
     do = dh * tanh_c  # h = o * tanh(c)
     dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # h = o * tanh(c)
@@ -59,7 +52,7 @@ def step_backward(dh, dc, gates, c_prev, tanh_c, dz) -> np.ndarray:
     np.multiply(df, f * (1.0 - f), out=d_f)  # f = sig(z_f)
     np.multiply(dg, 1.0 - g * g, out=d_g)  # g = tanh(z_g)
     np.multiply(do, o * (1.0 - o), out=d_o)  # o = sig(z_o)
-    return dc * f
+    np.multiply(dc, f, out=dc_prev)
 
 
 def forward(xw, state0, w_hh, b_hh, lengths):
@@ -82,10 +75,12 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     hs = np.empty((steps, batch, h.shape[1]), dtype=xw.dtype)  # h[t]
     cs = np.empty_like(hs)  # c[t]
     tanh_cs = np.empty_like(hs)  # tanh(c[t])
+    fused = _fused.loops(gates, c)
+    step_here = fused.lstm_step if fused else step
     for t in range(steps):
         z = gates[t]
         z += h @ w_hh.T
-        step(z, c, hs[t], cs[t], tanh_cs[t])
+        step_here(z, c, hs[t], cs[t], tanh_cs[t])
         h_new, c_new = hs[t], cs[t]
         if masks is None:
             h, c = h_new, c_new
@@ -112,16 +107,19 @@ def backward(dy, dstate, cache, dh_record=None):
     gates, hs, cs, tanh_cs, (h0, c0), w_hh, has_bias, masks = cache
     dh, dc = dstate
     dz = np.empty_like(gates)  # (T, B, 4H)
+    fused = _fused.loops(gates, c0, dy, dh, dc)
+    step_back = fused.lstm_step_backward if fused else step_backward
     for t in reversed(range(gates.shape[0])):
         c_prev = c0 if t == 0 else cs[t - 1]
+        dc_prev = np.empty_like(dc)
         if masks is None:
             dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-            dc = step_backward(dh_t, dc, gates[t], c_prev, tanh_cs[t], dz[t])
-            dh = dz[t] @ w_hh  # z[t] = ... + h[t-1] @ W_hh.T
+            step_back(dh_t, dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
+            dh, dc = dz[t] @ w_hh, dc_prev  # z[t] = ... + h[t-1] @ W_hh.T
         else:
             m = masks[t]
             dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
-            dc_prev = step_backward(dh_t, m * dc, gates[t], c_prev, tanh_cs[t], dz[t])
+            step_back(dh_t, m * dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
             dh = dz[t] @ w_hh + (1.0 - m) * dh  # frozen state: h[t] = ... + (1 - m) * h[t-1]
             dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
         if dh_record is not None:
