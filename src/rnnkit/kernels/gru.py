@@ -71,6 +71,7 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     masks = step_masks(lengths, steps, xw.dtype)
     hs = np.empty((steps, batch, hidden), dtype=xw.dtype)  # h[t]
     hw_ns = np.empty_like(hs)  # W_hn h[t-1] + b_hn, needed by dr
+    h = np.ascontiguousarray(h)  # the state may come in as a slice: steps read it in rows
     fused = _fused.loops(xw, h, w_hh, *([] if b_hh is None else [b_hh]))
     step_here = fused.gru_step if fused else step
     for t in range(steps):
@@ -102,7 +103,8 @@ def backward(dy, dstate, cache, dh_record=None):
     (dh,) = dstate
     dxw = np.empty_like(gates)  # (T, B, 3H)
     dhw = np.empty_like(gates)  # (T, B, 3H)
-    fused = _fused.loops(gates, h0, dy, dh)
+    h0 = np.ascontiguousarray(h0)  # read in rows by the first step
+    fused = _fused.loops(gates, h0) if dy.dtype == dh.dtype == gates.dtype else None
     step_back = fused.gru_step_backward if fused else step_backward
     for t in reversed(range(gates.shape[0])):
         h_prev = h0 if t == 0 else hs[t - 1]

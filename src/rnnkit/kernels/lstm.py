@@ -75,6 +75,7 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     hs = np.empty((steps, batch, h.shape[1]), dtype=xw.dtype)  # h[t]
     cs = np.empty_like(hs)  # c[t]
     tanh_cs = np.empty_like(hs)  # tanh(c[t])
+    c = np.ascontiguousarray(c)  # the state may come in as a slice: steps read it in rows
     fused = _fused.loops(gates, c)
     step_here = fused.lstm_step if fused else step
     for t in range(steps):
@@ -107,7 +108,8 @@ def backward(dy, dstate, cache, dh_record=None):
     gates, hs, cs, tanh_cs, (h0, c0), w_hh, has_bias, masks = cache
     dh, dc = dstate
     dz = np.empty_like(gates)  # (T, B, 4H)
-    fused = _fused.loops(gates, c0, dy, dh, dc)
+    c0, dc = np.ascontiguousarray(c0), np.ascontiguousarray(dc)  # the steps read them in rows
+    fused = _fused.loops(gates, c0, dc) if dy.dtype == dh.dtype == gates.dtype else None
     step_back = fused.lstm_step_backward if fused else step_backward
     for t in reversed(range(gates.shape[0])):
         c_prev = c0 if t == 0 else cs[t - 1]
