@@ -21,7 +21,13 @@ from dataclasses import replace
 import numpy as np
 
 from rnnkit.data.series import read_table
-from rnnkit.tasks.forecasting import ForecastOptions, layout_for, split_starts, train_forecaster
+from rnnkit.tasks.forecasting import (
+    ForecastOptions,
+    layout_for,
+    persistence_forecast,
+    split_starts,
+    train_forecaster,
+)
 
 
 def persistence_mae(options: ForecastOptions) -> float:
@@ -32,7 +38,8 @@ def persistence_mae(options: ForecastOptions) -> float:
     series = layout.series(table)
     _, val, _ = split_starts(series, layout, options.val_fraction, options.test_fraction)
     ahead = val[:, None] + np.arange(layout.horizon)[None, :]  # (M, horizon) steps ahead
-    return float(np.abs(series.target[ahead] - series.target[val - 1][:, None]).mean())
+    persistence = persistence_forecast(series.target, val, layout.horizon)
+    return float(np.abs(series.target[ahead] - persistence).mean())
 
 
 def main() -> None:

@@ -42,15 +42,16 @@ def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -
 def step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct) -> None:
     """Gradients through one step from dh at h[t]: writes dxw (B, 3H), dhw (B, 3H) and
     dh_prev's direct part dh * z (B, H). ``_fused_loops.gru_step_backward`` is the same, fused."""
+    hidden = h_prev.shape[1]
     r, z, n = np.split(gates, 3, axis=1)  # each (B, H)
     dn = dh * (1.0 - z)  # h = (1 - z) * n + z * h_prev
     dz = dh * (h_prev - n)
-    da_n = dn * (1.0 - n * n)  # n = tanh(a_n), a_n = xw_n + r * hw_n
-    dr = da_n * hw_n
-    da_r = dr * r * (1.0 - r)  # r = sig(a_r)
-    da_z = dz * z * (1.0 - z)  # z = sig(a_z)
-    dxw[:] = np.concatenate([da_r, da_z, da_n], axis=1)
-    dhw[:] = np.concatenate([da_r, da_z, da_n * r], axis=1)
+    da_r, da_z, da_n = np.split(dxw, 3, axis=1)  # views of dxw, each (B, H)
+    np.multiply(dn, 1.0 - n * n, out=da_n)  # n = tanh(a_n), a_n = xw_n + r * hw_n
+    np.multiply(da_n * hw_n, r * (1.0 - r), out=da_r)  # r = sig(a_r)
+    np.multiply(dz, z * (1.0 - z), out=da_z)  # z = sig(a_z)
+    dhw[:, : 2 * hidden] = dxw[:, : 2 * hidden]  # hw_r, hw_z enter as xw_r, xw_z do
+    np.multiply(da_n, r, out=dhw[:, 2 * hidden :])  # a_n = xw_n + r * hw_n
     np.multiply(dh, z, out=dh_direct)
 
 
@@ -106,9 +107,9 @@ def backward(dy, dstate, cache, dh_record=None):
     h0 = np.ascontiguousarray(h0)  # read in rows by the first step
     fused = _fused.loops(gates, h0) if dy.dtype == dh.dtype == gates.dtype else None
     step_back = fused.gru_step_backward if fused else step_backward
+    dh_direct = np.empty_like(dh)  # (B, H), read at once by each step
     for t in reversed(range(gates.shape[0])):
         h_prev = h0 if t == 0 else hs[t - 1]
-        dh_direct = np.empty_like(dh)
         if masks is None:
             dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
             step_back(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)

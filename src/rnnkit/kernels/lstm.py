@@ -111,9 +111,10 @@ def backward(dy, dstate, cache, dh_record=None):
     c0, dc = np.ascontiguousarray(c0), np.ascontiguousarray(dc)  # the steps read them in rows
     fused = _fused.loops(gates, c0, dc) if dy.dtype == dh.dtype == gates.dtype else None
     step_back = fused.lstm_step_backward if fused else step_backward
+    dc_buffers = (np.empty_like(dc), np.empty_like(dc))  # alternate: step t reads the other
     for t in reversed(range(gates.shape[0])):
         c_prev = c0 if t == 0 else cs[t - 1]
-        dc_prev = np.empty_like(dc)
+        dc_prev = dc_buffers[t % 2]
         if masks is None:
             dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
             step_back(dh_t, dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)

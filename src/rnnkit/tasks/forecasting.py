@@ -210,6 +210,12 @@ class ForecastTask:
         return {"val_loss": loss, "val_mae": float(scaled_error * self.scaling.std[0])}
 
 
+def persistence_forecast(target: np.ndarray, starts: np.ndarray, horizon: int) -> np.ndarray:
+    """ "Tomorrow = today": the last value before each example's start, for every step ahead,
+    shaped (M, horizon)."""
+    return np.repeat(target[starts - 1][:, None], horizon, axis=1)
+
+
 def forecast_report(
     model, series: Series, starts: np.ndarray, layout: Layout, scaling: Standardizer
 ) -> tuple[dict, dict]:
@@ -224,7 +230,7 @@ def forecast_report(
     )
     scaled = scaling.transform(windows).astype(model.dtype)  # (W, M, F)
     predicted = scaling.inverse(model(scaled), column=0)  # (M, horizon)
-    persistence = np.repeat(series.target[starts - 1][:, None], layout.horizon, axis=1)
+    persistence = persistence_forecast(series.target, starts, layout.horizon)
     report = regression_errors(predicted, actual)
     report["mae_by_step"] = np.abs(predicted - actual).mean(axis=0).tolist()
     baseline = regression_errors(persistence, actual)
