@@ -45,8 +45,10 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("forecast")
     data = write_csv(folder / "series.csv", series_rows())
     out = folder / "run"
+    # no calendar inputs: a day-of-year learnt from 240 days does not carry to the 60 after
     status = main([str(arg) for arg in ["train", "forecast", "--csv", data, "--target", "temp",
-                                        "--date-col", "day", *SMALL, "--out", out]])  # fmt: skip
+                                        "--date-col", "day", "--no-calendar", *SMALL,
+                                        "--out", out]])  # fmt: skip
     assert status == 0
     return folder, data, out
 
@@ -123,7 +125,7 @@ def test_scaling_is_fitted_on_the_training_steps_only(trained):
     temp = np.array([float(row[1]) for row in series_rows()])
     train_end, _ = chronological_split(DAYS, 0.1, 0.1)
     assert extra["scaling"]["mean"][0] == pytest.approx(temp[:train_end].mean())
-    assert extra["columns"] == ["temp", "rain", "day_of_year_sin", "day_of_year_cos"]
+    assert extra["columns"] == ["temp", "rain"]
 
 
 def test_evaluate_on_a_csv_draws_and_predict_gives_the_next_day(trained, capsys, tmp_path):
@@ -270,3 +272,28 @@ def test_resume_goes_on_and_refuses_other_data(tmp_path, capsys):
     assert_one_line_error(result, "rnnkit train forecast", "trained with other scaling and data")
     status, stdout, err = run_cli(capsys, *train, "--csv", data, "--steps", 12, "--resume")
     assert status == 0 and "resumed from" in err and "trained 12 steps" in stdout
+    _, extra = load_with_extra(out / "model.safetensors")
+    assert extra["columns"] == ["temp", "rain", "day_of_year_sin", "day_of_year_cos"]
+
+
+def test_ensemble_members_learn_as_if_each_were_trained_alone():
+    """One batch through an ensemble of two gives each member the gradients it gets alone."""
+    from rnnkit.models.forecaster import ForecastEnsemble
+    from rnnkit.tasks.forecasting import ForecastTask
+
+    rng = np.random.default_rng(0)
+    windows, targets = rng.standard_normal((6, 10, 3)), rng.standard_normal((10, 2))
+    scaling = Standardizer(np.zeros(3), np.ones(3))
+    task = ForecastTask(windows, targets, np.arange(8), np.arange(8, 10), scaling, 4, 0, "mse")
+    model = ForecastEnsemble(3, 2, members=2, hidden_size=4, dtype="float64", seed=0)
+    loss, count, _ = task.train_batch(model, 0, 0, None)
+    alone = []
+    for member in model.members:
+        ensemble_grads = {name: grad.copy() for name, grad in member.grads.items()}
+        member.zero_grad()
+        single = ForecastEnsemble(3, 2, members=1, hidden_size=4, dtype="float64")
+        single.members = [member]
+        alone.append(task.train_batch(single, 0, 0, None)[0])
+        for name, grad in member.grads.items():
+            np.testing.assert_allclose(grad, ensemble_grads[name], rtol=1e-12, atol=1e-15)
+    assert count == 4 and loss == pytest.approx(np.mean(alone))

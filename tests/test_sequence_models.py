@@ -7,7 +7,7 @@ import pytest
 
 from rnnkit.io.models import load, save
 from rnnkit.models.classifier import SequenceClassifier
-from rnnkit.models.forecaster import Forecaster
+from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
 from rnnkit.models.regressor import SequenceRegressor
 
 T, B, F, VOCAB = 5, 3, 2, 6
@@ -130,15 +130,16 @@ def test_padded_steps_get_no_output_and_no_gradient():
         SequenceClassifier(2, input_size=F, hidden_size=4, num_layers=2, cell="lstm", seed=0),
         SequenceRegressor(2, input_size=F, hidden_size=4, cell="rnn", seed=0),
         Forecaster(F, 7, hidden_size=4, cell="lstm", seed=0),
+        ForecastEnsemble(F, 2, members=3, hidden_size=4, dropout=0.1, seed=0),
     ],
-    ids=["classifier-text", "classifier-numbers", "regressor", "forecaster"],
+    ids=["classifier-text", "classifier-numbers", "regressor", "forecaster", "ensemble"],
 )  # fmt: skip
 def test_saved_models_come_back_identical(model, tmp_path):
     save(model, tmp_path / "model.safetensors")
     loaded = load(tmp_path / "model.safetensors")
     assert type(loaded) is type(model) and loaded.config() == model.config()
     x = ids() if model.config().get("vocab_size") else features().astype(np.float32)
-    arguments = (x,) if isinstance(model, Forecaster) else (x, LENGTHS)
+    arguments = (x,) if isinstance(model, Forecaster | ForecastEnsemble) else (x, LENGTHS)
     np.testing.assert_array_equal(loaded(*arguments), model(*arguments))
 
 
@@ -152,11 +153,24 @@ def test_saved_models_come_back_identical(model, tmp_path):
         (lambda: SequenceClassifier(2, input_size=2, cell="tcn"), "cell='tcn' is not one of"),
         (lambda: SequenceRegressor(0, input_size=2), "output_size must be a whole number"),
         (lambda: Forecaster(2, 0), "horizon must be a whole number >= 1"),
+        (lambda: ForecastEnsemble(2, members=0), "members must be a whole number >= 1"),
     ],
 )
 def test_bad_arguments_are_refused(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_an_ensemble_forecasts_its_members_mean_and_they_differ():
+    model = ForecastEnsemble(F, 2, members=3, hidden_size=4, dropout=0.5, seed=0)
+    x = features().astype(np.float32)
+    each = [member(x) for member in model.members]  # (B, 2) each
+    np.testing.assert_allclose(model(x), np.mean(each, axis=0), rtol=1e-6)
+    assert not np.allclose(each[0], each[1])  # different initial weights
+    names = model.members[0].generators()  # checkpoints keep each member's dropout draws
+    assert set(model.generators()) == {f"member{k}.{name}" for k in range(3) for name in names}
+    assert sorted(model.params) == sorted(model.grads)
+    assert len(model.params) == 3 * len(model.members[0].params)
 
 
 def test_classifier_learns_a_ragged_task():

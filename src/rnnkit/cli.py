@@ -156,6 +156,8 @@ def _add_forecast_options(parser: argparse.ArgumentParser) -> None:
     add("--season", type=_positive_int, default=defaults["season"],
         help="steps in a season, for the seasonal baseline")  # fmt: skip
     add("--loss", choices=("mse", "mae"), default=defaults["loss"])
+    add("--members", type=_positive_int, default=defaults["members"],
+        help="networks from different initial weights; the forecast is their mean")  # fmt: skip
     _add_common_options(parser, defaults)
 
 
@@ -452,14 +454,14 @@ def _generate(args) -> None:
 def _model_kind(path) -> tuple[str, object, object]:
     """``(kind, model, extra)``: kind "lm", "classify" or "forecast", from the saved class."""
     from rnnkit.models.classifier import SequenceClassifier
-    from rnnkit.models.forecaster import Forecaster
+    from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
     from rnnkit.models.language_model import LanguageModel
     from rnnkit.models.seq2seq import Seq2Seq
     from rnnkit.tasks.saved_models import read_model
 
     model, extra = read_model(path)
     kinds = {LanguageModel: "lm", SequenceClassifier: "classify", Forecaster: "forecast",
-             Seq2Seq: "seq2seq"}  # fmt: skip
+             ForecastEnsemble: "forecast", Seq2Seq: "seq2seq"}  # fmt: skip
     if type(model) not in kinds:
         raise ValueError(
             f"{path} holds a {type(model).__name__}, which the rnnkit command does not serve; "

@@ -19,7 +19,7 @@ import numpy as np
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.conditional import ConditionalGenerator
-from rnnkit.models.forecaster import Forecaster
+from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
 from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.regressor import SequenceRegressor
 from rnnkit.models.seq2seq import Seq2Seq
@@ -57,7 +57,7 @@ def registered() -> list[str]:
 
 for _cls in (
     RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, LanguageModel, SequenceClassifier,
-    SequenceRegressor, Forecaster, Seq2Seq, ConditionalGenerator,
+    SequenceRegressor, Forecaster, ForecastEnsemble, Seq2Seq, ConditionalGenerator,
 ):  # fmt: skip
     register(_cls)
 

@@ -88,3 +88,43 @@ class Forecaster(Module):
             return encoder_backward(np.zeros_like(output), d_state[None])
 
         return predictions, backward
+
+
+class ForecastEnsemble(Module):
+    """``members`` Forecasters of the same shape from different initial weights, trained side by
+    side (each on its own loss: see ``rnnkit.tasks.forecasting``); a forecast is their mean.
+
+    Averaging independently started networks cancels part of what each got from its particular
+    start, which on small data sets (a few years of daily weather) is a large share of the error.
+
+    Args:
+        input_size, horizon, and ``options`` (hidden_size, num_layers, cell, dropout, dtype): each
+        member's, as ``Forecaster`` takes them. members: how many, >= 1. seed: for every
+        member's initial weights and dropout masks.
+    """
+
+    def __init__(
+        self, input_size: int, horizon: int = 1, *, members: int = 5, seed=None, **options
+    ) -> None:
+        super().__init__()
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise ValueError(f"members must be a whole number >= 1, got {members!r}")
+        seeds = np.random.default_rng(seed).integers(2**32, size=members)
+        self.members = [
+            self._add_child(f"member{index}", Forecaster(input_size, horizon, seed=each, **options))
+            for index, each in enumerate(seeds)
+        ]
+        self.input_size, self.horizon = input_size, horizon
+
+    def config(self) -> dict:
+        return {**self.members[0].config(), "members": len(self.members)}
+
+    def generators(self, prefix: str = "") -> dict[str, np.random.Generator]:
+        found = {}
+        for index, member in enumerate(self.members):
+            found.update(member.generators(f"{prefix}member{index}."))
+        return found
+
+    def __call__(self, windows) -> np.ndarray:
+        """Inference: the members' mean predictions (B, horizon) for windows (T, B, input_size)."""
+        return np.mean([member(windows) for member in self.members], axis=0)

@@ -26,7 +26,7 @@ from rnnkit.data.series import Series, feature_columns, read_series, read_table
 from rnnkit.data.splits import check_fractions, chronological_split
 from rnnkit.data.tables import Table
 from rnnkit.data.windows import make_windows, window_starts
-from rnnkit.models.forecaster import Forecaster
+from rnnkit.models.forecaster import ForecastEnsemble
 from rnnkit.models.language_model import CELLS
 from rnnkit.train.batching import epoch_batches
 from rnnkit.train.losses import mae, mse
@@ -51,8 +51,9 @@ class ForecastOptions:
     window: int = 14
     horizon: int = 1
     season: int = 365  # steps in a season, for the seasonal baseline
-    hidden: int = 32
+    hidden: int = 16
     layers: int = 1
+    members: int = 5  # networks from different initial weights, averaged
     cell: str = "lstm"
     dropout: float = 0.0
     loss: str = "mse"
@@ -80,6 +81,7 @@ class ForecastOptions:
             "season": self.season,
             "hidden": self.hidden,
             "layers": self.layers,
+            "members": self.members,
             "batch": self.batch,
             "epochs": self.epochs,
             "steps": self.steps,
@@ -195,13 +197,18 @@ class ForecastTask:
         return math.ceil(len(self.train) / self.batch_size)
 
     def train_batch(self, model, epoch: int, index: int, carry):
+        """One batch through every member of the ensemble ``model``, each on its own loss (so
+        that each learns as if trained alone); returns their mean loss."""
         chosen = self.train[
             epoch_batches(len(self.train), self.batch_size, self.seed, epoch)[index]
         ]
-        predictions, backward = model.forward(self.windows[:, chosen])
-        loss, d_predictions = self.loss(predictions, self.targets[chosen])
-        backward(d_predictions)
-        return loss, len(chosen), None
+        losses = []
+        for member in model.members:
+            predictions, backward = member.forward(self.windows[:, chosen])
+            loss, d_predictions = self.loss(predictions, self.targets[chosen])
+            backward(d_predictions)
+            losses.append(loss)
+        return float(np.mean(losses)), len(chosen), None
 
     def validate(self, model) -> dict[str, float]:
         predictions = model(self.windows[:, self.val])  # (M, horizon), scaled
@@ -300,9 +307,10 @@ def train_forecaster(options: ForecastOptions, say=print) -> dict:
         f"{len(train)} training, {len(val)} validation and {len(test)} test windows of "
         f"{layout.window} steps -> the next {layout.horizon} {layout.target}"
     )
-    model = Forecaster(
+    model = ForecastEnsemble(
         len(series.columns),
         layout.horizon,
+        members=options.members,
         hidden_size=options.hidden,
         num_layers=options.layers,
         cell=options.cell,
