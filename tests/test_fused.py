@@ -6,7 +6,9 @@ import importlib.util
 import numpy as np
 import pytest
 
+import rnnkit
 from rnnkit.kernels import _fused, gru, lstm
+from rnnkit.nn.cells import FUSED_CELL_BATCH
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("numba") is None, reason="numba absent: pip install 'rnnkit[fast]'"
@@ -71,3 +73,36 @@ def test_only_c_ordered_float32_takes_the_fused_path(monkeypatch):
     assert _fused.loops(np.zeros((2, 3))) is None
     assert _fused.loops(np.zeros((4, 6), np.float32)[:, ::2]) is None  # not C-ordered
     assert _fused.loops(np.zeros((4, 6), np.float32)) is not None
+
+
+@pytest.mark.parametrize("batch", [1, 3, 20])  # 20: above FUSED_CELL_BATCH, the layer's path
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("cell_class", [rnnkit.LSTMCell, rnnkit.GRUCell], ids=["lstm", "gru"])
+def test_a_cell_step_in_one_compiled_call_matches_the_training_path(
+    cell_class, bias, batch, monkeypatch
+):
+    compiled = []
+    compiled_step = cell_class._compiled_step
+    monkeypatch.setattr(
+        cell_class,
+        "_compiled_step",
+        lambda *args: compiled.append(compiled_step(*args) is not None) or compiled_step(*args),
+    )
+    cell = cell_class(6, 9, bias=bias, seed=0)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, 6), dtype=np.float32)
+    parts = [rng.standard_normal((batch, 9), dtype=np.float32) for _ in range(2)]
+    state = tuple(parts) if cell_class is rnnkit.LSTMCell else parts[0]
+    for given in (state, None):
+        stepped = cell(x, given)
+        trained, _ = cell.forward(x, given)
+        pairs = zip(stepped, trained, strict=True) if isinstance(trained, tuple) else [
+            (stepped, trained)]  # fmt: skip
+        for got, want in pairs:
+            assert got.dtype == np.float32 and got.shape == (batch, 9)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
+    assert compiled == [batch <= FUSED_CELL_BATCH] * 2
+    parts[0][0, 0] = np.inf  # the compiled step declines; the checked path names the problem
+    state = tuple(parts) if cell_class is rnnkit.LSTMCell else parts[0]
+    with pytest.raises(ValueError, match=r"state.* contains NaN or inf"):
+        cell(x, state)

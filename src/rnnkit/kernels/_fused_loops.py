@@ -115,3 +115,63 @@ def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct):
             dhw[b, hidden + j] = da_z
             dhw[b, 2 * hidden + j] = da_n * r
             dh_direct[b, j] = d_h * z
+
+
+_EXPONENT = np.uint32(0x7F800000)  # float32 bits of the exponent: all set for NaN and inf
+
+
+@jit
+def _all_finite(values):
+    """Whether no value of the float32 array is NaN or inf, read from the bits (floating-point
+    tests would be folded away under fastmath, which assumes finite values)."""
+    for bits in values.ravel().view(np.uint32):  # noqa: SIM110 (numba: a loop, not all())
+        if bits & _EXPONENT == _EXPONENT:
+            return False
+    return True
+
+
+@jit
+def _pre_activations(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+    """``(xw, hw)``: x W_ih^T + b_ih and h_prev W_hh^T + b_hh, (B, G) each, one row of the
+    weights at a time: for the few examples of a streaming step this costs less than BLAS calls."""
+    batch, inputs = x.shape
+    hidden = h_prev.shape[1]
+    xw = np.empty((batch, weight_ih.shape[0]), np.float32)
+    hw = np.empty_like(xw)
+    for b in range(batch):
+        for j in range(weight_ih.shape[0]):
+            total = bias_ih[j]
+            for k in range(inputs):
+                total += weight_ih[j, k] * x[b, k]
+            xw[b, j] = total
+            total = bias_hh[j]
+            for k in range(hidden):
+                total += weight_hh[j, k] * h_prev[b, k]
+            hw[b, j] = total
+    return xw, hw
+
+
+@jit
+def lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One LSTM step without a cache (``LSTMCell`` inference): x (B, I), h_prev, c_prev (B, H),
+    weights (4H, I) and (4H, H), biases (4H,). Returns ``(finite, h, c)``; ``finite`` is False,
+    and h and c are not computed, when an input holds NaN or inf."""
+    h, c = np.empty_like(h_prev), np.empty_like(c_prev)
+    if not (_all_finite(x) and _all_finite(h_prev) and _all_finite(c_prev)):
+        return False, h, c
+    gates, hw = _pre_activations(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
+    gates += hw
+    lstm_step(gates, c_prev, h, c, np.empty_like(c))  # the last: tanh(c), not kept
+    return True, h, c
+
+
+@jit
+def gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One GRU step without a cache (``GRUCell`` inference): x (B, I), h_prev (B, H), weights
+    (3H, I) and (3H, H), biases (3H,). Returns ``(finite, h)`` as ``lstm_cell``."""
+    h = np.empty_like(h_prev)
+    if not (_all_finite(x) and _all_finite(h_prev)):
+        return False, h
+    gates, hw = _pre_activations(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
+    gru_step(gates, hw, h_prev, h)
+    return True, h

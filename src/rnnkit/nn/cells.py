@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels import gru, lstm, rnn
+from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction
 from rnnkit.nn.init import check_scheme, initial_weights
 from rnnkit.nn.module import Module, single_use
+
+FUSED_CELL_BATCH = 8  # up to this batch a compiled row-by-row step beats two BLAS calls
 
 
 class _Cell(Module):
@@ -22,6 +24,7 @@ class _Cell(Module):
     _kernel = rnn
     _gates = 1
     _state_parts = 1
+    _fused_cell = None  # the name of the compiled inference step in _fused_loops, if any
 
     def __init__(
         self,
@@ -69,9 +72,62 @@ class _Cell(Module):
         return config
 
     def __call__(self, x, state=None):
-        """One step: the new state ``h`` (or ``(h, c)``), each (B, hidden_size)."""
-        new_state, _ = self.forward(x, state)
+        """One step: the new state ``h`` (or ``(h, c)``), each (B, hidden_size).
+
+        A float32 step of a few examples runs in one compiled call when numba is installed: a
+        stream of single examples then pays almost no overhead per step.
+        """
+        new_state = self._compiled_step(x, state)
+        if new_state is None:
+            new_state, _ = self.forward(x, state)
         return new_state
+
+    def _compiled_step(self, x, state):
+        """The new state from ``_fused_loops`` (``self._fused_cell``) when x (B, input_size) and
+        the state parts (B, hidden_size) are float32 arrays, B <= FUSED_CELL_BATCH, and every
+        value is finite; else None, and the checked path runs (and names the problem).
+        """
+        if not (self._fused_cell and _fused.ENABLED and self.dtype == np.float32):
+            return None
+        if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 2):
+            return None
+        batch = x.shape[0]
+        if not (0 < batch <= FUSED_CELL_BATCH and x.shape[1] == self.input_size):
+            return None
+        if state is None:
+            state = (None,) * self._state_parts
+        elif self._state_parts == 1:
+            state = (state,)
+        if not (isinstance(state, tuple) and len(state) == self._state_parts):
+            return None
+        shape = (batch, self.hidden_size)
+        parts = [np.zeros(shape, np.float32) if part is None else part for part in state]
+        for part in parts:
+            if not (isinstance(part, np.ndarray) and part.dtype == x.dtype and part.shape == shape):
+                return None
+        params = self.params
+        if self.bias:
+            biases = (params["bias_ih"], params["bias_hh"])
+        else:
+            biases = (np.zeros(self._gates * self.hidden_size, np.float32),) * 2  # (G*H,) each
+        step = getattr(_fused.loops(), self._fused_cell)  # any layout: numba compiles for it
+        finite, *new_state = step(x, *parts, params["weight_ih"], params["weight_hh"], *biases)
+        return _checks.public_state(tuple(new_state)) if finite else None
+
+    def _step_inputs(self, x, state) -> tuple:
+        """``(x, state parts)`` checked: x (B, input_size), each part (B, hidden_size)."""
+        dtype = self.dtype
+        x = _checks.float_array(x, "x", dtype)
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(
+                f"x must have shape (B, input_size={self.input_size}), got {x.shape}; "
+                "for one example add a batch axis (x[None])"
+            )
+        if x.shape[0] == 0:
+            raise ValueError(f"x is empty (shape {x.shape}); give at least one example")
+        shape = (x.shape[0], self.hidden_size)
+        state0 = _checks.state_parts(state, self._state_parts, shape, dtype, "state", "(B, H)")
+        return x, state0
 
     def forward(self, x, state=None):
         """One step, training path: ``(new_state, backward)``.
@@ -83,18 +139,11 @@ class _Cell(Module):
             gradient with respect to the new state (``(dh, dc)`` for LSTM; None parts are zero).
             Parameter gradients accumulate in ``self.grads``.
         """
+        return self._forward(*self._step_inputs(x, state))
+
+    def _forward(self, x, state0):
         dtype = self.dtype
-        x = _checks.float_array(x, "x", dtype)
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(
-                f"x must have shape (B, input_size={self.input_size}), got {x.shape}; "
-                "for one example add a batch axis (x[None])"
-            )
-        if x.shape[0] == 0:
-            raise ValueError(f"x is empty (shape {x.shape}); give at least one example")
-        batch = x.shape[0]
-        shape = (batch, self.hidden_size)
-        state0 = _checks.state_parts(state, self._state_parts, shape, dtype, "state", "(B, H)")
+        shape = state0[0].shape
         _, state_n, backward_step = forward_direction(
             self._kernel, x[None], self.params, state0, None, **self._kernel_options()
         )  # x[None]: (1, B, I), a sequence of one step
@@ -147,6 +196,7 @@ class LSTMCell(_Cell):
     _kernel = lstm
     _gates = 4
     _state_parts = 2
+    _fused_cell = "lstm_cell"
 
 
 class GRUCell(_Cell):
@@ -154,3 +204,4 @@ class GRUCell(_Cell):
 
     _kernel = gru
     _gates = 3
+    _fused_cell = "gru_cell"
