@@ -306,6 +306,8 @@ def test_bench_times_both_libraries_and_writes_json(tmp_path):
         assert row["ratio"] == pytest.approx(row["rnnkit_ms"] / row["torch_ms"], rel=1e-6)
     assert figures["sgemm_peak_gflops"] > 0 and figures["peak_memory_mb"]["rnnkit"] > 0
     assert "| LSTM | 1,100,32,32 | training |" in result.stdout
+    assert set(figures["startup_seconds"]) == {"help", "first_step"}
+    assert 0 < figures["startup_seconds"]["help"] < 60 and "rnnkit --help" in result.stdout
 
 
 def test_bench_without_torch_says_how_to_install_it(capsys, monkeypatch):

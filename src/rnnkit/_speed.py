@@ -5,7 +5,9 @@ For every cell (RNN tanh, LSTM, GRU) and shape (B, T, I, H) of the grid, it time
 ``torch.nn``, alternating the two, after a warm-up, and reports medians, min-max, the ratio
 rnnkit / PyTorch and the GFLOP/s the matrix products reach against the sgemm peak measured in the
 same run. Also a streaming step (``LSTMCell`` at B=1, H=128), a bidirectional 2-layer LSTM, and
-the peak resident memory of a training step at the largest shape (each in a fresh process).
+the peak resident memory of a training step at the largest shape, and the start-up costs
+(``rnnkit --help``, and what the first training step of a process pays to load compiled code),
+each in fresh processes.
 
     rnnkit bench                                    # the whole grid; prints a table
     rnnkit bench --quick --json out.json            # (or python benchmarks/speed.py ...)
@@ -192,6 +194,37 @@ print(megabytes("VmHWM") - before)
     return float(result.stdout.strip())
 
 
+FIRST_STEP = """
+import time
+import numpy as np
+import rnnkit
+layer = rnnkit.LSTM(8, 16, seed=0)
+x = np.zeros((5, 2, 8), np.float32)
+seconds = []
+for _ in range(2):
+    start = time.perf_counter()
+    (out, _), backward = layer.forward(x)
+    backward(np.ones_like(out))
+    seconds.append(time.perf_counter() - start)
+print(seconds[0] - seconds[1])
+"""
+
+
+def startup_seconds(runs: int = 5) -> dict:
+    """Medians over ``runs`` fresh processes: ``help``, the wall time of ``rnnkit --help``;
+    ``first_step``, how much longer a process's first LSTM training step takes than its second
+    (importing numba and loading the compiled loops; a run before these warms the cache)."""
+    help_command = [sys.executable, "-c", "from rnnkit.cli import main; main(['--help'])"]
+    first_step = [sys.executable, "-c", FIRST_STEP]
+    subprocess.run(first_step, capture_output=True, check=True)  # compiles if the cache is cold
+    helps, firsts = [], []
+    for _ in range(runs):
+        helps.append(_timed(lambda: subprocess.run(help_command, capture_output=True, check=True)))
+        result = subprocess.run(first_step, capture_output=True, text=True, check=True)
+        firsts.append(float(result.stdout.strip()))
+    return {"help": statistics.median(helps), "first_step": statistics.median(firsts)}
+
+
 def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> dict:
     """Time the grid, print the table, write the JSON to ``json_path`` (atomically) if given;
     returns the results. ValueError when torch is not installed."""
@@ -214,6 +247,7 @@ def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> 
     rows.append(streaming_case(repeats))
     largest = shapes[-1]
     memory = {lib: peak_memory_mb(lib, "LSTM", largest) for lib in ("rnnkit", "torch")}
+    startup = startup_seconds(repeats)
     print(f"threads: torch {torch.get_num_threads()}; sgemm peak {peak:.0f} GFLOP/s")
     print("| cell | B,T,I,H | mode | rnnkit ms | PyTorch ms | ratio | rnnkit GFLOP/s (% peak) |")
     print("|---|---|---|---|---|---|---|")
@@ -227,7 +261,16 @@ def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> 
         )
     print(f"peak memory of an LSTM training step at {largest}: rnnkit {memory['rnnkit']:.0f} MB, "
           f"PyTorch {memory['torch']:.0f} MB")  # fmt: skip
-    results = {"sgemm_peak_gflops": peak, "rows": rows, "peak_memory_mb": memory}
+    print(
+        f"new process: rnnkit --help {startup['help']:.2f} s; the first training step takes "
+        f"{startup['first_step']:.2f} s longer than the second (numba's import and cache load)"
+    )
+    results = {
+        "sgemm_peak_gflops": peak,
+        "rows": rows,
+        "peak_memory_mb": memory,
+        "startup_seconds": startup,
+    }
     if json_path:
         from rnnkit.io.files import atomic_write_bytes
 
