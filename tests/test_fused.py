@@ -49,12 +49,16 @@ def run(kernel, enabled: bool, monkeypatch, lengths):
     b_hh = rng.standard_normal(width, dtype=np.float32)
     y, state, cache = kernel.forward(xw, state0, w_hh, b_hh, lengths)
     dy = rng.standard_normal(y.shape, dtype=np.float32)
-    return (y, *state), kernel.backward(dy, states(), cache)
+    dh_record = np.zeros_like(y)  # dL/dh[t] at every step, as the diagnostics read it
+    grads = kernel.backward(dy, states(), cache, dh_record)
+    return (y, *state, dh_record), grads
 
 
 @pytest.mark.parametrize("kernel", [lstm, gru], ids=["lstm", "gru"])
 @pytest.mark.parametrize("lengths", [None, np.array([7, 3, 1, 7, 5])], ids=["equal", "ragged"])
-def test_fused_forward_and_backward_match_numpy(kernel, monkeypatch, lengths):
+@pytest.mark.parametrize("small_step", [2**16, 0], ids=["whole-loop", "step-by-step"])
+def test_fused_forward_and_backward_match_numpy(kernel, monkeypatch, lengths, small_step):
+    monkeypatch.setattr(_fused, "SMALL_STEP", small_step)  # 0: no product is small
     (fused_out, fused_grads), (numpy_out, numpy_grads) = (
         run(kernel, enabled, monkeypatch, lengths) for enabled in (True, False)
     )

@@ -6,6 +6,10 @@ these loops make one, and vectorize. They compute what ``step`` and ``step_backw
 below 3.2e-7 in float32, against 6e-8 for NumPy's) and the logistic function taken from it. They
 are used for float32 only: float64 (the finite-difference checks) always takes the NumPy path.
 
+When the recurrent product of a step is small (``small_step``), the whole time loop runs in one
+compiled call (``lstm_sequence``, ``gru_sequence`` and their backward loops), product included:
+there a BLAS call and the Python around each step cost more than the arithmetic.
+
 ``ENABLED`` is False without numba (the optional 'fast' extra), or with the environment variable
 ``RNNKIT_FUSED=0``. numba is imported, and the loops compiled, at the first fused step, not at
 ``import rnnkit``; compiled code is cached next to this file, so a new process does not compile
@@ -27,6 +31,15 @@ ENABLED = (
 # fitted here by iterated weighted least squares; lowest power first.
 P = (9.999999231e-01, 1.338477726e-01, 3.500279905e-03, 2.069519323e-05, 1.349004611e-08)
 Q = (1.0, 4.671808026e-01, 2.589423046e-02, 3.293697255e-04, 7.828602008e-07)
+
+
+SMALL_STEP = 2**16  # multiply-adds of a recurrent product (B x G*H x H) run in a compiled loop
+
+
+def small_step(batch: int, w_hh: np.ndarray) -> bool:
+    """Whether a whole time loop of steps this size runs faster compiled (``*_sequence``) than
+    step by step with a BLAS product each: true for products of up to SMALL_STEP multiply-adds."""
+    return batch * w_hh.size <= SMALL_STEP
 
 
 def loops(*arrays: np.ndarray):

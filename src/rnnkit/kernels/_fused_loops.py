@@ -175,3 +175,116 @@ def gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
     gates, hw = _pre_activations(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
     gru_step(gates, hw, h_prev, h)
     return True, h
+
+
+# Whole time loops, for small steps: below SMALL_STEP multiply-adds per recurrent product the
+# per-step Python (a BLAS call, views, a loop call) costs more than the arithmetic. The product
+# runs here one row of h at a time, vectorized along the output row.
+
+
+@jit
+def _add_product(rows, weight_t, out):
+    """out (B, G) += rows (B, K) @ weight_t (K, G), vectorized along each output row."""
+    for b in range(rows.shape[0]):
+        target = out[b]
+        for k in range(rows.shape[1]):
+            value = rows[b, k]
+            weights = weight_t[k]
+            for j in range(target.shape[0]):
+                target[j] += value * weights[j]
+
+
+@jit
+def _keep_running(masks_t, new, state):
+    """state[b] = new[b] for the sequences still running (masks_t (B, 1) > 0)."""
+    for b in range(state.shape[0]):
+        if masks_t[b, 0] > 0:
+            state[b] = new[b]
+
+
+@jit
+def lstm_sequence(gates, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c):
+    """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw + b_hh and become i, f, g, o;
+    w_hh_t is W_hh.T (H, 4H), C-ordered; masks (T, B, 1) or None. Writes hs, cs, tanh_cs
+    (T, B, H) and the final state h, c (B, H)."""
+    h[:] = h0
+    c[:] = c0
+    for t in range(gates.shape[0]):
+        _add_product(h, w_hh_t, gates[t])
+        lstm_step(gates[t], c, hs[t], cs[t], tanh_cs[t])
+        if masks is None:
+            h[:] = hs[t]
+            c[:] = cs[t]
+        else:
+            _keep_running(masks[t], hs[t], h)
+            _keep_running(masks[t], cs[t], c)
+
+
+@jit
+def lstm_sequence_backward(dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record):
+    """``lstm.backward``'s time loop: writes dz (T, B, 4H) and dh_record (T, B, H) unless None;
+    dh, dc (B, H) come in at the final state and leave as the gradients at the initial one."""
+    dh_t = np.empty_like(dh)
+    dc_t = np.empty_like(dc)
+    dc_prev = np.empty_like(dc)
+    for t in range(gates.shape[0] - 1, -1, -1):
+        c_prev = c0 if t == 0 else cs[t - 1]
+        if masks is None:
+            dh_t[:] = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
+            dc_t[:] = dc
+        else:
+            dh_t[:] = masks[t] * (dy[t] + dh)  # y, state = m * h[t]
+            dc_t[:] = masks[t] * dc
+        lstm_step_backward(dh_t, dc_t, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
+        if masks is None:
+            dh[:] = 0
+            dc[:] = dc_prev
+        else:  # a frozen state passes its gradient on: h[t] = ... + (1 - m) * h[t-1]
+            dh *= 1 - masks[t]
+            dc *= 1 - masks[t]
+            dc += dc_prev
+        _add_product(dz[t], w_hh, dh)  # z[t] = ... + h[t-1] @ W_hh.T
+        if dh_record is not None:
+            dh_record[t] = dh_t
+
+
+@jit
+def gru_sequence(xw, h0, w_hh_t, b_hh, masks, hs, hw_ns, h):
+    """``gru.forward``'s time loop: xw (T, B, 3H) becomes r, z, n; w_hh_t is W_hh.T (H, 3H),
+    C-ordered; b_hh (3H,) (zeros without a bias); masks (T, B, 1) or None. Writes hs and hw_ns
+    (T, B, H) and the final state h (B, H)."""
+    hidden = h0.shape[1]
+    hw = np.empty(xw.shape[1:], np.float32)  # (B, 3H)
+    h[:] = h0
+    for t in range(xw.shape[0]):
+        hw[:] = b_hh
+        _add_product(h, w_hh_t, hw)
+        hw_ns[t] = hw[:, 2 * hidden :]
+        gru_step(xw[t], hw, h, hs[t])
+        if masks is None:
+            h[:] = hs[t]
+        else:
+            _keep_running(masks[t], hs[t], h)
+
+
+@jit
+def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, dh_record):
+    """``gru.backward``'s time loop: writes dxw, dhw (T, B, 3H) and dh_record (T, B, H) unless
+    None; dh (B, H) comes in at the final state and leaves as the gradient at the initial one."""
+    dh_t = np.empty_like(dh)
+    dh_direct = np.empty_like(dh)
+    for t in range(gates.shape[0] - 1, -1, -1):
+        h_prev = h0 if t == 0 else hs[t - 1]
+        if masks is None:
+            dh_t[:] = dy[t] + dh
+        else:
+            dh_t[:] = masks[t] * (dy[t] + dh)
+        gru_step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
+        if masks is None:
+            dh[:] = dh_direct
+        else:  # frozen: h[t] = ... + (1 - m) * h[t-1]
+            dh *= 1 - masks[t]
+            dh += dh_direct
+        _add_product(dhw[t], w_hh, dh)  # hw[t] = h[t-1] @ W_hh.T + b_hh
+        if dh_record is not None:
+            dh_record[t] = dh_t

@@ -76,18 +76,24 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     cs = np.empty_like(hs)  # c[t]
     tanh_cs = np.empty_like(hs)  # tanh(c[t])
     c = np.ascontiguousarray(c)  # the state may come in as a slice: steps read it in rows
-    fused = _fused.loops(gates, c)
-    step_here = fused.lstm_step if fused else step
-    for t in range(steps):
-        z = gates[t]
-        z += h @ w_hh.T
-        step_here(z, c, hs[t], cs[t], tanh_cs[t])
-        h_new, c_new = hs[t], cs[t]
-        if masks is None:
-            h, c = h_new, c_new
-        else:
-            running = masks[t] > 0
-            h, c = np.where(running, h_new, h), np.where(running, c_new, c)
+    fused = _fused.loops(gates, c, w_hh)
+    if fused and _fused.small_step(batch, w_hh):  # the whole loop in one compiled call
+        h_n, c_n = np.empty_like(c), np.empty_like(c)
+        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H)
+        fused.lstm_sequence(gates, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n)
+        h, c = h_n, c_n
+    else:
+        step_here = fused.lstm_step if fused else step
+        for t in range(steps):
+            z = gates[t]
+            z += h @ w_hh.T
+            step_here(z, c, hs[t], cs[t], tanh_cs[t])
+            h_new, c_new = hs[t], cs[t]
+            if masks is None:
+                h, c = h_new, c_new
+            else:
+                running = masks[t] > 0
+                h, c = np.where(running, h_new, h), np.where(running, c_new, c)
     y = hs if masks is None else hs * masks
     cache = (gates, hs, cs, tanh_cs, state0, w_hh, b_hh is not None, masks)
     return y, (h, c), cache
@@ -109,24 +115,30 @@ def backward(dy, dstate, cache, dh_record=None):
     dh, dc = dstate
     dz = np.empty_like(gates)  # (T, B, 4H)
     c0, dc = np.ascontiguousarray(c0), np.ascontiguousarray(dc)  # the steps read them in rows
-    fused = _fused.loops(gates, c0, dc) if dy.dtype == dh.dtype == gates.dtype else None
-    step_back = fused.lstm_step_backward if fused else step_backward
-    dc_buffers = (np.empty_like(dc), np.empty_like(dc))  # alternate: step t reads the other
-    for t in reversed(range(gates.shape[0])):
-        c_prev = c0 if t == 0 else cs[t - 1]
-        dc_prev = dc_buffers[t % 2]
-        if masks is None:
-            dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-            step_back(dh_t, dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
-            dh, dc = dz[t] @ w_hh, dc_prev  # z[t] = ... + h[t-1] @ W_hh.T
-        else:
-            m = masks[t]
-            dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
-            step_back(dh_t, m * dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
-            dh = dz[t] @ w_hh + (1.0 - m) * dh  # frozen state: h[t] = ... + (1 - m) * h[t-1]
-            dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
-        if dh_record is not None:
-            dh_record[t] = dh_t
+    fused = _fused.loops(gates, c0, dc, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
+    if fused and _fused.small_step(gates.shape[1], w_hh):  # the whole loop, compiled
+        dh, dc = np.array(dh, order="C"), dc.copy()  # the loop updates them in place
+        fused.lstm_sequence_backward(
+            np.ascontiguousarray(dy), dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record
+        )
+    else:
+        step_back = fused.lstm_step_backward if fused else step_backward
+        dc_buffers = (np.empty_like(dc), np.empty_like(dc))  # alternate: step t reads the other
+        for t in reversed(range(gates.shape[0])):
+            c_prev = c0 if t == 0 else cs[t - 1]
+            dc_prev = dc_buffers[t % 2]
+            if masks is None:
+                dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
+                step_back(dh_t, dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
+                dh, dc = dz[t] @ w_hh, dc_prev  # z[t] = ... + h[t-1] @ W_hh.T
+            else:
+                m = masks[t]
+                dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
+                step_back(dh_t, m * dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
+                dh = dz[t] @ w_hh + (1.0 - m) * dh  # frozen: h[t] = ... + (1 - m) * h[t-1]
+                dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
+            if dh_record is not None:
+                dh_record[t] = dh_t
     hidden = hs.shape[2]
     h_prev = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
     dw_hh = dz.reshape(-1, 4 * hidden).T @ h_prev  # sum_t dz[t].T @ h[t-1]
