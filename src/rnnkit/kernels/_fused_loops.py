@@ -57,21 +57,23 @@ def lstm_step(gates, c_prev, h, c, tanh_c):
 
 @jit
 def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev):
-    """Writes dz (B, 4H) and dc_prev (B, H) from dh, dc at h[t], c[t] (see lstm.py)."""
+    """Writes dz (B, 4H) and dc_prev (B, H) from dh, dc at h[t], c[t] (see lstm.py). The loop
+    runs over one-dimensional row views, which it vectorizes (over 2-D indices it did not)."""
     batch, hidden = c_prev.shape
     for b in range(batch):
+        i, f = gates[b, :hidden], gates[b, hidden : 2 * hidden]
+        g, o = gates[b, 2 * hidden : 3 * hidden], gates[b, 3 * hidden :]
+        d_i, d_f = dz[b, :hidden], dz[b, hidden : 2 * hidden]
+        d_g, d_o = dz[b, 2 * hidden : 3 * hidden], dz[b, 3 * hidden :]
+        dh_b, dc_b, c_prev_b, tanh_c_b, dc_prev_b = dh[b], dc[b], c_prev[b], tanh_c[b], dc_prev[b]
         for j in range(hidden):
-            i = gates[b, j]
-            f = gates[b, hidden + j]
-            g = gates[b, 2 * hidden + j]
-            o = gates[b, 3 * hidden + j]
-            t = tanh_c[b, j]
-            d_c = dc[b, j] + dh[b, j] * o * (_ONE - t * t)  # h = o * tanh(c)
-            dz[b, j] = d_c * g * i * (_ONE - i)  # c = f * c_prev + i * g; i = sig(z_i)
-            dz[b, hidden + j] = d_c * c_prev[b, j] * f * (_ONE - f)
-            dz[b, 2 * hidden + j] = d_c * i * (_ONE - g * g)
-            dz[b, 3 * hidden + j] = dh[b, j] * t * o * (_ONE - o)
-            dc_prev[b, j] = d_c * f
+            t = tanh_c_b[j]
+            d_c = dc_b[j] + dh_b[j] * o[j] * (_ONE - t * t)  # h = o * tanh(c)
+            d_i[j] = d_c * g[j] * i[j] * (_ONE - i[j])  # c = f * c_prev + i * g; i = sig(z_i)
+            d_f[j] = d_c * c_prev_b[j] * f[j] * (_ONE - f[j])
+            d_g[j] = d_c * i[j] * (_ONE - g[j] * g[j])
+            d_o[j] = dh_b[j] * t * o[j] * (_ONE - o[j])
+            dc_prev_b[j] = d_c * f[j]
 
 
 @jit
@@ -97,24 +99,26 @@ def gru_step(gates, hw, h_prev, h):
 
 @jit
 def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct):
-    """Writes dxw, dhw (B, 3H) and dh_direct (B, H) from dh at h[t], as ``gru.step_backward``."""
+    """Writes dxw, dhw (B, 3H) and dh_direct (B, H) from dh at h[t], as ``gru.step_backward``;
+    over one-dimensional row views, as ``lstm_step_backward``."""
     batch, hidden = h_prev.shape
     for b in range(batch):
+        r, z, n = gates[b, :hidden], gates[b, hidden : 2 * hidden], gates[b, 2 * hidden :]
+        dx_r, dx_z, dx_n = dxw[b, :hidden], dxw[b, hidden : 2 * hidden], dxw[b, 2 * hidden :]
+        dh_r, dh_z, dh_n = dhw[b, :hidden], dhw[b, hidden : 2 * hidden], dhw[b, 2 * hidden :]
+        dh_b, hw_n_b, h_prev_b, direct_b = dh[b], hw_n[b], h_prev[b], dh_direct[b]
         for j in range(hidden):
-            r = gates[b, j]
-            z = gates[b, hidden + j]
-            n = gates[b, 2 * hidden + j]
-            d_h = dh[b, j]
-            da_n = d_h * (_ONE - z) * (_ONE - n * n)  # h = (1 - z) n + z h_prev; n = tanh(a_n)
-            da_r = da_n * hw_n[b, j] * r * (_ONE - r)  # a_n = xw_n + r hw_n; r = sig(a_r)
-            da_z = d_h * (h_prev[b, j] - n) * z * (_ONE - z)  # z = sig(a_z)
-            dxw[b, j] = da_r
-            dxw[b, hidden + j] = da_z
-            dxw[b, 2 * hidden + j] = da_n
-            dhw[b, j] = da_r
-            dhw[b, hidden + j] = da_z
-            dhw[b, 2 * hidden + j] = da_n * r
-            dh_direct[b, j] = d_h * z
+            d_h = dh_b[j]
+            da_n = d_h * (_ONE - z[j]) * (_ONE - n[j] * n[j])  # h = (1 - z) n + z h_prev
+            da_r = da_n * hw_n_b[j] * r[j] * (_ONE - r[j])  # a_n = xw_n + r hw_n; r = sig(a_r)
+            da_z = d_h * (h_prev_b[j] - n[j]) * z[j] * (_ONE - z[j])  # z = sig(a_z)
+            dx_r[j] = da_r
+            dx_z[j] = da_z
+            dx_n[j] = da_n
+            dh_r[j] = da_r
+            dh_z[j] = da_z
+            dh_n[j] = da_n * r[j]
+            direct_b[j] = d_h * z[j]
 
 
 _EXPONENT = np.uint32(0x7F800000)  # float32 bits of the exponent: all set for NaN and inf
