@@ -121,6 +121,15 @@ def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct):
             direct_b[j] = d_h * z[j]
 
 
+@jit
+def add_transposed(product_t, out):
+    """out (B, G) += product_t.T, for product_t (G, B), one row of ``out`` at a time."""
+    for b in range(out.shape[0]):
+        row = out[b]
+        for j in range(row.shape[0]):
+            row[j] += product_t[j, b]
+
+
 _EXPONENT = np.uint32(0x7F800000)  # float32 bits of the exponent: all set for NaN and inf
 
 

@@ -82,10 +82,17 @@ def forward(xw, state0, w_hh, b_hh, lengths):
         h = h_n
     else:
         step_here = fused.gru_step if fused else step
+        product_t = np.empty((three_hidden, batch), xw.dtype) if fused else None  # (3H, B)
+        hw_fused = np.empty((batch, three_hidden), xw.dtype) if fused else None  # (B, 3H)
         for t in range(steps):
-            hw = h @ w_hh.T  # (B, 3H)
-            if b_hh is not None:
-                hw += b_hh
+            if fused:  # OpenBLAS makes W_hh h^T faster than h W_hh^T (it packs the smaller)
+                hw = hw_fused
+                hw[...] = 0.0 if b_hh is None else b_hh
+                fused.add_transposed(np.matmul(w_hh, h.T, out=product_t), hw)
+            else:
+                hw = h @ w_hh.T  # (B, 3H)
+                if b_hh is not None:
+                    hw += b_hh
             hw_ns[t] = hw[:, 2 * hidden :]
             step_here(xw[t], hw, h, hs[t])
             h_new = hs[t]

@@ -84,9 +84,13 @@ def forward(xw, state0, w_hh, b_hh, lengths):
         h, c = h_n, c_n
     else:
         step_here = fused.lstm_step if fused else step
+        product_t = np.empty((w_hh.shape[0], batch), xw.dtype) if fused else None  # (4H, B)
         for t in range(steps):
             z = gates[t]
-            z += h @ w_hh.T
+            if fused:  # OpenBLAS makes W_hh h^T faster than h W_hh^T (it packs the smaller)
+                fused.add_transposed(np.matmul(w_hh, h.T, out=product_t), z)
+            else:
+                z += h @ w_hh.T
             step_here(z, c, hs[t], cs[t], tanh_cs[t])
             h_new, c_new = hs[t], cs[t]
             if masks is None:
