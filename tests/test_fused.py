@@ -1,5 +1,5 @@
-"""The fused float32 LSTM and GRU steps (numba) against the NumPy path: the same numbers to
-float32 rounding."""
+"""The fused float32 loops (numba) against the NumPy path: the same numbers to float32
+rounding, for every cell, whole time loops and step by step, equal and ragged batches."""
 
 import importlib.util
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.kernels import _fused, gru, lstm
+from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn.cells import FUSED_CELL_BATCH
 
 pytestmark = pytest.mark.skipif(
@@ -26,11 +26,17 @@ def test_rational_tanh_is_within_its_stated_error():
     assert error.max() < 3.2e-7
 
 
-GATES = {gru: 3, lstm: 4}  # kernel -> gates per hidden unit; the state has (h,) or (h, c)
-STATE_PARTS = {gru: 1, lstm: 2}
+GATES = {gru: 3, lstm: 4, rnn: 1}  # kernel -> gates per hidden unit
+STATE_PARTS = {gru: 1, lstm: 2, rnn: 1}  # the state is (h,) or (h, c)
+KERNELS = {  # id -> (kernel, its options)
+    "lstm": (lstm, {}),
+    "gru": (gru, {}),
+    "rnn_tanh": (rnn, {"nonlinearity": "tanh"}),
+    "rnn_relu": (rnn, {"nonlinearity": "relu"}),
+}
 
 
-def run(kernel, enabled: bool, monkeypatch, lengths):
+def run(kernel, enabled: bool, monkeypatch, lengths, options=None):
     """Outputs and gradients of ``kernel`` on seeded random float32 data, fused or not."""
     monkeypatch.setattr(_fused, "ENABLED", enabled)
     rng = np.random.default_rng(0)
@@ -47,20 +53,22 @@ def run(kernel, enabled: bool, monkeypatch, lengths):
     state0 = states()
     w_hh = rng.standard_normal((width, hidden), dtype=np.float32) / np.sqrt(hidden)
     b_hh = rng.standard_normal(width, dtype=np.float32)
-    y, state, cache = kernel.forward(xw, state0, w_hh, b_hh, lengths)
+    y, state, cache = kernel.forward(xw, state0, w_hh, b_hh, lengths, **(options or {}))
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     dh_record = np.zeros_like(y)  # dL/dh[t] at every step, as the diagnostics read it
     grads = kernel.backward(dy, states(), cache, dh_record)
     return (y, *state, dh_record), grads
 
 
-@pytest.mark.parametrize("kernel", [lstm, gru], ids=["lstm", "gru"])
+@pytest.mark.parametrize("name", KERNELS)
 @pytest.mark.parametrize("lengths", [None, np.array([7, 3, 1, 7, 5])], ids=["equal", "ragged"])
 @pytest.mark.parametrize("small_step", [2**16, 0], ids=["whole-loop", "step-by-step"])
-def test_fused_forward_and_backward_match_numpy(kernel, monkeypatch, lengths, small_step):
+def test_fused_forward_and_backward_match_numpy(name, monkeypatch, lengths, small_step):
     monkeypatch.setattr(_fused, "SMALL_STEP", small_step)  # 0: no product is small
+    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 60 if small_step else 0)  # 60 = B x H here
+    kernel, options = KERNELS[name]
     (fused_out, fused_grads), (numpy_out, numpy_grads) = (
-        run(kernel, enabled, monkeypatch, lengths) for enabled in (True, False)
+        run(kernel, enabled, monkeypatch, lengths, options) for enabled in (True, False)
     )
     for fused, reference in zip(fused_out, numpy_out, strict=True):
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=2e-6)

@@ -1,14 +1,20 @@
-"""Fused float32 elementwise math of one LSTM or GRU step, compiled by numba when installed.
+"""Compiled float32 loops for the cell kernels (numba, when installed).
 
-NumPy makes one pass over memory per operation (about fifteen per step, forward and backward);
-these loops make one, and vectorize. They compute what ``step`` and ``step_backward`` of
-``lstm.py`` and ``gru.py`` compute, with tanh replaced by a rational approximation (absolute error
-below 3.2e-7 in float32, against 6e-8 for NumPy's) and the logistic function taken from it. They
-are used for float32 only: float64 (the finite-difference checks) always takes the NumPy path.
+- The elementwise math of one LSTM or GRU step, forward and backward. NumPy makes one pass over
+  memory per operation (about fifteen per step); these loops make one, and vectorize. They
+  compute what ``step`` and ``step_backward`` of ``lstm.py`` and ``gru.py`` compute, with tanh
+  replaced by a rational approximation (absolute error below 3.2e-7 in float32, against 6e-8 for
+  NumPy's) and the logistic function taken from it.
+- Whole time loops (``lstm_sequence``, ``gru_sequence``, ``rnn_sequence`` and their backward
+  loops), product included, when the recurrent product of a step is small (``small_step``):
+  there a BLAS call and the Python around each step cost more than the arithmetic. The RNN's
+  loop uses libm's tanh (the approximation's error, amplified through time, failed the PyTorch
+  parity tests), one value at a time, so it runs for tiny steps only (``rnn.WHOLE_LOOP_UNITS``).
+- Above that size the kernels go step by step, with the product through BLAS as W_hh h^T and
+  ``add_transposed`` (OpenBLAS is faster that way round).
+- One cell step for streaming inference (``lstm_cell``, ``gru_cell``).
 
-When the recurrent product of a step is small (``small_step``), the whole time loop runs in one
-compiled call (``lstm_sequence``, ``gru_sequence`` and their backward loops), product included:
-there a BLAS call and the Python around each step cost more than the arithmetic.
+They run for float32 only: float64 (the finite-difference checks) always takes the NumPy path.
 
 ``ENABLED`` is False without numba (the optional 'fast' extra), or with the environment variable
 ``RNNKIT_FUSED=0``. numba is imported, and the loops compiled, at the first fused step, not at

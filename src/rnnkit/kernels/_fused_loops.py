@@ -2,6 +2,8 @@
 numba takes a few tenths of a second). Each inner loop runs over a contiguous row, so it vectorizes;
 ``error_model="numpy"`` drops the division-by-zero checks that would stop that."""
 
+import math
+
 import numba
 import numpy as np
 
@@ -299,5 +301,55 @@ def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, d
             dh *= 1 - masks[t]
             dh += dh_direct
         _add_product(dhw[t], w_hh, dh)  # hw[t] = h[t-1] @ W_hh.T + b_hh
+        if dh_record is not None:
+            dh_record[t] = dh_t
+
+
+@jit
+def rnn_sequence(hs, h0, w_hh_t, relu, masks, h):
+    """``rnn.forward``'s time loop: hs (T, B, H) hold xw + b_hh and become h[t]; w_hh_t is
+    W_hh.T (H, H), C-ordered; relu: True for relu, False for tanh; masks (T, B, 1) or None.
+    Writes the final state h (B, H)."""
+    h[:] = h0
+    for t in range(hs.shape[0]):
+        a = hs[t]
+        _add_product(h, w_hh_t, a)
+        for b in range(a.shape[0]):
+            row = a[b]
+            if relu:
+                for j in range(row.shape[0]):
+                    row[j] = max(row[j], _F(0.0))
+            else:  # libm's tanh, not _tanh: an RNN's gradients amplify its error through time
+                for j in range(row.shape[0]):
+                    row[j] = math.tanh(row[j])
+        if masks is None:
+            h[:] = a
+        else:
+            _keep_running(masks[t], a, h)
+
+
+@jit
+def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record):
+    """``rnn.backward``'s time loop: writes da (T, B, H) and dh_record (T, B, H) unless None;
+    dh (B, H) comes in at the final state and leaves as the gradient at the initial one."""
+    dh_t = np.empty_like(dh)
+    for t in range(hs.shape[0] - 1, -1, -1):
+        if masks is None:
+            dh_t[:] = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
+        else:
+            dh_t[:] = masks[t] * (dy[t] + dh)  # y, state = m * h[t]
+        for b in range(dh.shape[0]):
+            h_b, dh_b, da_b = hs[t, b], dh_t[b], da[t, b]
+            if relu:
+                for j in range(h_b.shape[0]):
+                    da_b[j] = dh_b[j] if h_b[j] > _F(0.0) else _F(0.0)  # d relu(a) = [a > 0]
+            else:
+                for j in range(h_b.shape[0]):
+                    da_b[j] = dh_b[j] * (_ONE - h_b[j] * h_b[j])  # d tanh(a) = 1 - h^2
+        if masks is None:
+            dh[:] = 0
+        else:  # state[t] = ... + (1 - m) * state[t-1]
+            dh *= 1 - masks[t]
+        _add_product(da[t], w_hh, dh)  # a[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:
             dh_record[t] = dh_t

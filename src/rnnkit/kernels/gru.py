@@ -21,7 +21,12 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import previous_states, sigmoid, step_masks
+from rnnkit.kernels._common import (
+    add_recurrent_product,
+    previous_states,
+    sigmoid,
+    step_masks,
+)
 
 
 def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -> None:
@@ -83,16 +88,10 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     else:
         step_here = fused.gru_step if fused else step
         product_t = np.empty((three_hidden, batch), xw.dtype) if fused else None  # (3H, B)
-        hw_fused = np.empty((batch, three_hidden), xw.dtype) if fused else None  # (B, 3H)
+        hw = np.empty((batch, three_hidden), xw.dtype)  # (B, 3H), refilled every step
         for t in range(steps):
-            if fused:  # OpenBLAS makes W_hh h^T faster than h W_hh^T (it packs the smaller)
-                hw = hw_fused
-                hw[...] = 0.0 if b_hh is None else b_hh
-                fused.add_transposed(np.matmul(w_hh, h.T, out=product_t), hw)
-            else:
-                hw = h @ w_hh.T  # (B, 3H)
-                if b_hh is not None:
-                    hw += b_hh
+            hw[...] = 0.0 if b_hh is None else b_hh
+            add_recurrent_product(hw, h, w_hh, fused, product_t)
             hw_ns[t] = hw[:, 2 * hidden :]
             step_here(xw[t], hw, h, hs[t])
             h_new = hs[t]

@@ -19,7 +19,12 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import previous_states, sigmoid, step_masks
+from rnnkit.kernels._common import (
+    add_recurrent_product,
+    previous_states,
+    sigmoid,
+    step_masks,
+)
 
 
 def step(gates: np.ndarray, c_prev: np.ndarray, h, c, tanh_c) -> None:
@@ -86,12 +91,8 @@ def forward(xw, state0, w_hh, b_hh, lengths):
         step_here = fused.lstm_step if fused else step
         product_t = np.empty((w_hh.shape[0], batch), xw.dtype) if fused else None  # (4H, B)
         for t in range(steps):
-            z = gates[t]
-            if fused:  # OpenBLAS makes W_hh h^T faster than h W_hh^T (it packs the smaller)
-                fused.add_transposed(np.matmul(w_hh, h.T, out=product_t), z)
-            else:
-                z += h @ w_hh.T
-            step_here(z, c, hs[t], cs[t], tanh_cs[t])
+            add_recurrent_product(gates[t], h, w_hh, fused, product_t)
+            step_here(gates[t], c, hs[t], cs[t], tanh_cs[t])
             h_new, c_new = hs[t], cs[t]
             if masks is None:
                 h, c = h_new, c_new

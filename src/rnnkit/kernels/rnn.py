@@ -19,9 +19,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels._common import previous_states, step_masks
+from rnnkit.kernels import _fused
+from rnnkit.kernels._common import add_recurrent_product, previous_states, step_masks
 
 NONLINEARITIES = ("tanh", "relu")
+# Units per step (B x H) up to which the compiled whole loop pays: it calls libm's tanh, one value
+# at a time (~30 ns; NumPy's is vectorized), to save the ~8 us of Python and BLAS call per step.
+WHOLE_LOOP_UNITS = 64
+
+
+def _whole_loop(fused, batch: int, w_hh: np.ndarray) -> bool:
+    """Whether the time loop runs in one compiled call (see WHOLE_LOOP_UNITS)."""
+    return bool(fused) and batch * w_hh.shape[0] <= WHOLE_LOOP_UNITS
 
 
 def step(a: np.ndarray, nonlinearity: str) -> np.ndarray:
@@ -55,11 +64,18 @@ def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
     hs = xw  # (T, B, H): the pre-activations, turned into h[t] step by step
     if b_hh is not None:
         hs += b_hh
-    for t in range(steps):
-        a = hs[t]
-        a += h @ w_hh.T
-        h_new = step(a, nonlinearity)
-        h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
+    fused = _fused.loops(hs, w_hh)
+    if _whole_loop(fused, hs.shape[1], w_hh):  # the whole loop in one compiled call
+        h_n = np.empty_like(h)
+        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H)
+        fused.rnn_sequence(hs, h, w_hh_t, nonlinearity == "relu", masks, h_n)
+        h = h_n
+    else:
+        product_t = np.empty(hs.shape[:0:-1], hs.dtype) if fused else None  # (H, B)
+        for t in range(steps):
+            add_recurrent_product(hs[t], h, w_hh, fused, product_t)
+            h_new = step(hs[t], nonlinearity)
+            h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
     y = hs if masks is None else hs * masks
     cache = (hs, state0[0], w_hh, b_hh is not None, masks, nonlinearity)
     return y, (h,), cache
@@ -79,20 +95,27 @@ def backward(dy, dstate, cache, dh_record=None):
     """
     hs, h0, w_hh, has_bias, masks, nonlinearity = cache
     (dh,) = dstate
-    dh = dh.copy()
+    dh = np.array(dh, order="C")  # a copy: the compiled loop updates it in place
     da = np.empty_like(hs)  # (T, B, H)
-    for t in reversed(range(hs.shape[0])):
-        if masks is None:
-            dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-            da[t] = step_backward(dh_t, hs[t], nonlinearity)  # h[t] = f(a[t])
-            dh = da[t] @ w_hh  # a[t] = ... + h[t-1] @ W_hh.T
-        else:
-            m = masks[t]
-            dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
-            da[t] = step_backward(dh_t, hs[t], nonlinearity)  # h[t] = f(a[t])
-            dh = da[t] @ w_hh + (1.0 - m) * dh  # state[t] = ... + (1 - m) * state[t-1]
-        if dh_record is not None:
-            dh_record[t] = dh_t
+    fused = _fused.loops(hs, w_hh) if dy.dtype == dh.dtype == hs.dtype else None
+    if _whole_loop(fused, hs.shape[1], w_hh):  # the whole loop, compiled
+        relu = nonlinearity == "relu"
+        fused.rnn_sequence_backward(
+            np.ascontiguousarray(dy), dh, hs, w_hh, relu, masks, da, dh_record
+        )
+    else:
+        for t in reversed(range(hs.shape[0])):
+            if masks is None:
+                dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
+                da[t] = step_backward(dh_t, hs[t], nonlinearity)  # h[t] = f(a[t])
+                dh = da[t] @ w_hh  # a[t] = ... + h[t-1] @ W_hh.T
+            else:
+                m = masks[t]
+                dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
+                da[t] = step_backward(dh_t, hs[t], nonlinearity)  # h[t] = f(a[t])
+                dh = da[t] @ w_hh + (1.0 - m) * dh  # state[t] = ... + (1 - m) * state[t-1]
+            if dh_record is not None:
+                dh_record[t] = dh_t
     hidden = hs.shape[2]
     h_prev = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
     dw_hh = da.reshape(-1, hidden).T @ h_prev  # sum_t da[t].T @ h[t-1]
