@@ -114,8 +114,16 @@ class _Cell(Module):
         finite, *new_state = step(x, *parts, params["weight_ih"], params["weight_hh"], *biases)
         return _checks.public_state(tuple(new_state)) if finite else None
 
-    def _step_inputs(self, x, state) -> tuple:
-        """``(x, state parts)`` checked: x (B, input_size), each part (B, hidden_size)."""
+    def forward(self, x, state=None):
+        """One step, training path: ``(new_state, backward)``.
+
+        Args:
+            x: (B, input_size). state: ``h`` or ``(h, c)``, each (B, hidden_size); None = zeros.
+        Returns:
+            the new state, and ``backward(d_state) -> (d_x, d_state0)`` where ``d_state`` is the
+            gradient with respect to the new state (``(dh, dc)`` for LSTM; None parts are zero).
+            Parameter gradients accumulate in ``self.grads``.
+        """
         dtype = self.dtype
         x = _checks.float_array(x, "x", dtype)
         if x.ndim != 2 or x.shape[1] != self.input_size:
@@ -127,23 +135,6 @@ class _Cell(Module):
             raise ValueError(f"x is empty (shape {x.shape}); give at least one example")
         shape = (x.shape[0], self.hidden_size)
         state0 = _checks.state_parts(state, self._state_parts, shape, dtype, "state", "(B, H)")
-        return x, state0
-
-    def forward(self, x, state=None):
-        """One step, training path: ``(new_state, backward)``.
-
-        Args:
-            x: (B, input_size). state: ``h`` or ``(h, c)``, each (B, hidden_size); None = zeros.
-        Returns:
-            the new state, and ``backward(d_state) -> (d_x, d_state0)`` where ``d_state`` is the
-            gradient with respect to the new state (``(dh, dc)`` for LSTM; None parts are zero).
-            Parameter gradients accumulate in ``self.grads``.
-        """
-        return self._forward(*self._step_inputs(x, state))
-
-    def _forward(self, x, state0):
-        dtype = self.dtype
-        shape = state0[0].shape
         _, state_n, backward_step = forward_direction(
             self._kernel, x[None], self.params, state0, None, **self._kernel_options()
         )  # x[None]: (1, B, I), a sequence of one step
