@@ -7,5 +7,6 @@ Every kernel has the same signature:
 
 with ``xw`` the input projection (T, B, G*H) and states as tuples of (B, H) arrays. Given a
 (T, B, H) array ``dh_record``, backward also writes dL/dh[t] of every step into it (the gradients
-it computes anyway, for ``rnnkit.diagnostics``); without it, it does no extra work.
+it computes anyway, for ``rnnkit.diagnostics``); without it, it does no extra work. ``backward``
+runs once per ``forward``: it may write over the cache (LSTM and GRU turn their gates into dxw).
 """

@@ -46,18 +46,19 @@ def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -
 
 def step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct) -> None:
     """Gradients through one step from dh at h[t]: writes dxw (B, 3H), dhw (B, 3H) and
-    dh_prev's direct part dh * z (B, H). ``_fused_loops.gru_step_backward`` is the same, fused."""
+    dh_prev's direct part dh * z (B, H); dxw may be ``gates`` itself (each gate is read before
+    its block is written). ``_fused_loops.gru_step_backward`` is the same, fused."""
     hidden = h_prev.shape[1]
     r, z, n = np.split(gates, 3, axis=1)  # each (B, H)
     dn = dh * (1.0 - z)  # h = (1 - z) * n + z * h_prev
     dz = dh * (h_prev - n)
+    np.multiply(dh, z, out=dh_direct)
     da_r, da_z, da_n = np.split(dxw, 3, axis=1)  # views of dxw, each (B, H)
     np.multiply(dn, 1.0 - n * n, out=da_n)  # n = tanh(a_n), a_n = xw_n + r * hw_n
+    np.multiply(da_n, r, out=dhw[:, 2 * hidden :])  # a_n = xw_n + r * hw_n
     np.multiply(da_n * hw_n, r * (1.0 - r), out=da_r)  # r = sig(a_r)
     np.multiply(dz, z * (1.0 - z), out=da_z)  # z = sig(a_z)
     dhw[:, : 2 * hidden] = dxw[:, : 2 * hidden]  # hw_r, hw_z enter as xw_r, xw_z do
-    np.multiply(da_n, r, out=dhw[:, 2 * hidden :])  # a_n = xw_n + r * hw_n
-    np.multiply(dh, z, out=dh_direct)
 
 
 def forward(xw, state0, w_hh, b_hh, lengths):
@@ -115,7 +116,7 @@ def backward(dy, dstate, cache, dh_record=None):
     """
     gates, hs, hw_ns, h0, w_hh, has_bias, masks = cache
     (dh,) = dstate
-    dxw = np.empty_like(gates)  # (T, B, 3H)
+    dxw = gates  # (T, B, 3H): each step's r, z, n, read once, become its dxw (the cache is spent)
     dhw = np.empty_like(gates)  # (T, B, 3H)
     h0 = np.ascontiguousarray(h0)  # read in rows by the first step
     fused = _fused.loops(gates, h0, w_hh) if dy.dtype == dh.dtype == gates.dtype else None

@@ -45,19 +45,20 @@ def step(gates: np.ndarray, c_prev: np.ndarray, h, c, tanh_c) -> None:
 
 def step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev) -> None:
     """Gradients through one step: writes dz (B, 4H) and dc_prev (B, H), from dh, dc at h[t],
-    c[t]. ``_fused_loops.lstm_step_backward`` is the same, fused (see ``step``)."""
+    c[t]; dz may be ``gates`` itself (each gate is read before its block of dz is written).
+    ``_fused_loops.lstm_step_backward`` is the same, fused (see ``step``)."""
     i, f, g, o = np.split(gates, 4, axis=1)  # each (B, H)
     do = dh * tanh_c  # h = o * tanh(c)
     dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # h = o * tanh(c)
     di = dc * g  # c = f * c_prev + i * g
     dg = dc * i
     df = dc * c_prev
+    np.multiply(dc, f, out=dc_prev)
     d_i, d_f, d_g, d_o = np.split(dz, 4, axis=1)  # views of dz, each (B, H)
     np.multiply(di, i * (1.0 - i), out=d_i)  # i = sig(z_i)
     np.multiply(df, f * (1.0 - f), out=d_f)  # f = sig(z_f)
     np.multiply(dg, 1.0 - g * g, out=d_g)  # g = tanh(z_g)
     np.multiply(do, o * (1.0 - o), out=d_o)  # o = sig(z_o)
-    np.multiply(dc, f, out=dc_prev)
 
 
 def forward(xw, state0, w_hh, b_hh, lengths):
@@ -118,7 +119,7 @@ def backward(dy, dstate, cache, dh_record=None):
     """
     gates, hs, cs, tanh_cs, (h0, c0), w_hh, has_bias, masks = cache
     dh, dc = dstate
-    dz = np.empty_like(gates)  # (T, B, 4H)
+    dz = gates  # (T, B, 4H): each step's gates, read once, become its dz (the cache is spent)
     c0, dc = np.ascontiguousarray(c0), np.ascontiguousarray(dc)  # the steps read them in rows
     fused = _fused.loops(gates, c0, dc, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
     if fused and _fused.small_step(gates.shape[1], w_hh):  # the whole loop, compiled
