@@ -147,24 +147,17 @@ def _all_finite(values):
 
 
 @jit
-def _pre_activations(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
-    """``(xw, hw)``: x W_ih^T + b_ih and h_prev W_hh^T + b_hh, (B, G) each, one row of the
-    weights at a time: for the few examples of a streaming step this costs less than BLAS calls."""
-    batch, inputs = x.shape
-    hidden = h_prev.shape[1]
-    xw = np.empty((batch, weight_ih.shape[0]), np.float32)
-    hw = np.empty_like(xw)
-    for b in range(batch):
-        for j in range(weight_ih.shape[0]):
-            total = bias_ih[j]
-            for k in range(inputs):
-                total += weight_ih[j, k] * x[b, k]
-            xw[b, j] = total
-            total = bias_hh[j]
-            for k in range(hidden):
-                total += weight_hh[j, k] * h_prev[b, k]
-            hw[b, j] = total
-    return xw, hw
+def _add_product_t(rows, weight, out):
+    """out (B, G) += rows (B, K) @ weight.T for weight (G, K), one dot product per output: for
+    the few rows of a streaming step this costs less than a BLAS call."""
+    for b in range(rows.shape[0]):
+        row = rows[b]
+        for j in range(weight.shape[0]):
+            total = _F(0.0)
+            weights = weight[j]
+            for k in range(row.shape[0]):
+                total += weights[k] * row[k]
+            out[b, j] += total
 
 
 @jit
@@ -175,8 +168,10 @@ def lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh):
     h, c = np.empty_like(h_prev), np.empty_like(c_prev)
     if not (_all_finite(x) and _all_finite(h_prev) and _all_finite(c_prev)):
         return False, h, c
-    gates, hw = _pre_activations(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
-    gates += hw
+    gates = np.zeros((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 4H)
+    gates += bias_ih + bias_hh
+    _add_product_t(x, weight_ih, gates)
+    _add_product_t(h_prev, weight_hh, gates)
     lstm_step(gates, c_prev, h, c, np.empty_like(c))  # the last: tanh(c), not kept
     return True, h, c
 
@@ -188,7 +183,12 @@ def gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
     h = np.empty_like(h_prev)
     if not (_all_finite(x) and _all_finite(h_prev)):
         return False, h
-    gates, hw = _pre_activations(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
+    gates = np.zeros((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 3H): xw
+    gates += bias_ih
+    _add_product_t(x, weight_ih, gates)
+    hw = np.zeros_like(gates)  # (B, 3H)
+    hw += bias_hh
+    _add_product_t(h_prev, weight_hh, hw)
     gru_step(gates, hw, h_prev, h)
     return True, h
 
@@ -219,6 +219,27 @@ def _keep_running(masks_t, new, state):
 
 
 @jit
+def _zero_rows(masks, t, values, running):
+    """values[b] = 0 for every sequence b that is still running at step t (``running`` True) or
+    is not (False); masks (T, B, 1) or None (every sequence runs)."""
+    if masks is None:
+        if running:
+            values[:] = 0
+        return
+    for b in range(values.shape[0]):
+        if (masks[t, b, 0] > 0) == running:
+            values[b] = 0
+
+
+@jit
+def _gradient_at_step(masks, t, dy, dh, out):
+    """out = m[t] * (dy[t] + dh): the gradient reaching the h[t] a step computed (y[t] = h[t],
+    which also feeds step t+1; zero past a sequence's end)."""
+    np.add(dy[t], dh, out)
+    _zero_rows(masks, t, out, False)
+
+
+@jit
 def lstm_sequence(gates, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c):
     """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw + b_hh and become i, f, g, o;
     w_hh_t is W_hh.T (H, 4H), C-ordered; masks (T, B, 1) or None. Writes hs, cs, tanh_cs
@@ -245,20 +266,13 @@ def lstm_sequence_backward(dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, 
     dc_prev = np.empty_like(dc)
     for t in range(gates.shape[0] - 1, -1, -1):
         c_prev = c0 if t == 0 else cs[t - 1]
-        if masks is None:
-            dh_t[:] = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-            dc_t[:] = dc
-        else:
-            dh_t[:] = masks[t] * (dy[t] + dh)  # y, state = m * h[t]
-            dc_t[:] = masks[t] * dc
+        _gradient_at_step(masks, t, dy, dh, dh_t)
+        dc_t[:] = dc
+        _zero_rows(masks, t, dc_t, False)  # the state is m * c[t] + (1 - m) * c[t-1]
         lstm_step_backward(dh_t, dc_t, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
-        if masks is None:
-            dh[:] = 0
-            dc[:] = dc_prev
-        else:  # a frozen state passes its gradient on: h[t] = ... + (1 - m) * h[t-1]
-            dh *= 1 - masks[t]
-            dc *= 1 - masks[t]
-            dc += dc_prev
+        _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
+        _zero_rows(masks, t, dc, True)
+        dc += dc_prev
         _add_product(dz[t], w_hh, dh)  # z[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:
             dh_record[t] = dh_t
@@ -291,16 +305,10 @@ def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, d
     dh_direct = np.empty_like(dh)
     for t in range(gates.shape[0] - 1, -1, -1):
         h_prev = h0 if t == 0 else hs[t - 1]
-        if masks is None:
-            dh_t[:] = dy[t] + dh
-        else:
-            dh_t[:] = masks[t] * (dy[t] + dh)
+        _gradient_at_step(masks, t, dy, dh, dh_t)
         gru_step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
-        if masks is None:
-            dh[:] = dh_direct
-        else:  # frozen: h[t] = ... + (1 - m) * h[t-1]
-            dh *= 1 - masks[t]
-            dh += dh_direct
+        _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
+        dh += dh_direct
         _add_product(dhw[t], w_hh, dh)  # hw[t] = h[t-1] @ W_hh.T + b_hh
         if dh_record is not None:
             dh_record[t] = dh_t
@@ -335,10 +343,7 @@ def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record):
     dh (B, H) comes in at the final state and leaves as the gradient at the initial one."""
     dh_t = np.empty_like(dh)
     for t in range(hs.shape[0] - 1, -1, -1):
-        if masks is None:
-            dh_t[:] = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-        else:
-            dh_t[:] = masks[t] * (dy[t] + dh)  # y, state = m * h[t]
+        _gradient_at_step(masks, t, dy, dh, dh_t)
         for b in range(dh.shape[0]):
             h_b, dh_b, da_b = hs[t, b], dh_t[b], da[t, b]
             if relu:
@@ -347,10 +352,7 @@ def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record):
             else:
                 for j in range(h_b.shape[0]):
                     da_b[j] = dh_b[j] * (_ONE - h_b[j] * h_b[j])  # d tanh(a) = 1 - h^2
-        if masks is None:
-            dh[:] = 0
-        else:  # state[t] = ... + (1 - m) * state[t-1]
-            dh *= 1 - masks[t]
+        _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
         _add_product(da[t], w_hh, dh)  # a[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:
             dh_record[t] = dh_t

@@ -71,7 +71,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
         fused.rnn_sequence(hs, h, w_hh_t, nonlinearity == "relu", masks, h_n)
         h = h_n
     else:
-        product_t = np.empty(hs.shape[:0:-1], hs.dtype) if fused else None  # (H, B)
+        product_t = np.empty((w_hh.shape[0], hs.shape[1]), hs.dtype) if fused else None  # (H, B)
         for t in range(steps):
             add_recurrent_product(hs[t], h, w_hh, fused, product_t)
             h_new = step(hs[t], nonlinearity)

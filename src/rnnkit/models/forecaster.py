@@ -114,7 +114,6 @@ class ForecastEnsemble(Module):
             self._add_child(f"member{index}", Forecaster(input_size, horizon, seed=each, **options))
             for index, each in enumerate(seeds)
         ]
-        self.input_size, self.horizon = input_size, horizon
 
     def config(self) -> dict:
         return {**self.members[0].config(), "members": len(self.members)}
