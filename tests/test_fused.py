@@ -1,5 +1,6 @@
 """The fused float32 loops (numba) against the NumPy path: the same numbers to float32
-rounding, for every cell, whole time loops and step by step, equal and ragged batches."""
+rounding, for every cell, with the recurrent product compiled or through BLAS, equal and ragged
+batches."""
 
 import importlib.util
 
@@ -62,10 +63,10 @@ def run(kernel, enabled: bool, monkeypatch, lengths, options=None):
 
 @pytest.mark.parametrize("name", KERNELS)
 @pytest.mark.parametrize("lengths", [None, np.array([7, 3, 1, 7, 5])], ids=["equal", "ragged"])
-@pytest.mark.parametrize("small_step", [2**16, 0], ids=["whole-loop", "step-by-step"])
+@pytest.mark.parametrize("small_step", [2**16, 0], ids=["compiled-product", "blas-product"])
 def test_fused_forward_and_backward_match_numpy(name, monkeypatch, lengths, small_step):
-    monkeypatch.setattr(_fused, "SMALL_STEP", small_step)  # 0: no product is small
-    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 60 if small_step else 0)  # 60 = B x H here
+    monkeypatch.setattr(_fused, "SMALL_STEP", small_step)  # 0: every product goes to BLAS
+    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 60)  # 60 = B x H here: the RNN's loop compiled
     kernel, options = KERNELS[name]
     (fused_out, fused_grads), (numpy_out, numpy_grads) = (
         run(kernel, enabled, monkeypatch, lengths, options) for enabled in (True, False)
@@ -85,6 +86,13 @@ def test_only_c_ordered_float32_takes_the_fused_path(monkeypatch):
     assert _fused.loops(np.zeros((2, 3))) is None
     assert _fused.loops(np.zeros((4, 6), np.float32)[:, ::2]) is None  # not C-ordered
     assert _fused.loops(np.zeros((4, 6), np.float32)) is not None
+
+
+def test_without_numpys_openblas_the_numpy_path_runs(monkeypatch):
+    monkeypatch.setattr(_fused, "ENABLED", True)
+    assert _fused.blas_library() is not None  # NumPy's PyPI wheel, as the test extra installs it
+    monkeypatch.setattr(_fused, "blas_library", lambda: None)  # a NumPy built on another BLAS
+    assert _fused.loops(np.zeros((4, 6), np.float32)) is None
 
 
 @pytest.mark.parametrize("batch", [1, 3, 20])  # 20: above FUSED_CELL_BATCH, the layer's path

@@ -32,13 +32,3 @@ def previous_states(state0: np.ndarray, states: np.ndarray) -> np.ndarray:
     products ``dW = sum_t d[t].T @ prev[t]`` do not see the difference.
     """
     return np.concatenate([state0[None], states[:-1]], axis=0)
-
-
-def add_recurrent_product(z: np.ndarray, h: np.ndarray, w_hh: np.ndarray, fused, product_t):
-    """z (B, G) += h (B, H) @ w_hh.T (w_hh (G, H)). With the fused loops (``fused``, not None)
-    through BLAS as W_hh h^T into ``product_t`` (G, B), then added transposed: OpenBLAS is
-    faster that way round (it packs the smaller operand)."""
-    if fused:
-        fused.add_transposed(np.matmul(w_hh, h.T, out=product_t), z)
-    else:
-        z += h @ w_hh.T

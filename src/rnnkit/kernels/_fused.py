@@ -6,26 +6,30 @@
   replaced by a rational approximation (absolute error below 3.2e-7 in float32, against 6e-8 for
   NumPy's) and the logistic function taken from it.
 - Whole time loops (``lstm_sequence``, ``gru_sequence``, ``rnn_sequence`` and their backward
-  loops), product included, when the recurrent product of a step is small (``small_step``):
-  there a BLAS call and the Python around each step cost more than the arithmetic. The RNN's
-  loop uses libm's tanh (the approximation's error, amplified through time, failed the PyTorch
-  parity tests), one value at a time, so it runs for tiny steps only (``rnn.WHOLE_LOOP_UNITS``).
-- Above that size the kernels go step by step, with the product through BLAS as W_hh h^T and
-  ``add_transposed`` (OpenBLAS is faster that way round).
+  loops), recurrent product included: no Python runs between steps. The product calls the
+  OpenBLAS that NumPy's wheels bundle (``blas_library``) straight from the compiled loop, or,
+  when it is small (``SMALL_STEP``), runs in the loop itself, cheaper than a BLAS call there. The
+  RNN's loop uses libm's tanh (the approximation's error, amplified through time, failed the
+  PyTorch parity tests), one value at a time, so it runs for small steps only
+  (``rnn.WHOLE_LOOP_UNITS``).
 - One cell step for streaming inference (``lstm_cell``, ``gru_cell``).
 
 They run for float32 only: float64 (the finite-difference checks) always takes the NumPy path.
 
 ``ENABLED`` is False without numba (the optional 'fast' extra), or with the environment variable
-``RNNKIT_FUSED=0``. numba is imported, and the loops compiled, at the first fused step, not at
+``RNNKIT_FUSED=0``; without NumPy's bundled OpenBLAS (a NumPy built against another BLAS) the
+loops do not run either. numba is imported, and the loops compiled, at the first fused step, not at
 ``import rnnkit``; compiled code is cached next to this file, so a new process does not compile
 again.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -39,23 +43,38 @@ P = (9.999999231e-01, 1.338477726e-01, 3.500279905e-03, 2.069519323e-05, 1.34900
 Q = (1.0, 4.671808026e-01, 2.589423046e-02, 3.293697255e-04, 7.828602008e-07)
 
 
-SMALL_STEP = 2**16  # multiply-adds of a recurrent product (B x G*H x H) run in a compiled loop
+SMALL_STEP = 2**16  # multiply-adds of a product (B x G*H x H) that run in the compiled loop itself
+SGEMM = "scipy_cblas_sgemm64_"  # cblas_sgemm in NumPy's OpenBLAS (prefixed, 64-bit integers)
 
 
-def small_step(batch: int, w_hh: np.ndarray) -> bool:
-    """Whether a whole time loop of steps this size runs faster compiled (``*_sequence``) than
-    step by step with a BLAS product each: true for products of up to SMALL_STEP multiply-adds."""
-    return batch * w_hh.size <= SMALL_STEP
+def small_step(batch: int, weight: np.ndarray) -> bool:
+    """Whether a recurrent product of ``batch`` rows with ``weight`` is cheaper in the compiled
+    loop's own code than through a BLAS call: true up to SMALL_STEP multiply-adds."""
+    return batch * weight.size <= SMALL_STEP
+
+
+@functools.cache
+def blas_library() -> str | None:
+    """The path of the OpenBLAS that NumPy's wheels bundle (``numpy.libs`` on Linux and Windows,
+    ``numpy/.dylibs`` on macOS) when it exports SGEMM, else None."""
+    numpy_dir = Path(np.__file__).parent
+    for folder in (numpy_dir.parent / "numpy.libs", numpy_dir / ".dylibs"):
+        for path in sorted(folder.glob("*scipy_openblas64_*")):
+            if hasattr(ctypes.CDLL(str(path)), SGEMM):  # NumPy has loaded it: no new load
+                return str(path)
+    return None
 
 
 def loops(*arrays: np.ndarray):
     """The compiled loops (the module ``_fused_loops``) when they may run on ``arrays``, else
-    None: numba present, every array float32 and C-ordered.
+    None: numba and NumPy's OpenBLAS present, every array float32 and C-ordered.
 
     A kernel asks once per sequence, with the arrays it gets from outside; the ones it makes
-    from them are float32 and C-ordered too, so every step can then take the fused loop.
+    from them are float32 and C-ordered too.
     """
     if not (ENABLED and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)):
+        return None
+    if blas_library() is None:
         return None
     from rnnkit.kernels import _fused_loops  # imports numba: a few tenths of a second, once
 

@@ -4,10 +4,24 @@ numba takes a few tenths of a second). Each inner loop runs over a contiguous ro
 
 import math
 
+import llvmlite.binding
 import numba
 import numpy as np
+from numba import types
 
-from rnnkit.kernels._fused import P, Q
+from rnnkit.kernels._fused import SGEMM, P, Q, blas_library
+
+# cblas_sgemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), called by
+# name: the symbol is looked up when compiled (or cached) code is loaded, so the cache holds no
+# address. Pointers go in as integers (``array.ctypes.data``), as the x86-64 and arm64 ABIs allow.
+llvmlite.binding.load_library_permanently(blas_library())
+_int, _enum, _pointer = types.int64, types.int32, types.intp
+_sgemm = types.ExternalFunction(
+    SGEMM,
+    types.void(_enum, _enum, _enum, _int, _int, _int, types.float32, _pointer, _int, _pointer,
+               _int, types.float32, _pointer, _int),
+)  # fmt: skip
+_ROW_MAJOR, _NO_TRANS = np.int32(101), np.int32(111)  # CBLAS enum values
 
 jit = numba.njit(cache=True, fastmath=True, error_model="numpy")  # numpy: no zero checks
 inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
@@ -124,15 +138,6 @@ def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct):
             direct_b[j] = d_h * z_j
 
 
-@jit
-def add_transposed(product_t, out):
-    """out (B, G) += product_t.T, for product_t (G, B), one row of ``out`` at a time."""
-    for b in range(out.shape[0]):
-        row = out[b]
-        for j in range(row.shape[0]):
-            row[j] += product_t[j, b]
-
-
 _EXPONENT = np.uint32(0x7F800000)  # float32 bits of the exponent: all set for NaN and inf
 
 
@@ -193,20 +198,26 @@ def gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
     return True, h
 
 
-# Whole time loops, for small steps: below SMALL_STEP multiply-adds per recurrent product the
-# per-step Python (a BLAS call, views, a loop call) costs more than the arithmetic. The product
-# runs here one row of h at a time, vectorized along the output row.
+# Whole time loops: the recurrent product of each step through BLAS (called from here, no Python
+# between steps), or, when small, in the loop's own code (``_fused.small_step``).
 
 
 @jit
-def _add_product(rows, weight_t, out):
-    """out (B, G) += rows (B, K) @ weight_t (K, G), vectorized along each output row."""
-    for b in range(rows.shape[0]):
+def _add_product(rows, weight, out, use_blas):
+    """out (B, G) += rows (B, K) @ weight (K, G), all C-ordered: through cblas_sgemm when
+    ``use_blas``, else here, one row of ``rows`` at a time, vectorized along the output row."""
+    batch, inner = rows.shape
+    width = weight.shape[1]
+    if use_blas:
+        _sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, batch, width, inner, _ONE, rows.ctypes.data,
+               inner, weight.ctypes.data, width, _ONE, out.ctypes.data, width)  # fmt: skip
+        return
+    for b in range(batch):
         target = out[b]
-        for k in range(rows.shape[1]):
+        for k in range(inner):
             value = rows[b, k]
-            weights = weight_t[k]
-            for j in range(target.shape[0]):
+            weights = weight[k]
+            for j in range(width):
                 target[j] += value * weights[j]
 
 
@@ -240,14 +251,15 @@ def _gradient_at_step(masks, t, dy, dh, out):
 
 
 @jit
-def lstm_sequence(gates, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c):
+def lstm_sequence(gates, h0, c0, w_hh_t, use_blas, masks, hs, cs, tanh_cs, h, c):
     """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw + b_hh and become i, f, g, o;
-    w_hh_t is W_hh.T (H, 4H), C-ordered; masks (T, B, 1) or None. Writes hs, cs, tanh_cs
+    w_hh_t is W_hh.T (H, 4H), C-ordered; use_blas: the products through BLAS (``_add_product``);
+    masks (T, B, 1) or None. Writes hs, cs, tanh_cs
     (T, B, H) and the final state h, c (B, H)."""
     h[:] = h0
     c[:] = c0
     for t in range(gates.shape[0]):
-        _add_product(h, w_hh_t, gates[t])
+        _add_product(h, w_hh_t, gates[t], use_blas)
         lstm_step(gates[t], c, hs[t], cs[t], tanh_cs[t])
         if masks is None:
             h[:] = hs[t]
@@ -258,7 +270,9 @@ def lstm_sequence(gates, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c):
 
 
 @jit
-def lstm_sequence_backward(dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record):
+def lstm_sequence_backward(
+    dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, use_blas, masks, dz, dh_record
+):
     """``lstm.backward``'s time loop: writes dz (T, B, 4H) and dh_record (T, B, H) unless None;
     dh, dc (B, H) come in at the final state and leave as the gradients at the initial one."""
     dh_t = np.empty_like(dh)
@@ -273,13 +287,13 @@ def lstm_sequence_backward(dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, 
         _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
         _zero_rows(masks, t, dc, True)
         dc += dc_prev
-        _add_product(dz[t], w_hh, dh)  # z[t] = ... + h[t-1] @ W_hh.T
+        _add_product(dz[t], w_hh, dh, use_blas)  # z[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:
             dh_record[t] = dh_t
 
 
 @jit
-def gru_sequence(xw, h0, w_hh_t, b_hh, masks, hs, hw_ns, h):
+def gru_sequence(xw, h0, w_hh_t, use_blas, b_hh, masks, hs, hw_ns, h):
     """``gru.forward``'s time loop: xw (T, B, 3H) becomes r, z, n; w_hh_t is W_hh.T (H, 3H),
     C-ordered; b_hh (3H,) (zeros without a bias); masks (T, B, 1) or None. Writes hs and hw_ns
     (T, B, H) and the final state h (B, H)."""
@@ -288,7 +302,7 @@ def gru_sequence(xw, h0, w_hh_t, b_hh, masks, hs, hw_ns, h):
     h[:] = h0
     for t in range(xw.shape[0]):
         hw[:] = b_hh
-        _add_product(h, w_hh_t, hw)
+        _add_product(h, w_hh_t, hw, use_blas)
         hw_ns[t] = hw[:, 2 * hidden :]
         gru_step(xw[t], hw, h, hs[t])
         if masks is None:
@@ -298,7 +312,7 @@ def gru_sequence(xw, h0, w_hh_t, b_hh, masks, hs, hw_ns, h):
 
 
 @jit
-def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, dh_record):
+def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, use_blas, masks, dxw, dhw, dh_record):
     """``gru.backward``'s time loop: writes dxw, dhw (T, B, 3H) and dh_record (T, B, H) unless
     None; dh (B, H) comes in at the final state and leaves as the gradient at the initial one."""
     dh_t = np.empty_like(dh)
@@ -309,20 +323,20 @@ def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, d
         gru_step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
         _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
         dh += dh_direct
-        _add_product(dhw[t], w_hh, dh)  # hw[t] = h[t-1] @ W_hh.T + b_hh
+        _add_product(dhw[t], w_hh, dh, use_blas)  # hw[t] = h[t-1] @ W_hh.T + b_hh
         if dh_record is not None:
             dh_record[t] = dh_t
 
 
 @jit
-def rnn_sequence(hs, h0, w_hh_t, relu, masks, h):
+def rnn_sequence(hs, h0, w_hh_t, use_blas, relu, masks, h):
     """``rnn.forward``'s time loop: hs (T, B, H) hold xw + b_hh and become h[t]; w_hh_t is
     W_hh.T (H, H), C-ordered; relu: True for relu, False for tanh; masks (T, B, 1) or None.
     Writes the final state h (B, H)."""
     h[:] = h0
     for t in range(hs.shape[0]):
         a = hs[t]
-        _add_product(h, w_hh_t, a)
+        _add_product(h, w_hh_t, a, use_blas)
         for b in range(a.shape[0]):
             row = a[b]
             if relu:
@@ -338,7 +352,7 @@ def rnn_sequence(hs, h0, w_hh_t, relu, masks, h):
 
 
 @jit
-def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record):
+def rnn_sequence_backward(dy, dh, hs, w_hh, use_blas, relu, masks, da, dh_record):
     """``rnn.backward``'s time loop: writes da (T, B, H) and dh_record (T, B, H) unless None;
     dh (B, H) comes in at the final state and leaves as the gradient at the initial one."""
     dh_t = np.empty_like(dh)
@@ -353,6 +367,6 @@ def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record):
                 for j in range(h_b.shape[0]):
                     da_b[j] = dh_b[j] * (_ONE - h_b[j] * h_b[j])  # d tanh(a) = 1 - h^2
         _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
-        _add_product(da[t], w_hh, dh)  # a[t] = ... + h[t-1] @ W_hh.T
+        _add_product(da[t], w_hh, dh, use_blas)  # a[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:
             dh_record[t] = dh_t

@@ -21,18 +21,13 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import (
-    add_recurrent_product,
-    previous_states,
-    sigmoid,
-    step_masks,
-)
+from rnnkit.kernels._common import previous_states, sigmoid, step_masks
 
 
 def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -> None:
     """One step's elementwise math: writes h (B, H) from xw[t] (``gates``, B x 3H), hw (B, 3H)
     and h[t-1]; ``gates`` is overwritten with r, z, n. For float32 with numba installed,
-    ``forward`` runs ``_fused_loops.gru_step`` instead: the same, in one loop."""
+    ``forward`` runs ``_fused_loops.gru_step`` instead (in its compiled time loop): the same."""
     hidden = h_prev.shape[1]
     rz = gates[:, : 2 * hidden]
     rz += hw[:, : 2 * hidden]
@@ -80,21 +75,20 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     hw_ns = np.empty_like(hs)  # W_hn h[t-1] + b_hn, needed by dr
     h = np.ascontiguousarray(h)  # the state may come in as a slice: steps read it in rows
     fused = _fused.loops(xw, h, w_hh, *([] if b_hh is None else [b_hh]))
-    if fused and _fused.small_step(batch, w_hh):  # the whole loop in one compiled call
+    if fused:  # the whole loop in one compiled call
         h_n = np.empty_like(h)
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H)
+        use_blas = not _fused.small_step(batch, w_hh)
         bias = np.zeros(three_hidden, xw.dtype) if b_hh is None else b_hh
-        fused.gru_sequence(xw, h, w_hh_t, bias, masks, hs, hw_ns, h_n)
+        fused.gru_sequence(xw, h, w_hh_t, use_blas, bias, masks, hs, hw_ns, h_n)
         h = h_n
     else:
-        step_here = fused.gru_step if fused else step
-        product_t = np.empty((three_hidden, batch), xw.dtype) if fused else None  # (3H, B)
-        hw = np.empty((batch, three_hidden), xw.dtype)  # (B, 3H), refilled every step
         for t in range(steps):
-            hw[...] = 0.0 if b_hh is None else b_hh
-            add_recurrent_product(hw, h, w_hh, fused, product_t)
+            hw = h @ w_hh.T  # (B, 3H)
+            if b_hh is not None:
+                hw += b_hh
             hw_ns[t] = hw[:, 2 * hidden :]
-            step_here(xw[t], hw, h, hs[t])
+            step(xw[t], hw, h, hs[t])
             h_new = hs[t]
             h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
     y = hs if masks is None else hs * masks
@@ -120,24 +114,35 @@ def backward(dy, dstate, cache, dh_record=None):
     dhw = np.empty_like(gates)  # (T, B, 3H)
     h0 = np.ascontiguousarray(h0)  # read in rows by the first step
     fused = _fused.loops(gates, h0, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
-    if fused and _fused.small_step(gates.shape[1], w_hh):  # the whole loop, compiled
+    if fused:  # the whole loop, compiled
         dh = np.array(dh, order="C")  # the loop updates it in place
+        use_blas = not _fused.small_step(gates.shape[1], w_hh)
         fused.gru_sequence_backward(
-            np.ascontiguousarray(dy), dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, dh_record
+            np.ascontiguousarray(dy),
+            dh,
+            gates,
+            hs,
+            hw_ns,
+            h0,
+            w_hh,
+            use_blas,
+            masks,
+            dxw,
+            dhw,
+            dh_record,
         )
     else:
-        step_back = fused.gru_step_backward if fused else step_backward
         dh_direct = np.empty_like(dh)  # (B, H), read at once by each step
         for t in reversed(range(gates.shape[0])):
             h_prev = h0 if t == 0 else hs[t - 1]
             if masks is None:
                 dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-                step_back(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
+                step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
                 dh = dh_direct + dhw[t] @ w_hh  # hw[t] = h[t-1] @ W_hh.T + b_hh
             else:
                 m = masks[t]
                 dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
-                step_back(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
+                step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
                 dh = dh_direct + dhw[t] @ w_hh + (1.0 - m) * dh  # frozen: + (1 - m) * h[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t

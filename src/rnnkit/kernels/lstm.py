@@ -19,19 +19,15 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import (
-    add_recurrent_product,
-    previous_states,
-    sigmoid,
-    step_masks,
-)
+from rnnkit.kernels._common import previous_states, sigmoid, step_masks
 
 
 def step(gates: np.ndarray, c_prev: np.ndarray, h, c, tanh_c) -> None:
     """One step's elementwise math, in place on the pre-activations ``gates`` (B, 4H).
 
     Writes h, c and tanh(c) (each (B, H)); ``gates`` then holds i, f, g, o. For float32 with
-    numba installed, ``forward`` runs ``_fused_loops.lstm_step`` instead: the same, in one loop.
+    numba installed, ``forward`` runs ``_fused_loops.lstm_step`` instead (in its compiled time
+    loop): the same, in one pass.
     """
     hidden = c_prev.shape[1]
     sigmoid(gates[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # i, f
@@ -83,17 +79,16 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     tanh_cs = np.empty_like(hs)  # tanh(c[t])
     c = np.ascontiguousarray(c)  # the state may come in as a slice: steps read it in rows
     fused = _fused.loops(gates, c, w_hh)
-    if fused and _fused.small_step(batch, w_hh):  # the whole loop in one compiled call
+    if fused:  # the whole loop in one compiled call
         h_n, c_n = np.empty_like(c), np.empty_like(c)
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H)
-        fused.lstm_sequence(gates, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n)
+        use_blas = not _fused.small_step(batch, w_hh)
+        fused.lstm_sequence(gates, h, c, w_hh_t, use_blas, masks, hs, cs, tanh_cs, h_n, c_n)
         h, c = h_n, c_n
     else:
-        step_here = fused.lstm_step if fused else step
-        product_t = np.empty((w_hh.shape[0], batch), xw.dtype) if fused else None  # (4H, B)
         for t in range(steps):
-            add_recurrent_product(gates[t], h, w_hh, fused, product_t)
-            step_here(gates[t], c, hs[t], cs[t], tanh_cs[t])
+            gates[t] += h @ w_hh.T
+            step(gates[t], c, hs[t], cs[t], tanh_cs[t])
             h_new, c_new = hs[t], cs[t]
             if masks is None:
                 h, c = h_new, c_new
@@ -122,25 +117,36 @@ def backward(dy, dstate, cache, dh_record=None):
     dz = gates  # (T, B, 4H): each step's gates, read once, become its dz (the cache is spent)
     c0, dc = np.ascontiguousarray(c0), np.ascontiguousarray(dc)  # the steps read them in rows
     fused = _fused.loops(gates, c0, dc, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
-    if fused and _fused.small_step(gates.shape[1], w_hh):  # the whole loop, compiled
+    if fused:  # the whole loop, compiled
         dh, dc = np.array(dh, order="C"), dc.copy()  # the loop updates them in place
+        use_blas = not _fused.small_step(gates.shape[1], w_hh)
         fused.lstm_sequence_backward(
-            np.ascontiguousarray(dy), dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record
+            np.ascontiguousarray(dy),
+            dh,
+            dc,
+            gates,
+            cs,
+            tanh_cs,
+            c0,
+            w_hh,
+            use_blas,
+            masks,
+            dz,
+            dh_record,
         )
     else:
-        step_back = fused.lstm_step_backward if fused else step_backward
         dc_buffers = (np.empty_like(dc), np.empty_like(dc))  # alternate: step t reads the other
         for t in reversed(range(gates.shape[0])):
             c_prev = c0 if t == 0 else cs[t - 1]
             dc_prev = dc_buffers[t % 2]
             if masks is None:
                 dh_t = dy[t] + dh  # y[t] = h[t], and h[t] feeds step t+1
-                step_back(dh_t, dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
+                step_backward(dh_t, dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
                 dh, dc = dz[t] @ w_hh, dc_prev  # z[t] = ... + h[t-1] @ W_hh.T
             else:
                 m = masks[t]
                 dh_t = m * (dy[t] + dh)  # y, state = m * h[t]
-                step_back(dh_t, m * dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
+                step_backward(dh_t, m * dc, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
                 dh = dz[t] @ w_hh + (1.0 - m) * dh  # frozen: h[t] = ... + (1 - m) * h[t-1]
                 dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
             if dh_record is not None:

@@ -20,11 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import add_recurrent_product, previous_states, step_masks
+from rnnkit.kernels._common import previous_states, step_masks
 
 NONLINEARITIES = ("tanh", "relu")
 # Units per step (B x H) up to which the compiled whole loop pays: it calls libm's tanh, one value
-# at a time (~30 ns; NumPy's is vectorized), to save the ~8 us of Python and BLAS call per step.
+# at a time (~30 ns; NumPy's is vectorized), to save the few microseconds of Python per step.
 WHOLE_LOOP_UNITS = 64
 
 
@@ -65,15 +65,16 @@ def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
     if b_hh is not None:
         hs += b_hh
     fused = _fused.loops(hs, w_hh)
+    w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
     if _whole_loop(fused, hs.shape[1], w_hh):  # the whole loop in one compiled call
         h_n = np.empty_like(h)
-        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H)
-        fused.rnn_sequence(hs, h, w_hh_t, nonlinearity == "relu", masks, h_n)
+        use_blas = not _fused.small_step(hs.shape[1], w_hh)
+        fused.rnn_sequence(hs, h, w_hh_t, use_blas, nonlinearity == "relu", masks, h_n)
         h = h_n
     else:
-        product_t = np.empty((w_hh.shape[0], hs.shape[1]), hs.dtype) if fused else None  # (H, B)
+        product = np.empty_like(h, shape=hs.shape[1:])  # (B, H), refilled every step
         for t in range(steps):
-            add_recurrent_product(hs[t], h, w_hh, fused, product_t)
+            hs[t] += np.matmul(h, w_hh_t, out=product)
             h_new = step(hs[t], nonlinearity)
             h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
     y = hs if masks is None else hs * masks
@@ -100,8 +101,9 @@ def backward(dy, dstate, cache, dh_record=None):
     fused = _fused.loops(hs, w_hh) if dy.dtype == dh.dtype == hs.dtype else None
     if _whole_loop(fused, hs.shape[1], w_hh):  # the whole loop, compiled
         relu = nonlinearity == "relu"
+        use_blas = not _fused.small_step(hs.shape[1], w_hh)
         fused.rnn_sequence_backward(
-            np.ascontiguousarray(dy), dh, hs, w_hh, relu, masks, da, dh_record
+            np.ascontiguousarray(dy), dh, hs, w_hh, use_blas, relu, masks, da, dh_record
         )
     else:
         for t in reversed(range(hs.shape[0])):
