@@ -25,10 +25,18 @@ def step_masks(lengths: np.ndarray | None, steps: int, dtype: np.dtype) -> np.nd
     return running[:, :, None].astype(dtype)  # (T, B, 1)
 
 
-def previous_states(state0: np.ndarray, states: np.ndarray) -> np.ndarray:
-    """The state each step started from: ``state0`` then ``states[:-1]``, shaped (T, B, H).
+def recurrent_weight_gradient(d_pre: np.ndarray, h0: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """dW_hh = sum_t d_pre[t].T @ h[t-1], with h[-1] = h0: d_pre (T, B, G) the gradients of the
+    recurrent products' outputs, h0 (B, H), hs (T, B, H) the states; returns (G, H).
 
-    At padded steps this is not the frozen state, but every gradient there is zero, so the
-    products ``dW = sum_t d[t].T @ prev[t]`` do not see the difference.
+    Two products, the first step's and the rest's, so no (T, B, H) copy of the states is made.
+    At padded steps h[t-1] is not the frozen state, but d_pre is zero there, so the sum does
+    not see the difference.
     """
-    return np.concatenate([state0[None], states[:-1]], axis=0)
+    steps, batch, gates = d_pre.shape
+    hidden = hs.shape[2]
+    d_w = d_pre[0].T @ h0
+    if steps > 1:
+        later = d_pre[1:].reshape((steps - 1) * batch, gates)  # ((T-1)*B, G), a view
+        d_w += later.T @ hs[:-1].reshape((steps - 1) * batch, hidden)  # states h[0..T-2]
+    return d_w

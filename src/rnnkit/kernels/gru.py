@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import previous_states, sigmoid, step_masks
+from rnnkit.kernels._common import recurrent_weight_gradient, sigmoid, step_masks
 
 
 def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -> None:
@@ -146,8 +146,6 @@ def backward(dy, dstate, cache, dh_record=None):
                 dh = dh_direct + dhw[t] @ w_hh + (1.0 - m) * dh  # frozen: + (1 - m) * h[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t
-    hidden = hs.shape[2]
-    h_prev_all = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
-    dw_hh = dhw.reshape(-1, 3 * hidden).T @ h_prev_all  # sum_t dhw[t].T @ h[t-1]
+    dw_hh = recurrent_weight_gradient(dhw, h0, hs)  # sum_t dhw[t].T @ h[t-1]
     db_hh = dhw.sum(axis=(0, 1)) if has_bias else None
     return dxw, (dh,), dw_hh, db_hh

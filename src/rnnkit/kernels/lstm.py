@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import previous_states, sigmoid, step_masks
+from rnnkit.kernels._common import recurrent_weight_gradient, sigmoid, step_masks
 
 
 def step(gates: np.ndarray, c_prev: np.ndarray, h, c, tanh_c) -> None:
@@ -151,8 +151,6 @@ def backward(dy, dstate, cache, dh_record=None):
                 dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t
-    hidden = hs.shape[2]
-    h_prev = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
-    dw_hh = dz.reshape(-1, 4 * hidden).T @ h_prev  # sum_t dz[t].T @ h[t-1]
+    dw_hh = recurrent_weight_gradient(dz, h0, hs)  # sum_t dz[t].T @ h[t-1]
     db_hh = dz.sum(axis=(0, 1)) if has_bias else None
     return dz, (dh, dc), dw_hh, db_hh

@@ -20,17 +20,18 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import previous_states, step_masks
+from rnnkit.kernels._common import recurrent_weight_gradient, step_masks
 
 NONLINEARITIES = ("tanh", "relu")
-# Units per step (B x H) up to which the compiled whole loop pays: it calls libm's tanh, one value
-# at a time (~30 ns; NumPy's is vectorized), to save the few microseconds of Python per step.
+# Units per step (B x H) up to which the compiled forward loop pays for tanh: it calls libm's, one
+# value at a time (~30 ns; NumPy's is vectorized), to save the few microseconds of Python per step.
 WHOLE_LOOP_UNITS = 64
 
 
-def _whole_loop(fused, batch: int, w_hh: np.ndarray) -> bool:
-    """Whether the time loop runs in one compiled call (see WHOLE_LOOP_UNITS)."""
-    return bool(fused) and batch * w_hh.shape[0] <= WHOLE_LOOP_UNITS
+def _whole_loop(fused, batch: int, w_hh: np.ndarray, nonlinearity: str) -> bool:
+    """Whether the forward time loop runs in one compiled call: always for relu, for tanh up to
+    WHOLE_LOOP_UNITS. (The backward loop takes no tanh and always does.)"""
+    return bool(fused) and (nonlinearity == "relu" or batch * w_hh.shape[0] <= WHOLE_LOOP_UNITS)
 
 
 def step(a: np.ndarray, nonlinearity: str) -> np.ndarray:
@@ -66,7 +67,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
         hs += b_hh
     fused = _fused.loops(hs, w_hh)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
-    if _whole_loop(fused, hs.shape[1], w_hh):  # the whole loop in one compiled call
+    if _whole_loop(fused, hs.shape[1], w_hh, nonlinearity):  # the whole loop in one compiled call
         h_n = np.empty_like(h)
         use_blas = not _fused.small_step(hs.shape[1], w_hh)
         fused.rnn_sequence(hs, h, w_hh_t, use_blas, nonlinearity == "relu", masks, h_n)
@@ -99,7 +100,7 @@ def backward(dy, dstate, cache, dh_record=None):
     dh = np.array(dh, order="C")  # a copy: the compiled loop updates it in place
     da = np.empty_like(hs)  # (T, B, H)
     fused = _fused.loops(hs, w_hh) if dy.dtype == dh.dtype == hs.dtype else None
-    if _whole_loop(fused, hs.shape[1], w_hh):  # the whole loop, compiled
+    if fused:  # the whole loop, compiled at every size (no tanh to take here)
         relu = nonlinearity == "relu"
         use_blas = not _fused.small_step(hs.shape[1], w_hh)
         fused.rnn_sequence_backward(
@@ -118,8 +119,6 @@ def backward(dy, dstate, cache, dh_record=None):
                 dh = da[t] @ w_hh + (1.0 - m) * dh  # state[t] = ... + (1 - m) * state[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t
-    hidden = hs.shape[2]
-    h_prev = previous_states(h0, hs).reshape(-1, hidden)  # (T*B, H)
-    dw_hh = da.reshape(-1, hidden).T @ h_prev  # sum_t da[t].T @ h[t-1]
+    dw_hh = recurrent_weight_gradient(da, h0, hs)  # sum_t da[t].T @ h[t-1]
     db_hh = da.sum(axis=(0, 1)) if has_bias else None
     return da, (dh,), dw_hh, db_hh
