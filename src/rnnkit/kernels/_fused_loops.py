@@ -222,6 +222,15 @@ def _add_product(rows, weight, out, use_blas):
 
 
 @jit
+def _add_to_rows(row, values):
+    """values[b] += row for every b: values (B, G), row (G,)."""
+    for b in range(values.shape[0]):
+        target = values[b]
+        for j in range(row.shape[0]):
+            target[j] += row[j]
+
+
+@jit
 def _keep_running(masks_t, new, state):
     """state[b] = new[b] for the sequences still running (masks_t (B, 1) > 0)."""
     for b in range(state.shape[0]):
@@ -251,14 +260,15 @@ def _gradient_at_step(masks, t, dy, dh, out):
 
 
 @jit
-def lstm_sequence(gates, h0, c0, w_hh_t, use_blas, masks, hs, cs, tanh_cs, h, c):
-    """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw + b_hh and become i, f, g, o;
-    w_hh_t is W_hh.T (H, 4H), C-ordered; use_blas: the products through BLAS (``_add_product``);
-    masks (T, B, 1) or None. Writes hs, cs, tanh_cs
-    (T, B, H) and the final state h, c (B, H)."""
+def lstm_sequence(gates, b_hh, h0, c0, w_hh_t, use_blas, masks, hs, cs, tanh_cs, h, c):
+    """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw and become i, f, g, o; b_hh (4H,)
+    (zeros without a bias); w_hh_t is W_hh.T (H, 4H), C-ordered; use_blas: the products through
+    BLAS (``_add_product``); masks (T, B, 1) or None. Writes hs, cs, tanh_cs (T, B, H) and the
+    final state h, c (B, H)."""
     h[:] = h0
     c[:] = c0
     for t in range(gates.shape[0]):
+        _add_to_rows(b_hh, gates[t])
         _add_product(h, w_hh_t, gates[t], use_blas)
         lstm_step(gates[t], c, hs[t], cs[t], tanh_cs[t])
         if masks is None:
@@ -329,13 +339,14 @@ def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, use_blas, masks, d
 
 
 @jit
-def rnn_sequence(hs, h0, w_hh_t, use_blas, relu, masks, h):
-    """``rnn.forward``'s time loop: hs (T, B, H) hold xw + b_hh and become h[t]; w_hh_t is
-    W_hh.T (H, H), C-ordered; relu: True for relu, False for tanh; masks (T, B, 1) or None.
-    Writes the final state h (B, H)."""
+def rnn_sequence(hs, b_hh, h0, w_hh_t, use_blas, relu, masks, h):
+    """``rnn.forward``'s time loop: hs (T, B, H) hold xw and become h[t]; b_hh (H,) (zeros
+    without a bias); w_hh_t is W_hh.T (H, H), C-ordered; relu: True for relu, False for tanh;
+    masks (T, B, 1) or None. Writes the final state h (B, H)."""
     h[:] = h0
     for t in range(hs.shape[0]):
         a = hs[t]
+        _add_to_rows(b_hh, a)
         _add_product(h, w_hh_t, a, use_blas)
         for b in range(a.shape[0]):
             row = a[b]

@@ -72,20 +72,21 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     steps, batch, _ = xw.shape
     masks = step_masks(lengths, steps, xw.dtype)
     gates = xw  # (T, B, 4H)
-    if b_hh is not None:
-        gates += b_hh
     hs = np.empty((steps, batch, h.shape[1]), dtype=xw.dtype)  # h[t]
     cs = np.empty_like(hs)  # c[t]
     tanh_cs = np.empty_like(hs)  # tanh(c[t])
     c = np.ascontiguousarray(c)  # the state may come in as a slice: steps read it in rows
-    fused = _fused.loops(gates, c, w_hh)
-    if fused:  # the whole loop in one compiled call
+    fused = _fused.loops(gates, c, w_hh, *([] if b_hh is None else [b_hh]))
+    if fused:  # the whole loop in one compiled call, b_hh added step by step
         h_n, c_n = np.empty_like(c), np.empty_like(c)
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H)
         use_blas = not _fused.small_step(batch, w_hh)
-        fused.lstm_sequence(gates, h, c, w_hh_t, use_blas, masks, hs, cs, tanh_cs, h_n, c_n)
+        bias = np.zeros(w_hh.shape[0], xw.dtype) if b_hh is None else b_hh
+        fused.lstm_sequence(gates, bias, h, c, w_hh_t, use_blas, masks, hs, cs, tanh_cs, h_n, c_n)
         h, c = h_n, c_n
     else:
+        if b_hh is not None:
+            gates += b_hh
         for t in range(steps):
             gates[t] += h @ w_hh.T
             step(gates[t], c, hs[t], cs[t], tanh_cs[t])

@@ -63,16 +63,18 @@ def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
     steps = xw.shape[0]
     masks = step_masks(lengths, steps, xw.dtype)
     hs = xw  # (T, B, H): the pre-activations, turned into h[t] step by step
-    if b_hh is not None:
-        hs += b_hh
-    fused = _fused.loops(hs, w_hh)
+    fused = _fused.loops(hs, w_hh, *([] if b_hh is None else [b_hh]))
     w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
-    if _whole_loop(fused, hs.shape[1], w_hh, nonlinearity):  # the whole loop in one compiled call
+    if _whole_loop(fused, hs.shape[1], w_hh, nonlinearity):  # one compiled call, b_hh in it
         h_n = np.empty_like(h)
         use_blas = not _fused.small_step(hs.shape[1], w_hh)
-        fused.rnn_sequence(hs, h, w_hh_t, use_blas, nonlinearity == "relu", masks, h_n)
+        bias = np.zeros(w_hh.shape[0], xw.dtype) if b_hh is None else b_hh
+        relu = nonlinearity == "relu"
+        fused.rnn_sequence(hs, bias, h, w_hh_t, use_blas, relu, masks, h_n)
         h = h_n
     else:
+        if b_hh is not None:
+            hs += b_hh
         product = np.empty_like(h, shape=hs.shape[1:])  # (B, H), refilled every step
         for t in range(steps):
             hs[t] += np.matmul(h, w_hh_t, out=product)
