@@ -1,6 +1,5 @@
-"""The fused float32 loops (numba) against the NumPy path: the same numbers to float32
-rounding, for every cell, with the recurrent product compiled or through BLAS, equal and ragged
-batches."""
+"""The fused float32 loops (numba, products through NumPy's OpenBLAS) against the NumPy path:
+the same numbers to float32 rounding, for every cell, equal and ragged batches."""
 
 import importlib.util
 
@@ -61,13 +60,12 @@ def run(kernel, enabled: bool, monkeypatch, lengths, options=None):
     return (y, *state, dh_record), grads
 
 
-@pytest.mark.parametrize("name", KERNELS)
-@pytest.mark.parametrize("lengths", [None, np.array([7, 3, 1, 7, 5])], ids=["equal", "ragged"])
-@pytest.mark.parametrize("small_step", [2**16, 0], ids=["compiled-product", "blas-product"])
-def test_fused_forward_and_backward_match_numpy(name, monkeypatch, lengths, small_step):
-    monkeypatch.setattr(_fused, "SMALL_STEP", small_step)  # 0: every product goes to BLAS
-    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 60)  # 60 = B x H here: the RNN's loop compiled
-    kernel, options = KERNELS[name]
+LENGTHS = pytest.mark.parametrize(
+    "lengths", [None, np.array([7, 3, 1, 7, 5])], ids=["equal", "ragged"]
+)
+
+
+def assert_fused_matches_numpy(kernel, options, lengths, monkeypatch):
     (fused_out, fused_grads), (numpy_out, numpy_grads) = (
         run(kernel, enabled, monkeypatch, lengths, options) for enabled in (True, False)
     )
@@ -79,6 +77,20 @@ def test_fused_forward_and_backward_match_numpy(name, monkeypatch, lengths, smal
     pairs += list(zip(d_state0, ref_d_state0, strict=True))
     for fused, reference in pairs:
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+@LENGTHS
+def test_fused_forward_and_backward_match_numpy(name, monkeypatch, lengths):
+    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 60)  # 60 = B x H here: the RNN's loop compiled
+    kernel, options = KERNELS[name]
+    assert_fused_matches_numpy(kernel, options, lengths, monkeypatch)
+
+
+@LENGTHS
+def test_a_wide_tanh_rnn_steps_forward_in_numpy_and_backward_compiled(monkeypatch, lengths):
+    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 59)  # below B x H = 60
+    assert_fused_matches_numpy(rnn, {"nonlinearity": "tanh"}, lengths, monkeypatch)
 
 
 def test_only_c_ordered_float32_takes_the_fused_path(monkeypatch):
@@ -126,3 +138,12 @@ def test_a_cell_step_in_one_compiled_call_matches_the_training_path(
     state = tuple(parts) if cell_class is rnnkit.LSTMCell else parts[0]
     with pytest.raises(ValueError, match=r"state.* contains NaN or inf"):
         cell(x, state)
+
+
+@pytest.mark.parametrize("cell_class", [rnnkit.LSTMCell, rnnkit.GRUCell], ids=["lstm", "gru"])
+def test_a_cell_step_on_a_strided_input_takes_the_checked_path(cell_class):
+    cell = cell_class(6, 9, seed=0)
+    x = np.random.default_rng(1).standard_normal((3, 12), dtype=np.float32)[:, ::2]  # (3, 6)
+    assert cell._compiled_step(x, None) is None  # BLAS reads rows by pointer: C order only
+    for got, want in zip(cell(x), cell(np.ascontiguousarray(x)), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)

@@ -7,9 +7,8 @@
   NumPy's) and the logistic function taken from it.
 - Whole time loops (``lstm_sequence``, ``gru_sequence``, ``rnn_sequence`` and their backward
   loops), recurrent product included: no Python runs between steps. The product calls the
-  OpenBLAS that NumPy's wheels bundle (``blas_library``) straight from the compiled loop, or,
-  when it is small (``SMALL_STEP``), runs in the loop itself, cheaper than a BLAS call there. The
-  RNN's loop uses libm's tanh (the approximation's error, amplified through time, failed the
+  OpenBLAS that NumPy's wheels bundle (``blas_library``) straight from the compiled loop. The
+  RNN's forward loop uses libm's tanh (the approximation's error, amplified through time, failed the
   PyTorch parity tests), one value at a time, so it runs for small steps only
   (``rnn.WHOLE_LOOP_UNITS``).
 - One cell step for streaming inference (``lstm_cell``, ``gru_cell``).
@@ -43,14 +42,7 @@ P = (9.999999231e-01, 1.338477726e-01, 3.500279905e-03, 2.069519323e-05, 1.34900
 Q = (1.0, 4.671808026e-01, 2.589423046e-02, 3.293697255e-04, 7.828602008e-07)
 
 
-SMALL_STEP = 2**16  # multiply-adds of a product (B x G*H x H) that run in the compiled loop itself
 SGEMM = "scipy_cblas_sgemm64_"  # cblas_sgemm in NumPy's OpenBLAS (prefixed, 64-bit integers)
-
-
-def small_step(batch: int, weight: np.ndarray) -> bool:
-    """Whether a recurrent product of ``batch`` rows with ``weight`` is cheaper in the compiled
-    loop's own code than through a BLAS call: true up to SMALL_STEP multiply-adds."""
-    return batch * weight.size <= SMALL_STEP
 
 
 @functools.cache

@@ -78,9 +78,8 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     if fused:  # the whole loop in one compiled call
         h_n = np.empty_like(h)
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H)
-        use_blas = not _fused.small_step(batch, w_hh)
         bias = np.zeros(three_hidden, xw.dtype) if b_hh is None else b_hh
-        fused.gru_sequence(xw, h, w_hh_t, use_blas, bias, masks, hs, hw_ns, h_n)
+        fused.gru_sequence(xw, h, w_hh_t, bias, masks, hs, hw_ns, h_n)
         h = h_n
     else:
         for t in range(steps):
@@ -116,7 +115,6 @@ def backward(dy, dstate, cache, dh_record=None):
     fused = _fused.loops(gates, h0, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
     if fused:  # the whole loop, compiled
         dh = np.array(dh, order="C")  # the loop updates it in place
-        use_blas = not _fused.small_step(gates.shape[1], w_hh)
         fused.gru_sequence_backward(
             np.ascontiguousarray(dy),
             dh,
@@ -125,7 +123,6 @@ def backward(dy, dstate, cache, dh_record=None):
             hw_ns,
             h0,
             w_hh,
-            use_blas,
             masks,
             dxw,
             dhw,

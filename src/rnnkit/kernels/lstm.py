@@ -80,9 +80,8 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     if fused:  # the whole loop in one compiled call, b_hh added step by step
         h_n, c_n = np.empty_like(c), np.empty_like(c)
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H)
-        use_blas = not _fused.small_step(batch, w_hh)
         bias = np.zeros(w_hh.shape[0], xw.dtype) if b_hh is None else b_hh
-        fused.lstm_sequence(gates, bias, h, c, w_hh_t, use_blas, masks, hs, cs, tanh_cs, h_n, c_n)
+        fused.lstm_sequence(gates, bias, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n)
         h, c = h_n, c_n
     else:
         if b_hh is not None:
@@ -120,7 +119,6 @@ def backward(dy, dstate, cache, dh_record=None):
     fused = _fused.loops(gates, c0, dc, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
     if fused:  # the whole loop, compiled
         dh, dc = np.array(dh, order="C"), dc.copy()  # the loop updates them in place
-        use_blas = not _fused.small_step(gates.shape[1], w_hh)
         fused.lstm_sequence_backward(
             np.ascontiguousarray(dy),
             dh,
@@ -130,7 +128,6 @@ def backward(dy, dstate, cache, dh_record=None):
             tanh_cs,
             c0,
             w_hh,
-            use_blas,
             masks,
             dz,
             dh_record,

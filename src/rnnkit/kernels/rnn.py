@@ -67,10 +67,9 @@ def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
     w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
     if _whole_loop(fused, hs.shape[1], w_hh, nonlinearity):  # one compiled call, b_hh in it
         h_n = np.empty_like(h)
-        use_blas = not _fused.small_step(hs.shape[1], w_hh)
         bias = np.zeros(w_hh.shape[0], xw.dtype) if b_hh is None else b_hh
         relu = nonlinearity == "relu"
-        fused.rnn_sequence(hs, bias, h, w_hh_t, use_blas, relu, masks, h_n)
+        fused.rnn_sequence(hs, bias, h, w_hh_t, relu, masks, h_n)
         h = h_n
     else:
         if b_hh is not None:
@@ -104,9 +103,8 @@ def backward(dy, dstate, cache, dh_record=None):
     fused = _fused.loops(hs, w_hh) if dy.dtype == dh.dtype == hs.dtype else None
     if fused:  # the whole loop, compiled at every size (no tanh to take here)
         relu = nonlinearity == "relu"
-        use_blas = not _fused.small_step(hs.shape[1], w_hh)
         fused.rnn_sequence_backward(
-            np.ascontiguousarray(dy), dh, hs, w_hh, use_blas, relu, masks, da, dh_record
+            np.ascontiguousarray(dy), dh, hs, w_hh, relu, masks, da, dh_record
         )
     else:
         for t in reversed(range(hs.shape[0])):

@@ -87,9 +87,7 @@ class _Cell(Module):
         the state parts (B, hidden_size) are float32 arrays, B <= FUSED_CELL_BATCH, and every
         value is finite; else None, and the checked path runs (and names the problem).
         """
-        if not (self._fused_cell and _fused.ENABLED and self.dtype == np.float32):
-            return None
-        if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 2):
+        if not (self._fused_cell and isinstance(x, np.ndarray) and x.ndim == 2):
             return None
         batch = x.shape[0]
         if not (0 < batch <= FUSED_CELL_BATCH and x.shape[1] == self.input_size):
@@ -102,16 +100,19 @@ class _Cell(Module):
             return None
         shape = (batch, self.hidden_size)
         parts = [np.zeros(shape, np.float32) if part is None else part for part in state]
-        for part in parts:
-            if not (isinstance(part, np.ndarray) and part.dtype == x.dtype and part.shape == shape):
-                return None
+        if not all(isinstance(part, np.ndarray) and part.shape == shape for part in parts):
+            return None
         params = self.params
+        weights = (params["weight_ih"], params["weight_hh"])
         if self.bias:
             biases = (params["bias_ih"], params["bias_hh"])
         else:
             biases = (np.zeros(self._gates * self.hidden_size, np.float32),) * 2  # (G*H,) each
-        step = getattr(_fused.loops(), self._fused_cell)  # any layout: numba compiles for it
-        finite, *new_state = step(x, *parts, params["weight_ih"], params["weight_hh"], *biases)
+        fused = _fused.loops(x, *parts, *weights, *biases)  # float32, C-ordered (BLAS reads them)
+        if fused is None:
+            return None
+        step = getattr(fused, self._fused_cell)
+        finite, *new_state = step(x, *parts, *weights, *biases)
         return _checks.public_state(tuple(new_state)) if finite else None
 
     def forward(self, x, state=None):
