@@ -147,3 +147,35 @@ def test_a_cell_step_on_a_strided_input_takes_the_checked_path(cell_class):
     assert cell._compiled_step(x, None) is None  # BLAS reads rows by pointer: C order only
     for got, want in zip(cell(x), cell(np.ascontiguousarray(x)), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
+
+
+def test_run_together_returns_both_results_in_order_and_passes_errors_on():
+    assert _fused.run_together(lambda: 1, lambda: 2, np.float32) == (1, 2)
+    assert _fused.run_together(lambda: 1, lambda: 2, np.float64) == (1, 2)  # one after the other
+
+    def fail():
+        raise ValueError("from a direction")
+
+    for first, second in ((fail, lambda: 2), (lambda: 1, fail)):
+        with pytest.raises(ValueError, match="from a direction"):
+            _fused.run_together(first, second, np.float32)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_bidirectional_layers_give_the_same_numbers_with_directions_side_by_side(cell, monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 5, 4), dtype=np.float32)
+    lengths = np.array([9, 4, 1, 9, 6])
+    dy = rng.standard_normal((9, 5, 12), dtype=np.float32)
+
+    def outputs_and_gradients():
+        layer = getattr(rnnkit, cell)(4, 6, 2, bidirectional=True, seed=0)
+        (y, state), backward = layer.forward(x, lengths)
+        dx, _ = backward(dy)
+        states = state if isinstance(state, tuple) else (state,)  # (h, c) or h
+        return [y, *states, dx, *layer.grads.values()]
+
+    together = outputs_and_gradients()
+    monkeypatch.setattr(_fused, "run_together", lambda first, second, dtype: (first(), second()))
+    for got, want in zip(together, outputs_and_gradients(), strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -28,6 +28,7 @@ import ctypes
 import functools
 import importlib.util
 import os
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,50 @@ def loops(*arrays: np.ndarray):
     from rnnkit.kernels import _fused_loops  # imports numba: a few tenths of a second, once
 
     return _fused_loops
+
+
+@functools.cache
+def _blas_threads():
+    """``(set_local, threads)``: OpenBLAS's setter of the calling thread's BLAS threads (it
+    returns the previous count) and the process-wide count; None without that setter."""
+    path = blas_library()
+    library = ctypes.CDLL(path) if path else None
+    setter = getattr(library, "openblas_set_num_threads_local", None)
+    getter = getattr(library, "scipy_openblas_get_num_threads64_", None)
+    return None if setter is None or getter is None else (setter, getter())
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="rnnkit")
+
+
+def run_together(first, second, dtype: np.dtype) -> tuple:
+    """``(first(), second())``, run side by side in two threads with half the BLAS threads
+    each, when the compiled loops run on data of ``dtype`` (they release the GIL); else one
+    after the other.
+
+    For the two directions of a bidirectional layer: independent, and each step's product too
+    small for all the cores (a (32, 100, 64, 128) bidirectional LSTM training step: 31-40 ms one
+    after the other, 20-21 ms together, on 2 cores). Results are the same either way: OpenBLAS
+    splits a product's output between its threads, never a sum.
+    """
+    blas = _blas_threads() if ENABLED and dtype == np.float32 else None
+    if blas is None:
+        return first(), second()
+    set_local, threads = blas
+    share = max(1, threads // 2)
+
+    def with_share(task):
+        previous = set_local(share)
+        try:
+            return task()
+        finally:
+            set_local(previous)
+
+    other = _pool().submit(with_share, second)
+    try:
+        first_result = with_share(first)
+    finally:
+        wait([other])  # an error in the first still lets the second finish before it rises
+    return first_result, other.result()

@@ -23,7 +23,9 @@ _sgemm = types.ExternalFunction(
 )  # fmt: skip
 _ROW_MAJOR, _NO_TRANS, _TRANS = np.int32(101), np.int32(111), np.int32(112)  # CBLAS enums
 
-jit = numba.njit(cache=True, fastmath=True, error_model="numpy")  # numpy: no zero checks
+jit = numba.njit(
+    cache=True, fastmath=True, error_model="numpy", nogil=True
+)  # numpy: no zero checks
 inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
 _F = np.float32
 _P0, _P1, _P2, _P3, _P4 = (_F(value) for value in P)

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from rnnkit.kernels import gru, lstm, rnn
+from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction
 from rnnkit.nn.init import check_scheme, initial_weights
@@ -184,22 +184,8 @@ class _Recurrent(Module):
                 keep = self.rng.random(layer_input.shape) >= self.dropout
                 mask = (keep / (1.0 - self.dropout)).astype(dtype)  # (T, B, F)
                 layer_input = layer_input * mask
-            outputs, backwards = [], []
-            for direction in range(self.directions):
-                index = layer * self.directions + direction
-                inputs = layer_input if direction == 0 else reverse_in_time(layer_input, order)
-                y, state_n, backward = forward_direction(
-                    self._kernel,
-                    inputs,
-                    self._weights(layer, direction),
-                    tuple(part[index] for part in state0),
-                    lengths,
-                    **self._kernel_options(),
-                )
-                outputs.append(y if direction == 0 else reverse_in_time(y, order))
-                backwards.append(backward)
-                for part, value in zip(final, state_n, strict=True):
-                    part[index] = value
+            args = (layer, layer_input, state0, final, lengths, order)
+            outputs, backwards = zip(*self._each_direction(self._run_direction, args), strict=True)
             layer_input = self._merge(outputs)
             layer_backwards.append((mask, backwards))
         output = layer_input.transpose(1, 0, 2) if self.batch_first else layer_input
@@ -214,6 +200,54 @@ class _Recurrent(Module):
             )
 
         return result, single_use(backward)
+
+    def _each_direction(self, run, args: tuple) -> list:
+        """``[run(0, *args)]``, or ``[run(0, *args), run(1, *args)]`` for a bidirectional layer,
+        side by side when the compiled loops run (``_fused.run_together``): the two directions
+        are independent."""
+        if self.directions == 1:
+            return [run(0, *args)]
+        return list(_fused.run_together(lambda: run(0, *args), lambda: run(1, *args), self.dtype))
+
+    def _run_direction(self, direction, layer, layer_input, state0, final, lengths, order):
+        """One direction of one layer, forward: its output in time order and its backward;
+        writes its final state into ``final``."""
+        index = layer * self.directions + direction
+        inputs = layer_input if direction == 0 else reverse_in_time(layer_input, order)
+        y, state_n, backward = forward_direction(
+            self._kernel,
+            inputs,
+            self._weights(layer, direction),
+            tuple(part[index] for part in state0),
+            lengths,
+            **self._kernel_options(),
+        )
+        for part, value in zip(final, state_n, strict=True):
+            part[index] = value
+        return (y if direction == 0 else reverse_in_time(y, order)), backward
+
+    def _backward_direction(
+        self, direction, layer, backwards, d_layer_output, d_final, d_state0, record, order
+    ):
+        """One direction of one layer, backward: ``(dx, grads)``, dx in time order; writes its
+        gradients at the initial state into ``d_state0`` and its dL/dh into ``record``."""
+        index = layer * self.directions + direction
+        hidden = self.hidden_size
+        dy = d_layer_output
+        if self.directions == 2 and self.merge == "concat":
+            dy = dy[:, :, direction * hidden : (direction + 1) * hidden]  # (T, B, H)
+        if direction == 1:
+            dy = reverse_in_time(dy, order)
+        dh_record = None if record is None else record[index]  # (T, B, H)
+        d_final_here = tuple(part[index] for part in d_final)
+        dx, dstate0, grads = backwards[direction](dy, d_final_here, dh_record)
+        if direction == 1:
+            dx = reverse_in_time(dx, order)
+            if record is not None:
+                record[index] = reverse_in_time(record[index], order)
+        for part, value in zip(d_state0, dstate0, strict=True):
+            part[index] = value
+        return dx, grads
 
     def _merge(self, outputs: list[np.ndarray]) -> np.ndarray:
         if len(outputs) == 1:
@@ -242,23 +276,11 @@ class _Recurrent(Module):
         d_layer_output = d_output
         for layer in reversed(range(self.num_layers)):
             mask, backwards = layer_backwards[layer]
+            args = (layer, backwards, d_layer_output, d_final, d_state0, record, order)
+            results = self._each_direction(self._backward_direction, args)
             d_layer_input = None
-            for direction, backward in enumerate(backwards):
-                index = layer * self.directions + direction
-                dy = d_layer_output
-                if self.directions == 2 and self.merge == "concat":
-                    dy = dy[:, :, direction * hidden : (direction + 1) * hidden]  # (T, B, H)
-                if direction == 1:
-                    dy = reverse_in_time(dy, order)
-                dh_record = None if record is None else record[index]  # (T, B, H)
-                dx, dstate0, grads = backward(dy, tuple(part[index] for part in d_final), dh_record)
-                if direction == 1:
-                    dx = reverse_in_time(dx, order)
-                    if record is not None:
-                        record[index] = reverse_in_time(record[index], order)
+            for direction, (dx, grads) in enumerate(results):
                 d_layer_input = dx if d_layer_input is None else d_layer_input + dx
-                for part, value in zip(d_state0, dstate0, strict=True):
-                    part[index] = value
                 for role, grad in grads.items():
                     self.grads[self._param_name(role, layer, direction)] += grad
             d_layer_output = d_layer_input if mask is None else d_layer_input * mask
