@@ -28,6 +28,7 @@ import ctypes
 import functools
 import importlib.util
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -75,47 +76,49 @@ def loops(*arrays: np.ndarray):
 
 
 @functools.cache
-def _blas_threads():
-    """``(set_local, threads)``: OpenBLAS's setter of the calling thread's BLAS threads (it
-    returns the previous count) and the process-wide count; None without that setter."""
+def _blas_thread_count():
+    """``(get, set)``: read and set OpenBLAS's process-wide thread count; None without them."""
     path = blas_library()
     library = ctypes.CDLL(path) if path else None
-    setter = getattr(library, "openblas_set_num_threads_local", None)
-    getter = getattr(library, "scipy_openblas_get_num_threads64_", None)
-    return None if setter is None or getter is None else (setter, getter())
+    get = getattr(library, "scipy_openblas_get_num_threads64_", None)
+    set_ = getattr(library, "scipy_openblas_set_num_threads64_", None)
+    return None if get is None or set_ is None else (get, set_)
 
 
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="rnnkit")
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit")
+
+
+_TOGETHER = threading.Lock()  # one pair at a time: each sets the BLAS thread count
 
 
 def run_together(first, second, dtype: np.dtype) -> tuple:
-    """``(first(), second())``, run side by side in two threads with half the BLAS threads
-    each, when the compiled loops run on data of ``dtype`` (they release the GIL); else one
-    after the other.
+    """``(first(), second())``, run side by side in two threads, each with half the BLAS
+    threads, when the compiled loops run on data of ``dtype`` (they release the GIL); else one
+    after the other. An error in either rises after both have finished.
 
     For the two directions of a bidirectional layer: independent, and each step's product too
-    small for all the cores (a (32, 100, 64, 128) bidirectional LSTM training step: 31-40 ms one
-    after the other, 20-21 ms together, on 2 cores). Results are the same either way: OpenBLAS
-    splits a product's output between its threads, never a sum.
+    small for all the cores (a 2-layer bidirectional LSTM training step at (32, 100, 64, 128):
+    84 ms one after the other, 58 ms together, on 2 cores). The count is OpenBLAS's
+    process-wide one, halved for the duration and then restored (OpenBLAS's per-thread setter
+    left later calls 60% slower here): BLAS calls from other threads meanwhile get half too.
+    Results are the same either way: OpenBLAS splits a product's output between its threads,
+    never a sum.
     """
-    blas = _blas_threads() if ENABLED and dtype == np.float32 else None
+    blas = _blas_thread_count() if ENABLED and dtype == np.float32 else None
     if blas is None:
         return first(), second()
-    set_local, threads = blas
-    share = max(1, threads // 2)
-
-    def with_share(task):
-        previous = set_local(share)
+    get_threads, set_threads = blas
+    with _TOGETHER:
+        threads = get_threads()
+        set_threads(max(1, threads // 2))
         try:
-            return task()
+            other = _pool().submit(second)
+            try:
+                first_result = first()
+            finally:
+                wait([other])
         finally:
-            set_local(previous)
-
-    other = _pool().submit(with_share, second)
-    try:
-        first_result = with_share(first)
-    finally:
-        wait([other])  # an error in the first still lets the second finish before it rises
+            set_threads(threads)
     return first_result, other.result()
