@@ -2,6 +2,8 @@
 the same numbers to float32 rounding, for every cell, equal and ragged batches."""
 
 import importlib.util
+import multiprocessing
+import os
 
 import numpy as np
 import pytest
@@ -179,3 +181,13 @@ def test_bidirectional_layers_give_the_same_numbers_with_directions_side_by_side
     monkeypatch.setattr(_fused, "run_together", lambda first, second, dtype: (first(), second()))
     for got, want in zip(together, outputs_and_gradients(), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_runs_bidirectional_layers_side_by_side_too():
+    layer = rnnkit.LSTM(3, 4, bidirectional=True, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3), dtype=np.float32)
+    expected, _ = layer(x)  # the pool thread now exists in this process
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got, _ = pool.apply_async(layer, (x,)).get(timeout=60)  # hung on the parent's pool
+    np.testing.assert_array_equal(got, expected)

@@ -93,6 +93,16 @@ def _pool() -> ThreadPoolExecutor:
 _TOGETHER = threading.Lock()  # one pair at a time: each sets the BLAS thread count
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has no pool thread and may hold a copy of a taken lock: start afresh."""
+    global _TOGETHER
+    _pool.cache_clear()
+    _TOGETHER = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def run_together(first, second, dtype: np.dtype) -> tuple:
     """``(first(), second())``, run side by side in two threads, each with half the BLAS
     threads, when the compiled loops run on data of ``dtype`` (they release the GIL); else one
