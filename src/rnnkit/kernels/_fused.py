@@ -12,6 +12,8 @@
   PyTorch parity tests), one value at a time, so it runs for small steps only
   (``rnn.WHOLE_LOOP_UNITS``).
 - One cell step for streaming inference (``lstm_cell``, ``gru_cell``).
+- ``run_together``: two tasks side by side in threads (the directions of a bidirectional
+  layer), the loops releasing the GIL.
 
 They run for float32 only: float64 (the finite-difference checks) always takes the NumPy path.
 
@@ -100,7 +102,8 @@ def _after_fork_in_child() -> None:
     _TOGETHER = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def run_together(first, second, dtype: np.dtype) -> tuple:

@@ -23,9 +23,8 @@ _sgemm = types.ExternalFunction(
 )  # fmt: skip
 _ROW_MAJOR, _NO_TRANS, _TRANS = np.int32(101), np.int32(111), np.int32(112)  # CBLAS enums
 
-jit = numba.njit(
-    cache=True, fastmath=True, error_model="numpy", nogil=True
-)  # numpy: no zero checks
+# error_model numpy: no division-by-zero checks; nogil: two loops may run side by side
+jit = numba.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
 _F = np.float32
 _P0, _P1, _P2, _P3, _P4 = (_F(value) for value in P)

@@ -84,8 +84,8 @@ class _Cell(Module):
 
     def _compiled_step(self, x, state):
         """The new state from ``_fused_loops`` (``self._fused_cell``) when x (B, input_size) and
-        the state parts (B, hidden_size) are float32 arrays, B <= FUSED_CELL_BATCH, and every
-        value is finite; else None, and the checked path runs (and names the problem).
+        the state parts (B, hidden_size) are C-ordered float32 arrays, B <= FUSED_CELL_BATCH,
+        and every value is finite; else None, and the checked path runs (and names the problem).
         """
         if not (self._fused_cell and isinstance(x, np.ndarray) and x.ndim == 2):
             return None
