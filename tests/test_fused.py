@@ -4,6 +4,7 @@ the same numbers to float32 rounding, for every cell, equal and ragged batches."
 import importlib.util
 import multiprocessing
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -191,3 +192,19 @@ def test_a_forked_child_runs_bidirectional_layers_side_by_side_too():
     with multiprocessing.get_context("fork").Pool(1) as pool:
         got, _ = pool.apply_async(layer, (x,)).get(timeout=60)  # hung on the parent's pool
     np.testing.assert_array_equal(got, expected)
+
+
+def test_run_together_uses_a_second_thread_only_when_blas_may_use_two():
+    get_threads, set_threads = _fused._blas_thread_count()
+    threads = get_threads()
+    here = threading.get_ident()
+    try:
+        set_threads(2)
+        first, second = _fused.run_together(threading.get_ident, threading.get_ident, np.float32)
+        assert first == here != second
+        assert get_threads() == 2  # restored after the pair ran with one each
+        set_threads(1)  # as OPENBLAS_NUM_THREADS=1 asks: stay on one core
+        assert _fused.run_together(threading.get_ident, threading.get_ident, np.float32) == (
+            here, here)  # fmt: skip
+    finally:
+        set_threads(threads)

@@ -108,8 +108,9 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
 
 def run_together(first, second, dtype: np.dtype) -> tuple:
     """``(first(), second())``, run side by side in two threads, each with half the BLAS
-    threads, when the compiled loops run on data of ``dtype`` (they release the GIL); else one
-    after the other. An error in either rises after both have finished.
+    threads, when the compiled loops run on data of ``dtype`` (they release the GIL) and
+    OpenBLAS has two threads or more; else one after the other. An error in either rises after
+    both have finished.
 
     For the two directions of a bidirectional layer: independent, and each step's product too
     small for all the cores (a 2-layer bidirectional LSTM training step at (32, 100, 64, 128):
@@ -125,7 +126,9 @@ def run_together(first, second, dtype: np.dtype) -> tuple:
     get_threads, set_threads = blas
     with _TOGETHER:
         threads = get_threads()
-        set_threads(max(1, threads // 2))
+        if threads < 2:  # one BLAS thread asked for (OPENBLAS_NUM_THREADS=1 ...): one core
+            return first(), second()
+        set_threads(threads // 2)
         try:
             other = _pool().submit(second)
             try:
