@@ -55,8 +55,8 @@ def run(kernel, enabled: bool, monkeypatch, lengths, options=None):
     xw = 2 * rng.standard_normal((steps, batch, width), dtype=np.float32)
     state0 = states()
     w_hh = rng.standard_normal((width, hidden), dtype=np.float32) / np.sqrt(hidden)
-    b_hh = rng.standard_normal(width, dtype=np.float32)
-    y, state, cache = kernel.forward(xw, state0, w_hh, b_hh, lengths, **(options or {}))
+    b_hh, b_ih = (rng.standard_normal(width, dtype=np.float32) for _ in range(2))
+    y, state, cache = kernel.forward(xw, state0, w_hh, b_hh, lengths, b_ih, **(options or {}))
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     dh_record = np.zeros_like(y)  # dL/dh[t] at every step, as the diagnostics read it
     grads = kernel.backward(dy, states(), cache, dh_record)

@@ -2,10 +2,12 @@
 
 Every kernel has the same signature:
 
-    forward(xw, state0, w_hh, b_hh, lengths, **options) -> (y, state_n, cache)
+    forward(xw, state0, w_hh, b_hh, lengths, b_ih=None, **options) -> (y, state_n, cache)
     backward(dy, dstate_n, cache, dh_record=None) -> (dxw, dstate0, dw_hh, db_hh)
 
-with ``xw`` the input projection (T, B, G*H) and states as tuples of (B, H) arrays. Given a
+with ``xw`` the input projection x @ W_ih.T (T, B, G*H), to which the kernel adds the input bias
+``b_ih`` (G*H,) when given (the compiled loops add it row by row as they go: one pass fewer over
+xw), and states as tuples of (B, H) arrays. Given a
 (T, B, H) array ``dh_record``, backward also writes dL/dh[t] of every step into it (the gradients
 it computes anyway, for ``rnnkit.diagnostics``); without it, it does no extra work. ``backward``
 runs once per ``forward``: it may write over the cache (LSTM and GRU turn their gates into dxw).

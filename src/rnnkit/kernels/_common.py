@@ -25,6 +25,15 @@ def step_masks(lengths: np.ndarray | None, steps: int, dtype: np.dtype) -> np.nd
     return running[:, :, None].astype(dtype)  # (T, B, 1)
 
 
+def bias_sum(size: int, dtype: np.dtype, *biases: np.ndarray | None) -> np.ndarray:
+    """The sum of the ``biases`` that are not None, (size,): zeros when all are None."""
+    total = np.zeros(size, dtype)
+    for bias in biases:
+        if bias is not None:
+            total += bias
+    return total
+
+
 def recurrent_weight_gradient(d_pre: np.ndarray, h0: np.ndarray, hs: np.ndarray) -> np.ndarray:
     """dW_hh = sum_t d_pre[t].T @ h[t-1], with h[-1] = h0: d_pre (T, B, G) the gradients of the
     recurrent products' outputs, h0 (B, H), hs (T, B, H) the states; returns (G, H).

@@ -236,14 +236,14 @@ def _gradient_at_step(masks, t, dy, dh, out):
 
 
 @jit
-def lstm_sequence(gates, b_hh, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c):
-    """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw and become i, f, g, o; b_hh (4H,)
-    (zeros without a bias); w_hh_t is W_hh.T (H, 4H), C-ordered; masks (T, B, 1) or None.
-    Writes hs, cs, tanh_cs (T, B, H) and the final state h, c (B, H)."""
+def lstm_sequence(gates, bias, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c):
+    """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw and become i, f, g, o; bias (4H,)
+    is b_ih + b_hh (zeros without biases); w_hh_t is W_hh.T (H, 4H), C-ordered; masks
+    (T, B, 1) or None. Writes hs, cs, tanh_cs (T, B, H) and the final state h, c (B, H)."""
     h[:] = h0
     c[:] = c0
     for t in range(gates.shape[0]):
-        _add_to_rows(b_hh, gates[t])
+        _add_to_rows(bias, gates[t])
         _add_product(h, w_hh_t, gates[t], False)
         lstm_step(gates[t], c, hs[t], cs[t], tanh_cs[t])
         if masks is None:
@@ -276,14 +276,15 @@ def lstm_sequence_backward(dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, 
 
 
 @jit
-def gru_sequence(xw, h0, w_hh_t, b_hh, masks, hs, hw_ns, h):
-    """``gru.forward``'s time loop: xw (T, B, 3H) becomes r, z, n; w_hh_t is W_hh.T (H, 3H),
-    C-ordered; b_hh (3H,) (zeros without a bias); masks (T, B, 1) or None. Writes hs and hw_ns
-    (T, B, H) and the final state h (B, H)."""
+def gru_sequence(xw, b_ih, h0, w_hh_t, b_hh, masks, hs, hw_ns, h):
+    """``gru.forward``'s time loop: xw (T, B, 3H), b_ih added, becomes r, z, n; w_hh_t is
+    W_hh.T (H, 3H), C-ordered; b_ih, b_hh (3H,) (zeros without biases); masks (T, B, 1) or
+    None. Writes hs and hw_ns (T, B, H) and the final state h (B, H)."""
     hidden = h0.shape[1]
     hw = np.empty(xw.shape[1:], np.float32)  # (B, 3H)
     h[:] = h0
     for t in range(xw.shape[0]):
+        _add_to_rows(b_ih, xw[t])
         hw[:] = b_hh
         _add_product(h, w_hh_t, hw, False)
         hw_ns[t] = hw[:, 2 * hidden :]
@@ -312,14 +313,14 @@ def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, d
 
 
 @jit
-def rnn_sequence(hs, b_hh, h0, w_hh_t, relu, masks, h):
-    """``rnn.forward``'s time loop: hs (T, B, H) hold xw and become h[t]; b_hh (H,) (zeros
-    without a bias); w_hh_t is W_hh.T (H, H), C-ordered; relu: True for relu, False for tanh;
-    masks (T, B, 1) or None. Writes the final state h (B, H)."""
+def rnn_sequence(hs, bias, h0, w_hh_t, relu, masks, h):
+    """``rnn.forward``'s time loop: hs (T, B, H) hold xw and become h[t]; bias (H,) is
+    b_ih + b_hh (zeros without biases); w_hh_t is W_hh.T (H, H), C-ordered; relu: True for
+    relu, False for tanh; masks (T, B, 1) or None. Writes the final state h (B, H)."""
     h[:] = h0
     for t in range(hs.shape[0]):
         a = hs[t]
-        _add_to_rows(b_hh, a)
+        _add_to_rows(bias, a)
         _add_product(h, w_hh_t, a, False)
         for b in range(a.shape[0]):
             row = a[b]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import recurrent_weight_gradient, sigmoid, step_masks
+from rnnkit.kernels._common import bias_sum, recurrent_weight_gradient, sigmoid, step_masks
 
 
 def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -> None:
@@ -56,13 +56,14 @@ def step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct) -> None:
     dhw[:, : 2 * hidden] = dxw[:, : 2 * hidden]  # hw_r, hw_z enter as xw_r, xw_z do
 
 
-def forward(xw, state0, w_hh, b_hh, lengths):
+def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
     """Run the GRU over all steps.
 
     Args:
         xw: (T, B, 3H) input projection; taken over and overwritten with r, z, n.
         state0: ``(h0,)`` with h0 (B, H).
         w_hh: (3H, H). b_hh: (3H,) or None.
+        b_ih: (3H,) or None, the input bias, added here to xw.
         lengths: (B,) ints in [1, T], or None when every sequence has T steps.
     Returns:
         y (T, B, H), the final state ``(h_n,)``, and the cache for ``backward``.
@@ -74,14 +75,17 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     hs = np.empty((steps, batch, hidden), dtype=xw.dtype)  # h[t]
     hw_ns = np.empty_like(hs)  # W_hn h[t-1] + b_hn, needed by dr
     h = np.ascontiguousarray(h)  # the state may come in as a slice: steps read it in rows
-    fused = _fused.loops(xw, h, w_hh, *([] if b_hh is None else [b_hh]))
+    input_bias = bias_sum(three_hidden, xw.dtype, b_ih)  # (3H,)
+    hidden_bias = bias_sum(three_hidden, xw.dtype, b_hh)  # (3H,): inside r * (...) for n
+    fused = _fused.loops(xw, h, w_hh, input_bias, hidden_bias)
     if fused:  # the whole loop in one compiled call
         h_n = np.empty_like(h)
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H)
-        bias = np.zeros(three_hidden, xw.dtype) if b_hh is None else b_hh
-        fused.gru_sequence(xw, h, w_hh_t, bias, masks, hs, hw_ns, h_n)
+        fused.gru_sequence(xw, input_bias, h, w_hh_t, hidden_bias, masks, hs, hw_ns, h_n)
         h = h_n
     else:
+        if b_ih is not None:
+            xw += b_ih
         for t in range(steps):
             hw = h @ w_hh.T  # (B, 3H)
             if b_hh is not None:

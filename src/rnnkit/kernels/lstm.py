@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import recurrent_weight_gradient, sigmoid, step_masks
+from rnnkit.kernels._common import bias_sum, recurrent_weight_gradient, sigmoid, step_masks
 
 
 def step(gates: np.ndarray, c_prev: np.ndarray, h, c, tanh_c) -> None:
@@ -57,13 +57,14 @@ def step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev) -> None:
     np.multiply(do, o * (1.0 - o), out=d_o)  # o = sig(z_o)
 
 
-def forward(xw, state0, w_hh, b_hh, lengths):
+def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
     """Run the LSTM over all steps.
 
     Args:
         xw: (T, B, 4H) input projection; taken over and overwritten with the gate activations.
         state0: ``(h0, c0)``, each (B, H).
         w_hh: (4H, H). b_hh: (4H,) or None.
+        b_ih: (4H,) or None, the input bias, added here to xw.
         lengths: (B,) ints in [1, T], or None when every sequence has T steps.
     Returns:
         y (T, B, H), the final state ``(h_n, c_n)``, and the cache for ``backward``.
@@ -76,16 +77,15 @@ def forward(xw, state0, w_hh, b_hh, lengths):
     cs = np.empty_like(hs)  # c[t]
     tanh_cs = np.empty_like(hs)  # tanh(c[t])
     c = np.ascontiguousarray(c)  # the state may come in as a slice: steps read it in rows
-    fused = _fused.loops(gates, c, w_hh, *([] if b_hh is None else [b_hh]))
-    if fused:  # the whole loop in one compiled call, b_hh added step by step
+    bias = bias_sum(w_hh.shape[0], xw.dtype, b_ih, b_hh)  # (4H,): both biases go to z
+    fused = _fused.loops(gates, c, w_hh, bias)
+    if fused:  # the whole loop in one compiled call, the biases added step by step
         h_n, c_n = np.empty_like(c), np.empty_like(c)
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H)
-        bias = np.zeros(w_hh.shape[0], xw.dtype) if b_hh is None else b_hh
         fused.lstm_sequence(gates, bias, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n)
         h, c = h_n, c_n
     else:
-        if b_hh is not None:
-            gates += b_hh
+        gates += bias
         for t in range(steps):
             gates[t] += h @ w_hh.T
             step(gates[t], c, hs[t], cs[t], tanh_cs[t])

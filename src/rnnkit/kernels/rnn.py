@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import recurrent_weight_gradient, step_masks
+from rnnkit.kernels._common import bias_sum, recurrent_weight_gradient, step_masks
 
 NONLINEARITIES = ("tanh", "relu")
 # Units per step (B x H) up to which the compiled forward loop pays for tanh: it calls libm's, one
@@ -48,13 +48,14 @@ def step_backward(dh: np.ndarray, h: np.ndarray, nonlinearity: str) -> np.ndarra
     return dh * (h > 0.0)  # d relu(a) = [a > 0]
 
 
-def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
+def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None, nonlinearity="tanh"):
     """Run the RNN over all steps.
 
     Args:
         xw: (T, B, H) input projection; taken over and overwritten.
         state0: ``(h0,)`` with h0 (B, H).
         w_hh: (H, H). b_hh: (H,) or None.
+        b_ih: (H,) or None, the input bias, added here to xw.
         lengths: (B,) ints in [1, T], or None when every sequence has T steps.
     Returns:
         y (T, B, H), the final state ``(h_n,)``, and the cache for ``backward``.
@@ -63,17 +64,16 @@ def forward(xw, state0, w_hh, b_hh, lengths, nonlinearity="tanh"):
     steps = xw.shape[0]
     masks = step_masks(lengths, steps, xw.dtype)
     hs = xw  # (T, B, H): the pre-activations, turned into h[t] step by step
-    fused = _fused.loops(hs, w_hh, *([] if b_hh is None else [b_hh]))
+    bias = bias_sum(w_hh.shape[0], xw.dtype, b_ih, b_hh)  # (H,): both biases go to a
+    fused = _fused.loops(hs, w_hh, bias)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
-    if _whole_loop(fused, hs.shape[1], w_hh, nonlinearity):  # one compiled call, b_hh in it
+    if _whole_loop(fused, hs.shape[1], w_hh, nonlinearity):  # one compiled call, biases in it
         h_n = np.empty_like(h)
-        bias = np.zeros(w_hh.shape[0], xw.dtype) if b_hh is None else b_hh
         relu = nonlinearity == "relu"
         fused.rnn_sequence(hs, bias, h, w_hh_t, relu, masks, h_n)
         h = h_n
     else:
-        if b_hh is not None:
-            hs += b_hh
+        hs += bias
         product = np.empty_like(h, shape=hs.shape[1:])  # (B, H), refilled every step
         for t in range(steps):
             hs[t] += np.matmul(h, w_hh_t, out=product)

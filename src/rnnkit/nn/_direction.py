@@ -26,11 +26,9 @@ def forward_direction(kernel, x, weights: dict, state0: tuple, lengths, **option
     steps, batch, inputs = x.shape
     w_ih, b_ih = weights["weight_ih"], weights.get("bias_ih")
     xw = x.reshape(steps * batch, inputs) @ w_ih.T  # (T*B, G*H): all steps in one product
-    if b_ih is not None:
-        xw += b_ih
-    xw = xw.reshape(steps, batch, -1)  # (T, B, G*H)
+    xw = xw.reshape(steps, batch, -1)  # (T, B, G*H); the kernel adds b_ih as it goes
     y, state, cache = kernel.forward(
-        xw, state0, weights["weight_hh"], weights.get("bias_hh"), lengths, **options
+        xw, state0, weights["weight_hh"], weights.get("bias_hh"), lengths, b_ih=b_ih, **options
     )
 
     def backward(dy: np.ndarray, dstate: tuple, dh_record: np.ndarray | None = None):
