@@ -54,22 +54,26 @@ def _timed(run) -> float:
     return time.perf_counter() - start
 
 
+PAUSE = 0.2  # seconds before each library's turn: OpenBLAS's idle threads spin ~0.1 s, then sleep
+
+
 def side_by_side(ours, theirs, repeats: int, warmup: int = 2) -> tuple[list, list]:
     """Seconds per call of two functions, alternating so that both see the same machine.
 
-    Each timed call follows an untimed call of the same function: the two libraries' thread
-    pools (OpenBLAS for NumPy, OpenMP for torch) spin for a while after their work, and a call
-    timed right after the other library's would pay for that library's spinning threads.
+    Each library's turn starts after a pause of PAUSE seconds and an untimed call: a call timed
+    while the other library's threads still spin after their work pays for them (OpenBLAS's
+    workers spin for about 0.1 s; PyTorch's LSTM inference at (32, 100, 64, 128) took 3.2 ms
+    after a pause and 11-87 ms, median of 7, right after rnnkit's call, on 2 cores).
     """
     for _ in range(warmup):
         ours()
         theirs()
     times_ours, times_theirs = [], []
     for _ in range(repeats):
-        ours()
-        times_ours.append(_timed(ours))
-        theirs()
-        times_theirs.append(_timed(theirs))
+        for run, times in ((ours, times_ours), (theirs, times_theirs)):
+            time.sleep(PAUSE)
+            run()
+            times.append(_timed(run))
     return times_ours, times_theirs
 
 
