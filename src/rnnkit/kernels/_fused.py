@@ -46,7 +46,12 @@ P = (9.999999231e-01, 1.338477726e-01, 3.500279905e-03, 2.069519323e-05, 1.34900
 Q = (1.0, 4.671808026e-01, 2.589423046e-02, 3.293697255e-04, 7.828602008e-07)
 
 
-SGEMM = "scipy_cblas_sgemm64_"  # cblas_sgemm in NumPy's OpenBLAS (prefixed, 64-bit integers)
+def _openblas_symbol(name: str) -> str:
+    """The name NumPy's OpenBLAS exports ``name`` under: prefixed, with 64-bit integers."""
+    return f"scipy_{name}64_"
+
+
+SGEMM = _openblas_symbol("cblas_sgemm")
 
 
 @functools.cache
@@ -82,8 +87,8 @@ def _blas_thread_count():
     """``(get, set)``: read and set OpenBLAS's process-wide thread count; None without them."""
     path = blas_library()
     library = ctypes.CDLL(path) if path else None
-    get = getattr(library, "scipy_openblas_get_num_threads64_", None)
-    set_ = getattr(library, "scipy_openblas_set_num_threads64_", None)
+    get = getattr(library, _openblas_symbol("openblas_get_num_threads"), None)
+    set_ = getattr(library, _openblas_symbol("openblas_set_num_threads"), None)
     return None if get is None or set_ is None else (get, set_)
 
 

@@ -120,17 +120,7 @@ def backward(dy, dstate, cache, dh_record=None):
     if fused:  # the whole loop, compiled
         dh = np.array(dh, order="C")  # the loop updates it in place
         fused.gru_sequence_backward(
-            np.ascontiguousarray(dy),
-            dh,
-            gates,
-            hs,
-            hw_ns,
-            h0,
-            w_hh,
-            masks,
-            dxw,
-            dhw,
-            dh_record,
+            np.ascontiguousarray(dy), dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, dh_record
         )
     else:
         dh_direct = np.empty_like(dh)  # (B, H), read at once by each step

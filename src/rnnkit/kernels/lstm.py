@@ -120,17 +120,7 @@ def backward(dy, dstate, cache, dh_record=None):
     if fused:  # the whole loop, compiled
         dh, dc = np.array(dh, order="C"), dc.copy()  # the loop updates them in place
         fused.lstm_sequence_backward(
-            np.ascontiguousarray(dy),
-            dh,
-            dc,
-            gates,
-            cs,
-            tanh_cs,
-            c0,
-            w_hh,
-            masks,
-            dz,
-            dh_record,
+            np.ascontiguousarray(dy), dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record
         )
     else:
         dc_buffers = (np.empty_like(dc), np.empty_like(dc))  # alternate: step t reads the other
