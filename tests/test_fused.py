@@ -208,3 +208,36 @@ def test_run_together_uses_a_second_thread_only_when_blas_may_use_two():
             here, here)  # fmt: skip
     finally:
         set_threads(threads)
+
+
+@pytest.mark.parametrize("in_place", [True, False], ids=["dz_is_gates", "dz_apart"])
+def test_step_backwards_match_numpy_in_place_or_not(in_place):
+    """The fused step backwards write the gate gradients over the gates or into their own array
+    (hidden 37: vectorized loops with a remainder); both equal the NumPy steps'."""
+    rng = np.random.default_rng(3)
+    batch, hidden = 3, 37
+
+    def uniform(*shape):
+        return rng.uniform(0.05, 0.95, shape).astype(np.float32)
+
+    fused = _fused.loops(np.zeros(1, np.float32))
+    dh, dc, c_prev, tanh_c = (uniform(batch, hidden) for _ in range(4))
+    gates = uniform(batch, 4 * hidden)
+    expected_dz, expected_dc = np.empty_like(gates), np.empty_like(dc)
+    lstm.step_backward(dh, dc, gates.copy(), c_prev, tanh_c, expected_dz, expected_dc)
+    ours_gates, dc_prev = gates.copy(), np.empty_like(dc)
+    dz = ours_gates if in_place else np.empty_like(gates)
+    fused.lstm_step_backward(dh, dc, ours_gates, c_prev, tanh_c, dz, dc_prev)
+    np.testing.assert_allclose(dz, expected_dz, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(dc_prev, expected_dc, rtol=1e-5, atol=1e-7)
+
+    hw_n, h_prev = uniform(batch, hidden), uniform(batch, hidden)
+    gates = uniform(batch, 3 * hidden)
+    expected = [np.empty_like(gates), np.empty_like(gates), np.empty_like(dh)]
+    gru.step_backward(dh, gates.copy(), hw_n, h_prev, *expected)
+    ours_gates = gates.copy()
+    dxw = ours_gates if in_place else np.empty_like(gates)
+    ours = [dxw, np.empty_like(gates), np.empty_like(dh)]
+    fused.gru_step_backward(dh, ours_gates, hw_n, h_prev, *ours)
+    for got, want in zip(ours, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
