@@ -2,12 +2,12 @@
 
 For every cell (RNN tanh, LSTM, GRU) and shape (B, T, I, H) of the grid, it times inference
 (calling the layer) and a training step (forward, a sum-of-outputs loss, backward) of rnnkit and of
-``torch.nn``, alternating the two, after a warm-up, and reports medians, min-max, the ratio
-rnnkit / PyTorch and the GFLOP/s the matrix products reach against the sgemm peak measured in the
-same run. Also a streaming step (``LSTMCell`` at B=1, H=128), a bidirectional 2-layer LSTM, and
-the peak resident memory of a training step at the largest shape, and the start-up costs
-(``rnnkit --help``, and what the first training step of a process pays to load compiled code),
-each in fresh processes.
+``torch.nn``, each library in its own process, alternating call by call after a warm-up, and
+reports medians, min-max, the ratio rnnkit / PyTorch and the GFLOP/s the matrix products reach
+against the sgemm peak measured in the same run. Also a streaming step (``LSTMCell`` at B=1,
+H=128), a bidirectional 2-layer LSTM, the peak resident memory of a training step at the largest
+shape, and the start-up costs (``rnnkit --help``, and what the first training step of a process
+pays to load compiled code), each in fresh processes.
 
     rnnkit bench                                    # the whole grid; prints a table
     rnnkit bench --quick --json out.json            # (or python benchmarks/speed.py ...)
@@ -54,95 +54,171 @@ def _timed(run) -> float:
     return time.perf_counter() - start
 
 
-PAUSE = 0.2  # seconds before each library's turn: OpenBLAS's idle threads spin ~0.1 s, then sleep
+PAUSE = 0.2  # seconds before each timed call: OpenBLAS's idle threads spin ~0.1 s, then sleep
 
 
-def side_by_side(ours, theirs, repeats: int, warmup: int = 2) -> tuple[list, list]:
-    """Seconds per call of two functions, alternating so that both see the same machine.
+def case_functions(library: str, case: tuple) -> dict:
+    """The functions a case times, by mode, for ``library`` ('rnnkit' or 'torch'): built in that
+    library's worker process, with the same weights (an rnnkit layer seeded 0 gives them to the
+    torch one) and the same input. ``case``: ('layer', cell, shape, layers, bidirectional) or
+    ('streaming', inputs, hidden)."""
+    kind, *spec = case
+    if kind == "streaming":
+        return _streaming_functions(library, *spec)
+    cell, (batch, steps, inputs, hidden), layers, bidirectional = spec  # JSON: lists
+    ours = getattr(rnnkit, cell)(inputs, hidden, layers, bidirectional=bidirectional, seed=0)
+    x = np.random.default_rng(1).standard_normal((steps, batch, inputs), dtype=np.float32)
+    if library == "rnnkit":
 
-    Each library's turn starts after a pause of PAUSE seconds and an untimed call: a call timed
-    while the other library's threads still spin after their work pays for them (OpenBLAS's
-    workers spin for about 0.1 s; PyTorch's LSTM inference at (32, 100, 64, 128) took 3.2 ms
-    after a pause and 11-87 ms, median of 7, right after rnnkit's call, on 2 cores).
-    """
-    for _ in range(warmup):
-        ours()
-        theirs()
-    times_ours, times_theirs = [], []
-    for _ in range(repeats):
-        for run, times in ((ours, times_ours), (theirs, times_theirs)):
-            time.sleep(PAUSE)
-            run()
-            times.append(_timed(run))
-    return times_ours, times_theirs
+        def train():
+            (output, _), backward = ours.forward(x)
+            backward(np.ones_like(output))
 
-
-def layer_pair(cell: str, inputs: int, hidden: int, layers: int = 1, bidirectional: bool = False):
-    """An rnnkit layer and a torch layer holding the same weights."""
+        return {"inference": lambda: ours(x), "training": train}
     import torch
 
-    ours = getattr(rnnkit, cell)(inputs, hidden, layers, bidirectional=bidirectional, seed=0)
     theirs = getattr(torch.nn, cell)(inputs, hidden, layers, bidirectional=bidirectional)
     theirs.load_state_dict({name: torch.from_numpy(v) for name, v in ours.state_dict().items()})
-    return ours, theirs
-
-
-def layer_case(cell, shape, repeats, layers=1, bidirectional=False) -> list[dict]:
-    import torch
-
-    batch, steps, inputs, hidden = shape
-    ours, theirs = layer_pair(cell, inputs, hidden, layers, bidirectional)
-    x = np.random.default_rng(1).standard_normal((steps, batch, inputs), dtype=np.float32)
     x_torch = torch.from_numpy(x)
 
-    def ours_train():
-        (output, _), backward = ours.forward(x)
-        backward(np.ones_like(output))
-
-    def theirs_train():
-        x_grad = x_torch.clone().requires_grad_(True)
-        output, _ = theirs(x_grad)
-        output.sum().backward()
-
-    def theirs_infer():
+    def infer():
         with torch.no_grad():
             theirs(x_torch)
 
+    def train():
+        output, _ = theirs(x_torch.clone().requires_grad_(True))
+        output.sum().backward()
+
+    return {"inference": infer, "training": train}
+
+
+STREAMING_STEPS = 100  # cell steps per timed call
+
+
+def _streaming_functions(library: str, inputs: int, hidden: int) -> dict:
+    ours = rnnkit.LSTMCell(inputs, hidden, seed=0)
+    x = np.random.default_rng(1).standard_normal((1, inputs), dtype=np.float32)
+    state = (np.zeros((1, hidden), np.float32), np.zeros((1, hidden), np.float32))
+    if library == "rnnkit":
+
+        def steps():
+            current = state
+            for _ in range(STREAMING_STEPS):
+                current = ours(x, current)
+
+        return {"streaming step": steps}
+    import torch
+
+    theirs = torch.nn.LSTMCell(inputs, hidden)
+    theirs.load_state_dict({name: torch.from_numpy(v) for name, v in ours.state_dict().items()})
+    x_torch = torch.from_numpy(x)
+    state_torch = tuple(torch.from_numpy(part) for part in state)
+
+    def steps():
+        with torch.no_grad():
+            current = state_torch
+            for _ in range(STREAMING_STEPS):
+                current = theirs(x_torch, current)
+
+    return {"streaming step": steps}
+
+
+def serve(library: str) -> None:
+    """One library's timing process (``python -c "from rnnkit._speed import serve; ..."``), one
+    JSON request per line on stdin, one answer per line on stdout: ['case', case, warmup] builds
+    and warms up the case's functions; ['time', mode] answers the seconds of one call, made after
+    a pause of PAUSE seconds and an untimed call. Errors go back as ['error', text]."""
+    functions = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            if request[0] == "case":
+                _, case, warmup = request
+                functions = case_functions(library, case)
+                for _ in range(warmup):
+                    for run in functions.values():
+                        run()
+                answer = ["ok", None]
+            else:
+                run = functions[request[1]]
+                time.sleep(PAUSE)
+                run()
+                answer = ["ok", _timed(run)]
+        except Exception as error:  # noqa: BLE001 (reported by the coordinating process)
+            answer = ["error", f"{library}: {type(error).__name__}: {error}"]
+        print(json.dumps(answer), flush=True)
+
+
+class _Race:
+    """rnnkit and PyTorch, each in its own process, timed in turn.
+
+    In one process each library paid for the other's threads: after a PyTorch call (even 0.2 s
+    later), rnnkit's RNN inference at (16, 50, 64, 64) took 4-8 ms in 6 of 10 runs against
+    0.3-0.7 ms without one, on 2 cores (gone with either library limited to one thread). Apart,
+    neither sees the other's threads; alternating, both see the same machine.
+    """
+
+    LIBRARIES = ("rnnkit", "torch")
+
+    def __enter__(self):
+        self.workers = {
+            library: subprocess.Popen(
+                [sys.executable, "-c", f"from rnnkit._speed import serve; serve({library!r})"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for library in self.LIBRARIES
+        }
+        return self
+
+    def __exit__(self, *exc):
+        for worker in self.workers.values():
+            worker.stdin.close()  # the worker's loop ends with its input
+            worker.wait(timeout=30)
+
+    def _ask(self, library: str, request: list):
+        worker = self.workers[library]
+        worker.stdin.write(json.dumps(request) + "\n")
+        worker.stdin.flush()
+        line = worker.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {library} benchmark process ended (exit code {worker.wait()})")
+        status, value = json.loads(line)
+        if status == "error":
+            raise RuntimeError(f"benchmark process failed: {value}")
+        return value
+
+    def times(self, case: tuple, repeats: int, warmup: int = 2) -> dict:
+        """``{mode: (rnnkit's seconds, torch's seconds)}``, ``repeats`` calls each, alternating
+        between the libraries call by call."""
+        for library in self.LIBRARIES:
+            self._ask(library, ["case", case, warmup])
+        modes = ("streaming step",) if case[0] == "streaming" else ("inference", "training")
+        results = {}
+        for mode in modes:
+            per_library = {library: [] for library in self.LIBRARIES}
+            for _ in range(repeats):
+                for library in self.LIBRARIES:
+                    per_library[library].append(self._ask(library, ["time", mode]))
+            results[mode] = tuple(per_library[library] for library in self.LIBRARIES)
+        return results
+
+
+def layer_case(race, cell, shape, repeats, layers=1, bidirectional=False) -> list[dict]:
+    batch, steps, inputs, hidden = shape
     rows = []
-    for mode, pair in (("inference", (lambda: ours(x), theirs_infer)),
-                       ("training", (ours_train, theirs_train))):  # fmt: skip
-        times_ours, times_theirs = side_by_side(*pair, repeats)
+    case = ("layer", cell, tuple(shape), layers, bidirectional)
+    for mode, (times_ours, times_theirs) in race.times(case, repeats).items():
         flops = matmul_flops(cell, batch, steps, inputs, hidden, mode == "training")
         flops *= layers * (2 if bidirectional else 1)  # upper layers read H features: roughly
         rows.append(_row(cell, shape, mode, times_ours, times_theirs, flops, layers, bidirectional))
     return rows
 
 
-def streaming_case(repeats: int, hidden: int = 128, inputs: int = 32) -> dict:
-    import torch
-
-    ours = rnnkit.LSTMCell(inputs, hidden, seed=0)
-    theirs = torch.nn.LSTMCell(inputs, hidden)
-    theirs.load_state_dict({name: torch.from_numpy(v) for name, v in ours.state_dict().items()})
-    x = np.random.default_rng(1).standard_normal((1, inputs), dtype=np.float32)
-    state = (np.zeros((1, hidden), np.float32), np.zeros((1, hidden), np.float32))
-    x_torch = torch.from_numpy(x)
-    state_torch = tuple(torch.from_numpy(part) for part in state)
-    steps = 100
-
-    def ours_steps():
-        current = state
-        for _ in range(steps):
-            current = ours(x, current)
-
-    def theirs_steps():
-        with torch.no_grad():
-            current = state_torch
-            for _ in range(steps):
-                current = theirs(x_torch, current)
-
-    times_ours, times_theirs = side_by_side(ours_steps, theirs_steps, repeats)
-    per_step = [t / steps for t in times_ours], [t / steps for t in times_theirs]
+def streaming_case(race, repeats: int, hidden: int = 128, inputs: int = 32) -> dict:
+    times = race.times(("streaming", inputs, hidden), repeats)["streaming step"]
+    per_step = ([t / STREAMING_STEPS for t in part] for part in times)
     flops = matmul_flops("LSTM", 1, 1, inputs, hidden, False)
     return _row("LSTMCell", (1, 1, inputs, hidden), "streaming step", *per_step, flops, 1, False)
 
@@ -244,11 +320,12 @@ def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> 
     shapes = SHAPES[:2] if quick else SHAPES
     peak = sgemm_peak()
     rows = []
-    for cell in ("LSTM", "GRU", "RNN"):
-        for shape in shapes:
-            rows += layer_case(cell, shape, repeats)
-    rows += layer_case("LSTM", (32, 100, 64, 128), repeats, layers=2, bidirectional=True)
-    rows.append(streaming_case(repeats))
+    with _Race() as race:
+        for cell in ("LSTM", "GRU", "RNN"):
+            for shape in shapes:
+                rows += layer_case(race, cell, shape, repeats)
+        rows += layer_case(race, "LSTM", (32, 100, 64, 128), repeats, 2, bidirectional=True)
+        rows.append(streaming_case(race, repeats))
     largest = shapes[-1]
     memory = {lib: peak_memory_mb(lib, "LSTM", largest) for lib in ("rnnkit", "torch")}
     startup = startup_seconds(repeats)
