@@ -78,7 +78,7 @@ def case_functions(library: str, case: tuple) -> dict:
     import torch
 
     theirs = getattr(torch.nn, cell)(inputs, hidden, layers, bidirectional=bidirectional)
-    theirs.load_state_dict({name: torch.from_numpy(v) for name, v in ours.state_dict().items()})
+    _copy_weights(ours, theirs)
     x_torch = torch.from_numpy(x)
 
     def infer():
@@ -90,6 +90,13 @@ def case_functions(library: str, case: tuple) -> dict:
         output.sum().backward()
 
     return {"inference": infer, "training": train}
+
+
+def _copy_weights(ours, theirs) -> None:
+    """rnnkit module -> torch module of the same kind (the names are PyTorch's)."""
+    import torch
+
+    theirs.load_state_dict({name: torch.from_numpy(v) for name, v in ours.state_dict().items()})
 
 
 STREAMING_STEPS = 100  # cell steps per timed call
@@ -110,7 +117,7 @@ def _streaming_functions(library: str, inputs: int, hidden: int) -> dict:
     import torch
 
     theirs = torch.nn.LSTMCell(inputs, hidden)
-    theirs.load_state_dict({name: torch.from_numpy(v) for name, v in ours.state_dict().items()})
+    _copy_weights(ours, theirs)
     x_torch = torch.from_numpy(x)
     state_torch = tuple(torch.from_numpy(part) for part in state)
 
