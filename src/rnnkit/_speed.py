@@ -17,6 +17,7 @@ Needs torch (``pip install torch==2.13.0``). Both libraries use the same number 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -349,15 +350,18 @@ def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> 
         )
     print(f"peak memory of an LSTM training step at {largest}: rnnkit {memory['rnnkit']:.0f} MB, "
           f"PyTorch {memory['torch']:.0f} MB")  # fmt: skip
+    scipy = importlib.util.find_spec("scipy") is not None  # numba imports it at its first call
     print(
         f"new process: rnnkit --help {startup['help']:.2f} s; the first training step takes "
-        f"{startup['first_step']:.2f} s longer than the second (numba's import and cache load)"
+        f"{startup['first_step']:.2f} s longer than the second (numba's import and cache load"
+        f"{'; SciPy is installed, and numba imports it too' if scipy else ''})"
     )
     results = {
         "sgemm_peak_gflops": peak,
         "rows": rows,
         "peak_memory_mb": memory,
         "startup_seconds": startup,
+        "scipy_installed": scipy,
     }
     if json_path:
         from rnnkit.io.files import atomic_write_bytes
