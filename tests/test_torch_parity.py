@@ -134,6 +134,32 @@ def test_batch_first_layer_matches_torch(torch, kind):
     assert_parity(torch, kind, layer, torch_layer, RAGGED, with_state=True)
 
 
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
+@pytest.mark.parametrize(("num_layers", "bidirectional"), SHAPES)
+def test_lstm_inference_at_a_large_batch_matches_torch(
+    torch, num_layers, bidirectional, batch_first
+):
+    """From lstm.FEATURE_MAJOR_BATCH sequences up, LSTM inference runs its own compiled loop
+    (with numba): the same numbers as torch's."""
+    batch = rnnkit.kernels.lstm.FEATURE_MAJOR_BATCH
+    options = {"num_layers": num_layers, "bidirectional": bidirectional, "batch_first": batch_first}
+    layer, torch_layer = make_pair(torch, "lstm", **options)
+    copy_to_torch(torch, layer, torch_layer)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((batch, STEPS, INPUTS) if batch_first else (STEPS, batch, INPUTS))
+    x = x.astype(np.float32)
+    stack = (num_layers * (2 if bidirectional else 1), batch, HIDDEN)
+    state0 = random_parts("lstm", stack, rng)
+    y, state = layer(x, state=state0)
+    with torch.no_grad():
+        torch_y, torch_state = torch_layer(
+            torch.from_numpy(x), tuple(torch.from_numpy(part) for part in state0)
+        )
+    np.testing.assert_allclose(y, torch_y.numpy(), **TOLERANCE)
+    for ours, theirs in zip(state, torch_state, strict=True):
+        np.testing.assert_allclose(ours, theirs.numpy(), **TOLERANCE)
+
+
 @pytest.mark.parametrize("with_state", [True, False], ids=["state", "no_state"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_cell_matches_torch(torch, kind, with_state):

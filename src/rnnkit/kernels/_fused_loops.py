@@ -269,6 +269,31 @@ def lstm_sequence(gates, bias, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c):
 
 
 @jit
+def lstm_sequence_features(xw, w_hh, h0, c, hs):
+    """``lstm.infer``'s time loop, feature-major: xw (T, 4H, B) holds W_ih x[t]^T + both biases
+    and is overwritten; w_hh (4H, H); h0 (H, B) is h[-1]^T; c (H, B) comes in as c[-1]^T and
+    leaves as c[T-1]^T; writes hs (T, H, B), h[t]^T. Each step's product is (4H x H)(H x B)
+    into xw[t]; each gate is then a block of H*B contiguous values, one loop per quantity."""
+    steps, four_hidden, batch = xw.shape
+    hidden = four_hidden // 4
+    units = hidden * batch
+    cell = c.ravel()  # (H*B,), a view
+    for t in range(steps):
+        h_prev = h0 if t == 0 else hs[t - 1]
+        z = xw[t]
+        _sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, four_hidden, batch, hidden, _ONE, w_hh.ctypes.data,
+               hidden, h_prev.ctypes.data, batch, _ONE, z.ctypes.data, batch)  # fmt: skip
+        gates = z.ravel()  # (4H*B,): i, f, g, o, each H*B values
+        i, f = gates[:units], gates[units : 2 * units]
+        g, o = gates[2 * units : 3 * units], gates[3 * units :]
+        h = hs[t].ravel()
+        for n in range(units):
+            cell[n] = _sigmoid(f[n]) * cell[n] + _sigmoid(i[n]) * _tanh(g[n])
+        for n in range(units):
+            h[n] = _sigmoid(o[n]) * _tanh(cell[n])
+
+
+@jit
 def lstm_sequence_backward(dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record):
     """``lstm.backward``'s time loop: writes dz (T, B, 4H) and dh_record (T, B, H) unless None;
     dh, dc (B, H) come in at the final state and leave as the gradients at the initial one."""

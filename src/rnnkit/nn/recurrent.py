@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn import _checks
-from rnnkit.nn._direction import forward_direction
+from rnnkit.nn._direction import forward_direction, infer_direction
 from rnnkit.nn.init import check_scheme, initial_weights
 from rnnkit.nn.module import Module, single_use
 
@@ -184,7 +184,7 @@ class _Recurrent(Module):
                 keep = self.rng.random(layer_input.shape) >= self.dropout
                 mask = (keep / (1.0 - self.dropout)).astype(dtype)  # (T, B, F)
                 layer_input = layer_input * mask
-            args = (layer, layer_input, state0, final, lengths, order)
+            args = (layer, layer_input, state0, final, lengths, order, training)
             outputs, backwards = zip(*self._each_direction(self._run_direction, args), strict=True)
             layer_input = self._merge(outputs)
             layer_backwards.append((mask, backwards))
@@ -209,19 +209,24 @@ class _Recurrent(Module):
             return [run(0, *args)]
         return list(_fused.run_together(lambda: run(0, *args), lambda: run(1, *args), self.dtype))
 
-    def _run_direction(self, direction, layer, layer_input, state0, final, lengths, order):
-        """One direction of one layer, forward: its output in time order and its backward;
-        writes its final state into ``final``."""
+    def _run_direction(
+        self, direction, layer, layer_input, state0, final, lengths, order, training
+    ):
+        """One direction of one layer, forward: its output in time order and its backward (None
+        for inference); writes its final state into ``final``."""
         index = layer * self.directions + direction
         inputs = layer_input if direction == 0 else reverse_in_time(layer_input, order)
-        y, state_n, backward = forward_direction(
+        args = (
             self._kernel,
             inputs,
             self._weights(layer, direction),
             tuple(part[index] for part in state0),
             lengths,
-            **self._kernel_options(),
         )
+        if training:
+            y, state_n, backward = forward_direction(*args, **self._kernel_options())
+        else:
+            (y, state_n), backward = infer_direction(*args, **self._kernel_options()), None
         for part, value in zip(final, state_n, strict=True):
             part[index] = value
         return (y if direction == 0 else reverse_in_time(y, order)), backward
