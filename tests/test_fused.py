@@ -227,7 +227,8 @@ def test_step_backwards_match_numpy_in_place_or_not(in_place):
     lstm.step_backward(dh, dc, gates.copy(), c_prev, tanh_c, expected_dz, expected_dc)
     ours_gates, dc_prev = gates.copy(), np.empty_like(dc)
     dz = ours_gates if in_place else np.empty_like(gates)
-    fused.lstm_step_backward(dh, dc, ours_gates, c_prev, tanh_c, dz, dc_prev)
+    scratch = np.empty(4 * hidden, np.float32)
+    fused.lstm_step_backward(dh, dc, ours_gates, c_prev, tanh_c, dz, dc_prev, scratch)
     np.testing.assert_allclose(dz, expected_dz, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(dc_prev, expected_dc, rtol=1e-5, atol=1e-7)
 

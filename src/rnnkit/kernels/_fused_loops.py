@@ -73,14 +73,13 @@ def lstm_step(gates, c_prev, h, c, tanh_c):
 
 
 @jit
-def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev):
+def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev, scratch):
     """Writes dz (B, 4H) and dc_prev (B, H) from dh, dc at h[t], c[t] (see lstm.py); dz may be
-    ``gates`` itself. Each inner loop writes one array, over one-dimensional row views, and
-    dz is written last, copied from a scratch row: so every loop vectorizes (with dz written
-    in place as it is read, LLVM's overlap checks failed and the loops ran one value at a
-    time, 3.5x slower)."""
+    ``gates`` itself; scratch (4H,) is working room. Each inner loop writes one array, over
+    one-dimensional row views, and dz's row is written last, copied from the scratch row: so
+    every loop vectorizes (with dz written in place as it is read, LLVM's overlap checks failed
+    and the loops ran one value at a time, 3.5x slower)."""
     batch, hidden = c_prev.shape
-    scratch = np.empty(4 * hidden, np.float32)  # one row of dz
     s_i, s_f = scratch[:hidden], scratch[hidden : 2 * hidden]
     s_g, s_o = scratch[2 * hidden : 3 * hidden], scratch[3 * hidden :]
     for b in range(batch):
@@ -300,12 +299,13 @@ def lstm_sequence_backward(dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, 
     dh_t = np.empty_like(dh)
     dc_t = np.empty_like(dc)
     dc_prev = np.empty_like(dc)
+    scratch = np.empty(gates.shape[2], np.float32)  # (4H,), lstm_step_backward's working row
     for t in range(gates.shape[0] - 1, -1, -1):
         c_prev = c0 if t == 0 else cs[t - 1]
         _gradient_at_step(masks, t, dy, dh, dh_t)
         dc_t[:] = dc
         _zero_rows(masks, t, dc_t, False)  # the state is m * c[t] + (1 - m) * c[t-1]
-        lstm_step_backward(dh_t, dc_t, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev)
+        lstm_step_backward(dh_t, dc_t, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev, scratch)
         _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
         _zero_rows(masks, t, dc, True)
         dc += dc_prev
