@@ -24,7 +24,8 @@ def test_rational_tanh_is_within_its_stated_error():
     gates = np.zeros((1, 4 * hidden), np.float32)
     gates[0, 2 * hidden : 3 * hidden] = x  # the g block becomes tanh(z_g)
     out = [np.empty((1, hidden), np.float32) for _ in range(3)]
-    _fused.loops(gates).lstm_step(gates, np.zeros((1, hidden), np.float32), *out)
+    bias = np.zeros(4 * hidden, np.float32)
+    _fused.loops(gates).lstm_step(gates, bias, np.zeros((1, hidden), np.float32), *out)
     error = np.abs(gates[0, 2 * hidden : 3 * hidden] - np.tanh(x.astype(np.float64)))
     assert error.max() < 3.2e-7
 

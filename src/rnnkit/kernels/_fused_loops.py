@@ -29,7 +29,7 @@ inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
 _F = np.float32
 _P0, _P1, _P2, _P3, _P4 = (_F(value) for value in P)
 _Q1, _Q2, _Q3, _Q4 = (_F(value) for value in Q[1:])
-_LIMIT, _HALF, _ONE = _F(9.0), _F(0.5), _F(1.0)
+_LIMIT, _HALF, _ONE, _ZERO = _F(9.0), _F(0.5), _F(1.0), _F(0.0)
 
 
 @inline
@@ -47,23 +47,26 @@ def _sigmoid(x):
 
 
 @jit
-def lstm_step(gates, c_prev, h, c, tanh_c):
-    """In place: ``gates`` (B, 4H) from pre-activations to i, f, g, o; writes h, c, tanh(c)
-    (each (B, H)). One inner loop per quantity, over contiguous rows, so each vectorizes."""
+def lstm_step(gates, bias, c_prev, h, c, tanh_c):
+    """In place: ``gates`` (B, 4H) from pre-activations less the bias (4H,, added here: no
+    pass of its own) to i, f, g, o; writes h, c, tanh(c) (each (B, H)). One inner loop per
+    quantity, over contiguous rows, so each vectorizes."""
     batch, hidden = c_prev.shape
+    b_i, b_f = bias[:hidden], bias[hidden : 2 * hidden]
+    b_g, b_o = bias[2 * hidden : 3 * hidden], bias[3 * hidden :]
     for b in range(batch):
         i = gates[b, :hidden]
         f = gates[b, hidden : 2 * hidden]
         g = gates[b, 2 * hidden : 3 * hidden]
         o = gates[b, 3 * hidden :]
         for j in range(hidden):
-            i[j] = _sigmoid(i[j])
+            i[j] = _sigmoid(i[j] + b_i[j])
         for j in range(hidden):
-            f[j] = _sigmoid(f[j])
+            f[j] = _sigmoid(f[j] + b_f[j])
         for j in range(hidden):
-            g[j] = _tanh(g[j])
+            g[j] = _tanh(g[j] + b_g[j])
         for j in range(hidden):
-            o[j] = _sigmoid(o[j])
+            o[j] = _sigmoid(o[j] + b_o[j])
         for j in range(hidden):
             c[b, j] = f[j] * c_prev[b, j] + i[j] * g[j]
         for j in range(hidden):
@@ -102,22 +105,28 @@ def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev, scratch):
 
 
 @jit
-def gru_step(gates, hw, h_prev, h):
-    """In place: ``gates`` (B, 3H) from xw to r, z, n; writes h (B, H), as ``gru.step``."""
+def gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, hw_n):
+    """In place: ``gates`` (B, 3H) from x @ W_ih.T to r, z, n; writes h (B, H), as
+    ``gru.step``, and hw_n (B, H), the hidden product's n block with its bias (the backward
+    reads it). hw (B, 3H) is h_prev @ W_hh.T; the biases (3H,) are added here, as they are read."""
     batch, hidden = h_prev.shape
+    b_ir, b_iz, b_in = bias_ih[:hidden], bias_ih[hidden : 2 * hidden], bias_ih[2 * hidden :]
+    b_hr, b_hz, b_hn = bias_hh[:hidden], bias_hh[hidden : 2 * hidden], bias_hh[2 * hidden :]
     for b in range(batch):
         r = gates[b, :hidden]
         z = gates[b, hidden : 2 * hidden]
         n = gates[b, 2 * hidden :]
         hw_r = hw[b, :hidden]
         hw_z = hw[b, hidden : 2 * hidden]
-        hw_n = hw[b, 2 * hidden :]
+        hw_n_b, n_hidden = hw[b, 2 * hidden :], hw_n[b]
         for j in range(hidden):
-            r[j] = _sigmoid(r[j] + hw_r[j])
+            r[j] = _sigmoid(r[j] + b_ir[j] + hw_r[j] + b_hr[j])
         for j in range(hidden):
-            z[j] = _sigmoid(z[j] + hw_z[j])
+            z[j] = _sigmoid(z[j] + b_iz[j] + hw_z[j] + b_hz[j])
         for j in range(hidden):
-            n[j] = _tanh(n[j] + r[j] * hw_n[j])
+            n_hidden[j] = hw_n_b[j] + b_hn[j]
+        for j in range(hidden):
+            n[j] = _tanh(n[j] + b_in[j] + r[j] * n_hidden[j])
         for j in range(hidden):
             h[b, j] = n[j] + z[j] * (h_prev[b, j] - n[j])
 
@@ -153,15 +162,15 @@ def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct):
 
 
 @jit
-def _add_product(rows, weight, out, transposed):
-    """out (B, G) += rows (B, K) @ weight (K, G), or @ weight.T for weight (G, K) when
-    ``transposed``; all C-ordered. One cblas_sgemm call: from the compiled loops it costs less
-    than the loop's own code at every size measured (1 x 32 x 32 up)."""
+def _product(rows, weight, out, transposed, beta):
+    """out (B, G) = beta * out + rows (B, K) @ weight (K, G), or @ weight.T for weight (G, K)
+    when ``transposed``; all C-ordered; beta 0 or 1. One cblas_sgemm call: from the compiled
+    loops it costs less than the loop's own code at every size measured (1 x 32 x 32 up)."""
     batch, inner = rows.shape
     width = out.shape[1]
     trans, stride = (_TRANS, inner) if transposed else (_NO_TRANS, width)
     _sgemm(_ROW_MAJOR, _NO_TRANS, trans, batch, width, inner, _ONE, rows.ctypes.data, inner,
-           weight.ctypes.data, stride, _ONE, out.ctypes.data, width)  # fmt: skip
+           weight.ctypes.data, stride, beta, out.ctypes.data, width)  # fmt: skip
 
 
 _EXPONENT = np.uint32(0x7F800000)  # float32 bits of the exponent: all set for NaN and inf
@@ -185,11 +194,10 @@ def lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh):
     h, c = np.empty_like(h_prev), np.empty_like(c_prev)
     if not (_all_finite(x) and _all_finite(h_prev) and _all_finite(c_prev)):
         return False, h, c
-    gates = np.zeros((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 4H)
-    gates += bias_ih + bias_hh
-    _add_product(x, weight_ih, gates, True)
-    _add_product(h_prev, weight_hh, gates, True)
-    lstm_step(gates, c_prev, h, c, np.empty_like(c))  # the last: tanh(c), not kept
+    gates = np.empty((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 4H)
+    _product(x, weight_ih, gates, True, _ZERO)
+    _product(h_prev, weight_hh, gates, True, _ONE)
+    lstm_step(gates, bias_ih + bias_hh, c_prev, h, c, np.empty_like(c))  # last: tanh(c), not kept
     return True, h, c
 
 
@@ -200,23 +208,12 @@ def gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
     h = np.empty_like(h_prev)
     if not (_all_finite(x) and _all_finite(h_prev)):
         return False, h
-    gates = np.zeros((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 3H): xw
-    gates += bias_ih
-    _add_product(x, weight_ih, gates, True)
-    hw = np.zeros_like(gates)  # (B, 3H)
-    hw += bias_hh
-    _add_product(h_prev, weight_hh, hw, True)
-    gru_step(gates, hw, h_prev, h)
+    gates = np.empty((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 3H): xw
+    _product(x, weight_ih, gates, True, _ZERO)
+    hw = np.empty_like(gates)  # (B, 3H)
+    _product(h_prev, weight_hh, hw, True, _ZERO)
+    gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, np.empty_like(h))  # the last: not kept
     return True, h
-
-
-@jit
-def _add_to_rows(row, values):
-    """values[b] += row for every b: values (B, G), row (G,)."""
-    for b in range(values.shape[0]):
-        target = values[b]
-        for j in range(row.shape[0]):
-            target[j] += row[j]
 
 
 @jit
@@ -251,14 +248,13 @@ def _gradient_at_step(masks, t, dy, dh, out):
 @jit
 def lstm_sequence(gates, bias, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c):
     """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw and become i, f, g, o; bias (4H,)
-    is b_ih + b_hh (zeros without biases); w_hh_t is W_hh.T (H, 4H), C-ordered; masks
-    (T, B, 1) or None. Writes hs, cs, tanh_cs (T, B, H) and the final state h, c (B, H)."""
+    is b_ih + b_hh (zeros without biases), added by ``lstm_step``; w_hh_t is W_hh.T (H, 4H),
+    C-ordered; masks (T, B, 1) or None. Writes hs, cs, tanh_cs (T, B, H), the final h, c (B, H)."""
     h[:] = h0
     c[:] = c0
     for t in range(gates.shape[0]):
-        _add_to_rows(bias, gates[t])
-        _add_product(h, w_hh_t, gates[t], False)
-        lstm_step(gates[t], c, hs[t], cs[t], tanh_cs[t])
+        _product(h, w_hh_t, gates[t], False, _ONE)
+        lstm_step(gates[t], bias, c, hs[t], cs[t], tanh_cs[t])
         if masks is None:
             h[:] = hs[t]
             c[:] = cs[t]
@@ -309,25 +305,21 @@ def lstm_sequence_backward(dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, 
         _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
         _zero_rows(masks, t, dc, True)
         dc += dc_prev
-        _add_product(dz[t], w_hh, dh, False)  # z[t] = ... + h[t-1] @ W_hh.T
+        _product(dz[t], w_hh, dh, False, _ONE)  # z[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:
             dh_record[t] = dh_t
 
 
 @jit
 def gru_sequence(xw, b_ih, h0, w_hh_t, b_hh, masks, hs, hw_ns, h):
-    """``gru.forward``'s time loop: xw (T, B, 3H), b_ih added, becomes r, z, n; w_hh_t is
-    W_hh.T (H, 3H), C-ordered; b_ih, b_hh (3H,) (zeros without biases); masks (T, B, 1) or
-    None. Writes hs and hw_ns (T, B, H) and the final state h (B, H)."""
-    hidden = h0.shape[1]
+    """``gru.forward``'s time loop: xw (T, B, 3H) becomes r, z, n; w_hh_t is W_hh.T (H, 3H),
+    C-ordered; b_ih, b_hh (3H,) (zeros without biases), added by ``gru_step``; masks (T, B, 1)
+    or None. Writes hs and hw_ns (T, B, H) and the final state h (B, H)."""
     hw = np.empty(xw.shape[1:], np.float32)  # (B, 3H)
     h[:] = h0
     for t in range(xw.shape[0]):
-        _add_to_rows(b_ih, xw[t])
-        hw[:] = b_hh
-        _add_product(h, w_hh_t, hw, False)
-        hw_ns[t] = hw[:, 2 * hidden :]
-        gru_step(xw[t], hw, h, hs[t])
+        _product(h, w_hh_t, hw, False, _ZERO)
+        gru_step(xw[t], b_ih, hw, b_hh, h, hs[t], hw_ns[t])
         if masks is None:
             h[:] = hs[t]
         else:
@@ -346,29 +338,28 @@ def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, d
         gru_step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
         _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
         dh += dh_direct
-        _add_product(dhw[t], w_hh, dh, False)  # hw[t] = h[t-1] @ W_hh.T + b_hh
+        _product(dhw[t], w_hh, dh, False, _ONE)  # hw[t] = h[t-1] @ W_hh.T + b_hh
         if dh_record is not None:
             dh_record[t] = dh_t
 
 
 @jit
 def rnn_sequence(hs, bias, h0, w_hh_t, relu, masks, h):
-    """``rnn.forward``'s time loop: hs (T, B, H) hold xw and become h[t]; bias (H,) is
-    b_ih + b_hh (zeros without biases); w_hh_t is W_hh.T (H, H), C-ordered; relu: True for
-    relu, False for tanh; masks (T, B, 1) or None. Writes the final state h (B, H)."""
+    """``rnn.forward``'s time loop: hs (T, B, H) hold xw and become h[t]; bias (H,) is b_ih +
+    b_hh (zeros without biases), added as the nonlinearity reads a; w_hh_t is W_hh.T (H, H),
+    C-ordered; relu: True for relu, False for tanh; masks (T, B, 1) or None. Writes h (B, H)."""
     h[:] = h0
     for t in range(hs.shape[0]):
         a = hs[t]
-        _add_to_rows(bias, a)
-        _add_product(h, w_hh_t, a, False)
+        _product(h, w_hh_t, a, False, _ONE)
         for b in range(a.shape[0]):
             row = a[b]
             if relu:
                 for j in range(row.shape[0]):
-                    row[j] = max(row[j], _F(0.0))
+                    row[j] = max(row[j] + bias[j], _ZERO)
             else:  # libm's tanh, not _tanh: an RNN's gradients amplify its error through time
                 for j in range(row.shape[0]):
-                    row[j] = math.tanh(row[j])
+                    row[j] = math.tanh(row[j] + bias[j])
         if masks is None:
             h[:] = a
         else:
@@ -386,11 +377,11 @@ def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record):
             h_b, dh_b, da_b = hs[t, b], dh_t[b], da[t, b]
             if relu:
                 for j in range(h_b.shape[0]):
-                    da_b[j] = dh_b[j] if h_b[j] > _F(0.0) else _F(0.0)  # d relu(a) = [a > 0]
+                    da_b[j] = dh_b[j] if h_b[j] > _ZERO else _ZERO  # d relu(a) = [a > 0]
             else:
                 for j in range(h_b.shape[0]):
                     da_b[j] = dh_b[j] * (_ONE - h_b[j] * h_b[j])  # d tanh(a) = 1 - h^2
         _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
-        _add_product(da[t], w_hh, dh, False)  # a[t] = ... + h[t-1] @ W_hh.T
+        _product(da[t], w_hh, dh, False, _ONE)  # a[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:
             dh_record[t] = dh_t
