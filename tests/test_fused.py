@@ -153,6 +153,25 @@ def test_a_cell_step_on_a_strided_input_takes_the_checked_path(cell_class):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("cell_class", [rnnkit.LSTMCell, rnnkit.GRUCell], ids=["lstm", "gru"])
+def test_a_cell_step_declines_arrays_its_signature_or_its_shape_checks_refuse(cell_class):
+    cell = cell_class(6, 9, seed=0)
+    x = np.zeros((2, 6), np.float32)
+
+    def state(shape, dtype=np.float32):
+        parts = tuple(np.zeros(shape, dtype) for _ in range(cell._state_parts))
+        return parts if len(parts) == 2 else parts[0]
+
+    assert cell._compiled_step(x, state((2, 9))) is not None
+    assert cell._compiled_step(x, state((2, 10))) is None  # BLAS would read past the rows
+    assert cell._compiled_step(x, state((3, 9))) is None
+    assert cell._compiled_step(np.zeros((2, 7), np.float32), None) is None
+    assert cell._compiled_step(x, state((2, 9), np.float64)) is None  # no signature matches
+    assert cell._compiled_step(x.astype(np.float64), None) is None
+    with pytest.raises(ValueError, match="state"):
+        cell(x, state((2, 10)))
+
+
 def test_run_together_returns_both_results_in_order_and_passes_errors_on():
     assert _fused.run_together(lambda: 1, lambda: 2, np.float32) == (1, 2)
     assert _fused.run_together(lambda: 1, lambda: 2, np.float64) == (1, 2)  # one after the other

@@ -2,6 +2,7 @@
 numba takes a few tenths of a second). Each inner loop runs over a contiguous row, so it vectorizes;
 ``error_model="numpy"`` drops the division-by-zero checks that would stop that."""
 
+import functools
 import math
 
 import llvmlite.binding
@@ -186,34 +187,64 @@ def _all_finite(values):
     return True
 
 
+# A cell step's arrays, as its signature names them: float32, C-ordered, (B, F) or (F,). Any
+# other argument is refused by numba with a TypeError (no compilation for it).
+_ROWS, _VECTOR = types.float32[:, ::1], types.float32[::1]
+_cell_jit = functools.partial(numba.njit, cache=True, fastmath=True, error_model="numpy")
+
+
 @jit
-def lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+def _fits(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+    """Whether the shapes agree: x (B, I), h_prev (B, H), weights (G*H, I) and (G*H, H),
+    biases (G*H,)."""
+    gates, hidden = weight_hh.shape
+    return (
+        weight_ih.shape == (gates, x.shape[1])
+        and h_prev.shape == (x.shape[0], hidden)
+        and bias_ih.shape[0] == gates
+        and bias_hh.shape[0] == gates
+    )
+
+
+@_cell_jit(types.boolean(_ROWS, _ROWS, _ROWS, _ROWS, _ROWS, _VECTOR, _VECTOR, _ROWS, _ROWS))
+def lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh, h, c):
     """One LSTM step without a cache (``LSTMCell`` inference): x (B, I), h_prev, c_prev (B, H),
-    weights (4H, I) and (4H, H), biases (4H,). Returns ``(finite, h, c)``; ``finite`` is False,
-    and h and c are not computed, when an input holds NaN or inf."""
-    h, c = np.empty_like(h_prev), np.empty_like(c_prev)
-    if not (_all_finite(x) and _all_finite(h_prev) and _all_finite(c_prev)):
-        return False, h, c
+    weights (4H, I) and (4H, H), biases (4H,); writes the new state h, c (B, H) (made by the
+    caller: an array made here costs more, returned to Python). Returns whether it did: False,
+    and h and c not written, when the shapes do not agree or an input holds NaN or inf."""
+    if not (
+        _fits(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
+        and c_prev.shape == h_prev.shape == h.shape == c.shape
+        and _all_finite(x)
+        and _all_finite(h_prev)
+        and _all_finite(c_prev)
+    ):
+        return False
     gates = np.empty((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 4H)
     _product(x, weight_ih, gates, True, _ZERO)
     _product(h_prev, weight_hh, gates, True, _ONE)
     lstm_step(gates, bias_ih + bias_hh, c_prev, h, c, np.empty_like(c))  # last: tanh(c), not kept
-    return True, h, c
+    return True
 
 
-@jit
-def gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+@_cell_jit(types.boolean(_ROWS, _ROWS, _ROWS, _ROWS, _VECTOR, _VECTOR, _ROWS))
+def gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, h):
     """One GRU step without a cache (``GRUCell`` inference): x (B, I), h_prev (B, H), weights
-    (3H, I) and (3H, H), biases (3H,). Returns ``(finite, h)`` as ``lstm_cell``."""
-    h = np.empty_like(h_prev)
-    if not (_all_finite(x) and _all_finite(h_prev)):
-        return False, h
+    (3H, I) and (3H, H), biases (3H,); writes h (B, H) and returns whether it did, as
+    ``lstm_cell``."""
+    if not (
+        _fits(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
+        and h.shape == h_prev.shape
+        and _all_finite(x)
+        and _all_finite(h_prev)
+    ):
+        return False
     gates = np.empty((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 3H): xw
     _product(x, weight_ih, gates, True, _ZERO)
     hw = np.empty_like(gates)  # (B, 3H)
     _product(h_prev, weight_hh, hw, True, _ZERO)
     gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, np.empty_like(h))  # the last: not kept
-    return True, h
+    return True
 
 
 @jit

@@ -86,34 +86,36 @@ class _Cell(Module):
         """The new state from ``_fused_loops`` (``self._fused_cell``) when x (B, input_size) and
         the state parts (B, hidden_size) are C-ordered float32 arrays, B <= FUSED_CELL_BATCH,
         and every value is finite; else None, and the checked path runs (and names the problem).
+        The compiled step checks the types (its signature), the shapes and the values itself: a
+        stream of single examples pays little per step.
         """
         if not (self._fused_cell and isinstance(x, np.ndarray) and x.ndim == 2):
             return None
+        fused = _fused.loops()
         batch = x.shape[0]
-        if not (0 < batch <= FUSED_CELL_BATCH and x.shape[1] == self.input_size):
+        if fused is None or not 0 < batch <= FUSED_CELL_BATCH:
             return None
         if state is None:
-            state = (None,) * self._state_parts
+            state = (np.zeros((batch, self.hidden_size), np.float32),) * self._state_parts
         elif self._state_parts == 1:
             state = (state,)
         if not (isinstance(state, tuple) and len(state) == self._state_parts):
             return None
-        shape = (batch, self.hidden_size)
-        parts = [np.zeros(shape, np.float32) if part is None else part for part in state]
-        if not all(isinstance(part, np.ndarray) and part.shape == shape for part in parts):
-            return None
         params = self.params
-        weights = (params["weight_ih"], params["weight_hh"])
         if self.bias:
             biases = (params["bias_ih"], params["bias_hh"])
         else:
             biases = (np.zeros(self._gates * self.hidden_size, np.float32),) * 2  # (G*H,) each
-        fused = _fused.loops(x, *parts, *weights, *biases)  # float32, C-ordered (BLAS reads them)
-        if fused is None:
-            return None
+        shape = (batch, self.hidden_size)
+        new_state = (np.empty(shape, np.float32),) if self._state_parts == 1 else (
+            np.empty(shape, np.float32), np.empty(shape, np.float32))  # fmt: skip
         step = getattr(fused, self._fused_cell)
-        finite, *new_state = step(x, *parts, *weights, *biases)
-        return _checks.public_state(tuple(new_state)) if finite else None
+        weights = (params["weight_ih"], params["weight_hh"])
+        try:
+            done = step(x, *state, *weights, *biases, *new_state)
+        except TypeError:  # not float32 C-ordered arrays: no signature of the step matches
+            return None
+        return _checks.public_state(new_state) if done else None
 
     def forward(self, x, state=None):
         """One step, training path: ``(new_state, backward)``.
