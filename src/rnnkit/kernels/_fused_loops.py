@@ -49,9 +49,9 @@ def _sigmoid(x):
 
 @jit
 def lstm_step(gates, bias, c_prev, h, c, tanh_c):
-    """In place: ``gates`` (B, 4H) from pre-activations less the bias (4H,, added here: no
-    pass of its own) to i, f, g, o; writes h, c, tanh(c) (each (B, H)). One inner loop per
-    quantity, over contiguous rows, so each vectorizes."""
+    """In place: ``gates`` (B, 4H) from pre-activations less the bias (4H,), which is added
+    here (no pass of its own), to i, f, g, o; writes h, c, tanh(c) (each (B, H)). One inner
+    loop per quantity, over contiguous rows, so each vectorizes."""
     batch, hidden = c_prev.shape
     b_i, b_f = bias[:hidden], bias[hidden : 2 * hidden]
     b_g, b_o = bias[2 * hidden : 3 * hidden], bias[3 * hidden :]

@@ -107,8 +107,8 @@ class _Cell(Module):
         else:
             biases = (np.zeros(self._gates * self.hidden_size, np.float32),) * 2  # (G*H,) each
         shape = (batch, self.hidden_size)
-        new_state = (np.empty(shape, np.float32),) if self._state_parts == 1 else (
-            np.empty(shape, np.float32), np.empty(shape, np.float32))  # fmt: skip
+        new_state = (np.empty(shape, np.float32), np.empty(shape, np.float32))
+        new_state = new_state[: self._state_parts]  # (h,) or (h, c)
         step = getattr(fused, self._fused_cell)
         weights = (params["weight_ih"], params["weight_hh"])
         try:
