@@ -14,7 +14,7 @@
 - LSTM inference from ``lstm.FEATURE_MAJOR_BATCH`` sequences up (``lstm_sequence_features``):
   the time loop on transposed, feature-major steps, whose (4H x H)(H x B) products OpenBLAS
   computes faster than the (B x H)(H x 4H) ones of the batch-major loops.
-- One cell step for streaming inference (``lstm_cell``, ``gru_cell``).
+- One cell step for streaming inference (``cell_step``: ``lstm_cell``, ``gru_cell``).
 - ``run_together``: two tasks side by side in threads (the directions of a bidirectional
   layer), the loops releasing the GIL.
 

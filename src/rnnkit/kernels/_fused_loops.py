@@ -187,10 +187,7 @@ def _all_finite(values):
     return True
 
 
-# A cell step's arrays, as its signature names them: float32, C-ordered, (B, F) or (F,). Any
-# other argument is refused by numba with a TypeError (no compilation for it).
-_ROWS, _VECTOR = types.float32[:, ::1], types.float32[::1]
-_cell_jit = functools.partial(numba.njit, cache=True, fastmath=True, error_model="numpy")
+_ROWS, _VECTOR = types.float32[:, ::1], types.float32[::1]  # float32, C-ordered
 
 
 @jit
@@ -206,12 +203,12 @@ def _fits(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
     )
 
 
-@_cell_jit(types.boolean(_ROWS, _ROWS, _ROWS, _ROWS, _ROWS, _VECTOR, _VECTOR, _ROWS, _ROWS))
-def lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh, h, c):
-    """One LSTM step without a cache (``LSTMCell`` inference): x (B, I), h_prev, c_prev (B, H),
-    weights (4H, I) and (4H, H), biases (4H,); writes the new state h, c (B, H) (made by the
-    caller: an array made here costs more, returned to Python). Returns whether it did: False,
-    and h and c not written, when the shapes do not agree or an input holds NaN or inf."""
+def _lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh, h, c):
+    """``cell_step('lstm_cell')``: one LSTM step without a cache (``LSTMCell`` inference):
+    x (B, I), h_prev, c_prev (B, H), weights (4H, I) and (4H, H), biases (4H,); writes the new
+    state h, c (B, H) (made by the caller: an array made here costs more, returned to Python).
+    Returns whether it did: False, and h and c not written, when the shapes do not agree or an
+    input holds NaN or inf."""
     if not (
         _fits(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
         and c_prev.shape == h_prev.shape == h.shape == c.shape
@@ -227,11 +224,10 @@ def lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh, h, c):
     return True
 
 
-@_cell_jit(types.boolean(_ROWS, _ROWS, _ROWS, _ROWS, _VECTOR, _VECTOR, _ROWS))
-def gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, h):
-    """One GRU step without a cache (``GRUCell`` inference): x (B, I), h_prev (B, H), weights
-    (3H, I) and (3H, H), biases (3H,); writes h (B, H) and returns whether it did, as
-    ``lstm_cell``."""
+def _gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, h):
+    """``cell_step('gru_cell')``: one GRU step without a cache (``GRUCell`` inference):
+    x (B, I), h_prev (B, H), weights (3H, I) and (3H, H), biases (3H,); writes h (B, H) and
+    returns whether it did, as ``_lstm_cell``."""
     if not (
         _fits(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
         and h.shape == h_prev.shape
@@ -245,6 +241,23 @@ def gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, h):
     _product(h_prev, weight_hh, hw, True, _ZERO)
     gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, np.empty_like(h))  # the last: not kept
     return True
+
+
+_CELLS = {
+    "lstm_cell": (_lstm_cell, (_ROWS,) * 5 + (_VECTOR,) * 2 + (_ROWS,) * 2),
+    "gru_cell": (_gru_cell, (_ROWS,) * 4 + (_VECTOR,) * 2 + (_ROWS,)),
+}
+
+
+@functools.cache
+def cell_step(name: str):
+    """The compiled cell step ``name`` ('lstm_cell' or 'gru_cell'), for float32 C-ordered arrays
+    only: numba refuses any other argument with a TypeError (no compilation for it). Compiled,
+    or loaded from the cache, at its first use: not at import, where an explicit signature
+    would compile it (4 s on a fresh install) for programs that never step a cell."""
+    function, arguments = _CELLS[name]
+    signature = types.boolean(*arguments)
+    return numba.njit(signature, cache=True, fastmath=True, error_model="numpy")(function)
 
 
 @jit

@@ -24,7 +24,7 @@ class _Cell(Module):
     _kernel = rnn
     _gates = 1
     _state_parts = 1
-    _fused_cell = None  # the name of the compiled inference step in _fused_loops, if any
+    _fused_cell = None  # the name of its compiled inference step (_fused_loops.cell_step), if any
 
     def __init__(
         self,
@@ -109,7 +109,7 @@ class _Cell(Module):
         shape = (batch, self.hidden_size)
         new_state = (np.empty(shape, np.float32), np.empty(shape, np.float32))
         new_state = new_state[: self._state_parts]  # (h,) or (h, c)
-        step = getattr(fused, self._fused_cell)
+        step = fused.cell_step(self._fused_cell)
         weights = (params["weight_ih"], params["weight_hh"])
         try:
             done = step(x, *state, *weights, *biases, *new_state)
