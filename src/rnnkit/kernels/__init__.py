@@ -6,11 +6,11 @@ Every kernel has the same signature:
     backward(dy, dstate_n, cache, dh_record=None) -> (dxw, dstate0, dw_hh, db_hh)
 
 with ``xw`` the input projection x @ W_ih.T (T, B, G*H), to which the kernel adds the input bias
-``b_ih`` (G*H,) when given (the compiled loops add it row by row as they go: one pass fewer over
-xw), and states as tuples of (B, H) arrays. Given a
-(T, B, H) array ``dh_record``, backward also writes dL/dh[t] of every step into it (the gradients
-it computes anyway, for ``rnnkit.diagnostics``); without it, it does no extra work. ``backward``
-runs once per ``forward``: it may write over the cache (LSTM and GRU turn their gates into dxw).
+``b_ih`` (G*H,) when given (the compiled loops add it in each step's gate math, as they read xw:
+no pass of its own), and states as tuples of (B, H) arrays. Given a (T, B, H) array
+``dh_record``, backward also writes dL/dh[t] of every step into it (the gradients it computes
+anyway, for ``rnnkit.diagnostics``); without it, it does no extra work. ``backward`` runs once
+per ``forward``: it may write over the cache (LSTM and GRU turn their gates into dxw).
 
 A kernel may also have ``infer(x, state0, w_ih, w_hh, b_ih, b_hh, lengths) -> (y, state_n) or
 None``: inference without a cache, input projection included, for the cases it handles (the LSTM's

@@ -25,7 +25,8 @@ _sgemm = types.ExternalFunction(
 _ROW_MAJOR, _NO_TRANS, _TRANS = np.int32(101), np.int32(111), np.int32(112)  # CBLAS enums
 
 # error_model numpy: no division-by-zero checks; nogil: two loops may run side by side
-jit = numba.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+_OPTIONS = {"cache": True, "fastmath": True, "error_model": "numpy", "nogil": True}
+jit = numba.njit(**_OPTIONS)
 inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
 _F = np.float32
 _P0, _P1, _P2, _P3, _P4 = (_F(value) for value in P)
@@ -257,7 +258,7 @@ def cell_step(name: str):
     would compile it (4 s on a fresh install) for programs that never step a cell."""
     function, arguments = _CELLS[name]
     signature = types.boolean(*arguments)
-    return numba.njit(signature, cache=True, fastmath=True, error_model="numpy")(function)
+    return numba.njit(signature, **_OPTIONS)(function)
 
 
 @jit
