@@ -76,10 +76,16 @@ def loops(*arrays: np.ndarray):
     A kernel asks once per sequence, with the arrays it gets from outside; the ones it makes
     from them are float32 and C-ordered too.
     """
-    if not (ENABLED and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)):
+    if not ENABLED or blas_library() is None:
         return None
-    if blas_library() is None:
+    if arrays and not all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays):
         return None
+    return _imported_loops()
+
+
+@functools.cache
+def _imported_loops():
+    """The module ``_fused_loops``, imported once (a cell step asks for it at every step)."""
     from rnnkit.kernels import _fused_loops  # imports numba: a few tenths of a second, once
 
     return _fused_loops

@@ -89,33 +89,37 @@ class _Cell(Module):
         The compiled step checks the types (its signature), the shapes and the values itself: a
         stream of single examples pays little per step.
         """
-        if not (self._fused_cell and isinstance(x, np.ndarray) and x.ndim == 2):
+        name = self._fused_cell
+        if not (name and isinstance(x, np.ndarray) and x.ndim == 2):
             return None
-        fused = _fused.loops()
         batch = x.shape[0]
+        fused = _fused.loops()
         if fused is None or not 0 < batch <= FUSED_CELL_BATCH:
             return None
+        parts = self._state_parts
+        shape = (batch, self.hidden_size)
         if state is None:
-            state = (np.zeros((batch, self.hidden_size), np.float32),) * self._state_parts
-        elif self._state_parts == 1:
+            state = (np.zeros(shape, np.float32),) * parts
+        elif parts == 1:
             state = (state,)
-        if not (isinstance(state, tuple) and len(state) == self._state_parts):
+        if not (isinstance(state, tuple) and len(state) == parts):
             return None
         params = self.params
         if self.bias:
             biases = (params["bias_ih"], params["bias_hh"])
         else:
             biases = (np.zeros(self._gates * self.hidden_size, np.float32),) * 2  # (G*H,) each
-        shape = (batch, self.hidden_size)
-        new_state = (np.empty(shape, np.float32), np.empty(shape, np.float32))
-        new_state = new_state[: self._state_parts]  # (h,) or (h, c)
-        step = fused.cell_step(self._fused_cell)
-        weights = (params["weight_ih"], params["weight_hh"])
+        h = np.empty(shape, np.float32)
+        new_state = (h,) if parts == 1 else (h, np.empty(shape, np.float32))  # (h,) or (h, c)
         try:
-            done = step(x, *state, *weights, *biases, *new_state)
+            done = fused.cell_step(name)(
+                x, *state, params["weight_ih"], params["weight_hh"], *biases, *new_state
+            )
         except TypeError:  # not float32 C-ordered arrays: no signature of the step matches
             return None
-        return _checks.public_state(new_state) if done else None
+        if not done:
+            return None
+        return new_state[0] if parts == 1 else new_state
 
     def forward(self, x, state=None):
         """One step, training path: ``(new_state, backward)``.
