@@ -25,7 +25,7 @@ def test_rational_tanh_is_within_its_stated_error():
     gates[0, 2 * hidden : 3 * hidden] = x  # the g block becomes tanh(z_g)
     out = [np.empty((1, hidden), np.float32) for _ in range(3)]
     bias = np.zeros(4 * hidden, np.float32)
-    _fused.loops(gates).lstm_step(gates, bias, np.zeros((1, hidden), np.float32), *out)
+    _fused.loops(gates).lstm_step(gates, bias, np.zeros((1, hidden), np.float32), *out, 0, 1)
     error = np.abs(gates[0, 2 * hidden : 3 * hidden] - np.tanh(x.astype(np.float64)))
     assert error.max() < 3.2e-7
 
@@ -40,11 +40,11 @@ KERNELS = {  # id -> (kernel, its options)
 }
 
 
-def run(kernel, enabled: bool, monkeypatch, lengths, options=None):
+def run(kernel, enabled: bool, monkeypatch, lengths, options=None, batch=5):
     """Outputs and gradients of ``kernel`` on seeded random float32 data, fused or not."""
     monkeypatch.setattr(_fused, "ENABLED", enabled)
     rng = np.random.default_rng(0)
-    steps, batch, hidden = 7, 5, 12
+    steps, hidden = 7, 12
     width = GATES[kernel] * hidden
 
     def states():
@@ -55,8 +55,9 @@ def run(kernel, enabled: bool, monkeypatch, lengths, options=None):
 
     xw = 2 * rng.standard_normal((steps, batch, width), dtype=np.float32)
     state0 = states()
-    w_hh = rng.standard_normal((width, hidden), dtype=np.float32) / np.sqrt(hidden)
+    w_hh = (rng.standard_normal((width, hidden)) / np.sqrt(hidden)).astype(np.float32)
     b_hh, b_ih = (rng.standard_normal(width, dtype=np.float32) for _ in range(2))
+    assert (_fused.loops(xw, w_hh, b_hh, *state0) is not None) == enabled  # the path asked for
     y, state, cache = kernel.forward(xw, state0, w_hh, b_hh, lengths, b_ih, **(options or {}))
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     dh_record = np.zeros_like(y)  # dL/dh[t] at every step, as the diagnostics read it
@@ -89,6 +90,28 @@ def test_fused_forward_and_backward_match_numpy(name, monkeypatch, lengths):
     monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 60)  # 60 = B x H here: the RNN's loop compiled
     kernel, options = KERNELS[name]
     assert_fused_matches_numpy(kernel, options, lengths, monkeypatch)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_a_batch_split_between_two_threads_gives_the_same_numbers(name, monkeypatch):
+    """From SPLIT_BATCH sequences up the compiled loops run the batch in two halves side by
+    side (here 8 and 11 rows, ragged): the numbers are those of one loop over all rows, exactly,
+    and match the NumPy path."""
+    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 10**6)  # the RNN's forward loop compiled too
+    kernel, options = KERNELS[name]
+    batch = 19
+    lengths = np.random.default_rng(5).integers(1, 8, batch)
+    split = run(kernel, True, monkeypatch, lengths, options, batch)
+    monkeypatch.setattr(_fused, "SPLIT_BATCH", batch + 1)
+    whole = run(kernel, True, monkeypatch, lengths, options, batch)
+    reference = run(kernel, False, monkeypatch, lengths, options, batch)
+    split_grads = [split[1][0], *split[1][1], split[1][2], split[1][3]]
+    whole_grads = [whole[1][0], *whole[1][1], whole[1][2], whole[1][3]]
+    for ours, theirs in zip([*split[0], *split_grads], [*whole[0], *whole_grads], strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs in zip(split[0], reference[0], strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(split[1][2], reference[1][2], rtol=1e-5, atol=1e-5)  # dW_hh
 
 
 @LENGTHS
@@ -248,7 +271,7 @@ def test_step_backwards_match_numpy_in_place_or_not(in_place):
     ours_gates, dc_prev = gates.copy(), np.empty_like(dc)
     dz = ours_gates if in_place else np.empty_like(gates)
     scratch = np.empty(4 * hidden, np.float32)
-    fused.lstm_step_backward(dh, dc, ours_gates, c_prev, tanh_c, dz, dc_prev, scratch)
+    fused.lstm_step_backward(dh, dc, ours_gates, c_prev, tanh_c, dz, dc_prev, scratch, 0, batch)
     np.testing.assert_allclose(dz, expected_dz, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(dc_prev, expected_dc, rtol=1e-5, atol=1e-7)
 
@@ -259,7 +282,7 @@ def test_step_backwards_match_numpy_in_place_or_not(in_place):
     ours_gates = gates.copy()
     dxw = ours_gates if in_place else np.empty_like(gates)
     ours = [dxw, np.empty_like(gates), np.empty_like(dh)]
-    fused.gru_step_backward(dh, ours_gates, hw_n, h_prev, *ours)
+    fused.gru_step_backward(dh, ours_gates, hw_n, h_prev, *ours, 0, batch)
     for got, want in zip(ours, expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
@@ -288,3 +311,25 @@ def test_lstm_inference_runs_feature_major_from_its_batch_up(monkeypatch):
     numpy_y, numpy_state = layer(x, state=state)
     for got, want in zip((fused_y, *fused_state), (numpy_y, *numpy_state), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch, inner, width", [(1, 1, 1), (3, 5, 31), (13, 33, 70), (19, 8, 64)])
+def test_the_packed_product_equals_numpys_on_any_shape_and_row_range(batch, inner, width):
+    """``packed_product`` (register tiles of 8, 4, 2 and 1 rows, panels of PANEL columns, the
+    last one partial) computes rows first .. last - 1 of rows @ weight, with or without what
+    out held, and leaves the other rows alone."""
+    fused = _fused.loops(np.zeros(1, np.float32))
+    rng = np.random.default_rng(batch)
+    rows = rng.standard_normal((batch, inner), dtype=np.float32)
+    weight = rng.standard_normal((inner, width), dtype=np.float32)
+    held = rng.standard_normal((batch, width), dtype=np.float32)
+    first, last = batch // 3, batch
+    expected = held.copy()
+    expected[first:last] = rows[first:last] @ weight
+    packed = fused.pack(weight)
+    for accumulate in (False, True):
+        out = held.copy()
+        fused.packed_product(rows, packed, out, accumulate, first, last)
+        if accumulate:
+            expected[first:last] += held[first:last]
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

@@ -106,7 +106,7 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit")
 
 
-_TOGETHER = threading.Lock()  # one pair at a time: each sets the BLAS thread count
+_TOGETHER = threading.Lock()  # one pair at a time (each sets the BLAS thread count); no nesting
 
 
 def _after_fork_in_child() -> None:
@@ -138,7 +138,9 @@ def run_together(first, second, dtype: np.dtype) -> tuple:
     if blas is None:
         return first(), second()
     get_threads, set_threads = blas
-    with _TOGETHER:
+    if not _TOGETHER.acquire(blocking=False):  # a pair runs (this may be one of its tasks)
+        return first(), second()
+    try:
         threads = get_threads()
         if threads < 2:  # one BLAS thread asked for (OPENBLAS_NUM_THREADS=1 ...): one core
             return first(), second()
@@ -151,4 +153,21 @@ def run_together(first, second, dtype: np.dtype) -> tuple:
                 wait([other])
         finally:
             set_threads(threads)
+    finally:
+        _TOGETHER.release()
     return first_result, other.result()
+
+
+SPLIT_BATCH = 16  # from this batch up, a compiled time loop runs as two halves side by side
+
+
+def by_rows(run, batch: int) -> None:
+    """``run(first, last)`` over the rows 0 .. batch - 1 of a compiled time loop: from
+    SPLIT_BATCH rows up as two halves side by side (``run_together``), the first a multiple of
+    8 rows (the products' tile), else at once. The sequences of a batch never meet, so the
+    halves need no synchronisation and the results are the same either way."""
+    if batch < SPLIT_BATCH:
+        run(0, batch)
+        return
+    half = batch // 2 // 8 * 8
+    run_together(lambda: run(0, half), lambda: run(half, batch), np.float32)

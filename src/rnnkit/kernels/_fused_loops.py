@@ -11,6 +11,8 @@ import numpy as np
 from numba import types
 
 from rnnkit.kernels._fused import SGEMM, P, Q, blas_library
+from rnnkit.kernels._packed import pack as pack  # the kernels pack the weights they pass
+from rnnkit.kernels._packed import packed_product
 
 # cblas_sgemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), called by
 # name: the symbol is looked up when compiled (or cached) code is loaded, so the cache holds no
@@ -49,14 +51,14 @@ def _sigmoid(x):
 
 
 @jit
-def lstm_step(gates, bias, c_prev, h, c, tanh_c):
-    """In place: ``gates`` (B, 4H) from pre-activations less the bias (4H,), which is added
-    here (no pass of its own), to i, f, g, o; writes h, c, tanh(c) (each (B, H)). One inner
-    loop per quantity, over contiguous rows, so each vectorizes."""
-    batch, hidden = c_prev.shape
+def lstm_step(gates, bias, c_prev, h, c, tanh_c, first, last):
+    """In place, rows first .. last - 1: ``gates`` (B, 4H) from pre-activations less the bias
+    (4H,), which is added here (no pass of its own), to i, f, g, o; writes h, c, tanh(c) (each
+    (B, H)). One inner loop per quantity, over contiguous rows, so each vectorizes."""
+    hidden = c_prev.shape[1]
     b_i, b_f = bias[:hidden], bias[hidden : 2 * hidden]
     b_g, b_o = bias[2 * hidden : 3 * hidden], bias[3 * hidden :]
-    for b in range(batch):
+    for b in range(first, last):
         i = gates[b, :hidden]
         f = gates[b, hidden : 2 * hidden]
         g = gates[b, 2 * hidden : 3 * hidden]
@@ -78,16 +80,17 @@ def lstm_step(gates, bias, c_prev, h, c, tanh_c):
 
 
 @jit
-def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev, scratch):
-    """Writes dz (B, 4H) and dc_prev (B, H) from dh, dc at h[t], c[t] (see lstm.py); dz may be
+def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev, scratch, first, last):
+    """Writes rows first .. last - 1 of dz (B, 4H) and dc_prev (B, H) from dh, dc at h[t], c[t]
+    (see lstm.py); dz may be
     ``gates`` itself; scratch (4H,) is working room. Each inner loop writes one array, over
     one-dimensional row views, and dz's row is written last, copied from the scratch row: so
     every loop vectorizes (with dz written in place as it is read, LLVM's overlap checks failed
     and the loops ran one value at a time, 3.5x slower)."""
-    batch, hidden = c_prev.shape
+    hidden = c_prev.shape[1]
     s_i, s_f = scratch[:hidden], scratch[hidden : 2 * hidden]
     s_g, s_o = scratch[2 * hidden : 3 * hidden], scratch[3 * hidden :]
-    for b in range(batch):
+    for b in range(first, last):
         i, f = gates[b, :hidden], gates[b, hidden : 2 * hidden]
         g, o = gates[b, 2 * hidden : 3 * hidden], gates[b, 3 * hidden :]
         dh_b, dc_b, c_prev_b, t, d_c = dh[b], dc[b], c_prev[b], tanh_c[b], dc_prev[b]
@@ -107,14 +110,15 @@ def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev, scratch):
 
 
 @jit
-def gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, hw_n):
-    """In place: ``gates`` (B, 3H) from x @ W_ih.T to r, z, n; writes h (B, H), as
+def gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, hw_n, first, last):
+    """In place, rows first .. last - 1: ``gates`` (B, 3H) from x @ W_ih.T to r, z, n; writes
+    h (B, H), as
     ``gru.step``, and hw_n (B, H), the hidden product's n block with its bias (the backward
     reads it). hw (B, 3H) is h_prev @ W_hh.T; the biases (3H,) are added here, as they are read."""
-    batch, hidden = h_prev.shape
+    hidden = h_prev.shape[1]
     b_ir, b_iz, b_in = bias_ih[:hidden], bias_ih[hidden : 2 * hidden], bias_ih[2 * hidden :]
     b_hr, b_hz, b_hn = bias_hh[:hidden], bias_hh[hidden : 2 * hidden], bias_hh[2 * hidden :]
-    for b in range(batch):
+    for b in range(first, last):
         r = gates[b, :hidden]
         z = gates[b, hidden : 2 * hidden]
         n = gates[b, 2 * hidden :]
@@ -134,13 +138,14 @@ def gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, hw_n):
 
 
 @jit
-def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct):
-    """Writes dxw, dhw (B, 3H) and dh_direct (B, H) from dh at h[t], as ``gru.step_backward``
+def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct, first, last):
+    """Writes rows first .. last - 1 of dxw, dhw (B, 3H) and dh_direct (B, H) from dh at h[t],
+    as ``gru.step_backward``
     (dxw may be ``gates``). As ``lstm_step_backward``: one written array per inner loop, the
     gradients made in dhw's row and copied to dxw's once r, z, n have been read, so that
     every loop vectorizes."""
-    batch, hidden = h_prev.shape
-    for b in range(batch):
+    hidden = h_prev.shape[1]
+    for b in range(first, last):
         r, z, n = gates[b, :hidden], gates[b, hidden : 2 * hidden], gates[b, 2 * hidden :]
         dx_r, dx_z, dx_n = dxw[b, :hidden], dxw[b, hidden : 2 * hidden], dxw[b, 2 * hidden :]
         dh_r, dh_z, dh_n = dhw[b, :hidden], dhw[b, hidden : 2 * hidden], dhw[b, 2 * hidden :]
@@ -221,7 +226,8 @@ def _lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh, h, c):
     gates = np.empty((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 4H)
     _product(x, weight_ih, gates, True, _ZERO)
     _product(h_prev, weight_hh, gates, True, _ONE)
-    lstm_step(gates, bias_ih + bias_hh, c_prev, h, c, np.empty_like(c))  # last: tanh(c), not kept
+    tanh_c = np.empty_like(c)  # (B, H), not kept
+    lstm_step(gates, bias_ih + bias_hh, c_prev, h, c, tanh_c, 0, x.shape[0])
     return True
 
 
@@ -240,7 +246,8 @@ def _gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, h):
     _product(x, weight_ih, gates, True, _ZERO)
     hw = np.empty_like(gates)  # (B, 3H)
     _product(h_prev, weight_hh, hw, True, _ZERO)
-    gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, np.empty_like(h))  # the last: not kept
+    hw_n = np.empty_like(h)  # (B, H), not kept
+    gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, hw_n, 0, x.shape[0])
     return True
 
 
@@ -262,50 +269,74 @@ def cell_step(name: str):
 
 
 @jit
-def _keep_running(masks_t, new, state):
-    """state[b] = new[b] for the sequences still running (masks_t (B, 1) > 0)."""
-    for b in range(state.shape[0]):
-        if masks_t[b, 0] > 0:
+def _copy_rows(source, target, first, last):
+    """target[first:last] = source[first:last], for (B, H) arrays."""
+    for b in range(first, last):
+        target[b] = source[b]
+
+
+@jit
+def _keep_running(masks, t, new, state, first, last):
+    """state[b] = new[b], rows first .. last - 1, for the sequences still running at step t;
+    masks (T, B, 1) or None (every sequence runs)."""
+    if masks is None:
+        _copy_rows(new, state, first, last)
+        return
+    for b in range(first, last):
+        if masks[t, b, 0] > 0:
             state[b] = new[b]
 
 
 @jit
-def _zero_rows(masks, t, values, running):
-    """values[b] = 0 for every sequence b that is still running at step t (``running`` True) or
-    is not (False); masks (T, B, 1) or None (every sequence runs)."""
+def _zero_rows(masks, t, values, running, first, last):
+    """values[b] = 0, rows first .. last - 1, for every sequence b that is still running at step
+    t (``running`` True) or is not (False); masks (T, B, 1) or None (every sequence runs)."""
     if masks is None:
         if running:
-            values[:] = 0
+            values[first:last] = 0
         return
-    for b in range(values.shape[0]):
+    for b in range(first, last):
         if (masks[t, b, 0] > 0) == running:
             values[b] = 0
 
 
 @jit
-def _gradient_at_step(masks, t, dy, dh, out):
-    """out = m[t] * (dy[t] + dh): the gradient reaching the h[t] a step computed (y[t] = h[t],
-    which also feeds step t+1; zero past a sequence's end)."""
-    np.add(dy[t], dh, out)
-    _zero_rows(masks, t, out, False)
+def _gradient_at_step(masks, t, dy, dh, out, first, last):
+    """out = m[t] * (dy[t] + dh), rows first .. last - 1: the gradient reaching the h[t] a step
+    computed (y[t] = h[t], which also feeds step t+1; zero past a sequence's end)."""
+    for b in range(first, last):
+        dy_b, dh_b, out_b = dy[t, b], dh[b], out[b]
+        for j in range(out_b.shape[0]):
+            out_b[j] = dy_b[j] + dh_b[j]
+    _zero_rows(masks, t, out, False, first, last)
 
 
 @jit
-def lstm_sequence(gates, bias, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c):
+def _add_rows(source, target, first, last):
+    """target[first:last] += source[first:last], for (B, H) arrays."""
+    for b in range(first, last):
+        source_b, target_b = source[b], target[b]
+        for j in range(target_b.shape[0]):
+            target_b[j] += source_b[j]
+
+
+# The time loops below run rows first .. last - 1 of the batch: the sequences of a batch never
+# meet, so two threads may run the two halves side by side (``_fused.by_rows``). Each takes the
+# recurrent weight packed once (``pack``) for its products.
+
+
+@jit
+def lstm_sequence(gates, bias, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c, first, last):
     """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw and become i, f, g, o; bias (4H,)
-    is b_ih + b_hh (zeros without biases), added by ``lstm_step``; w_hh_t is W_hh.T (H, 4H),
-    C-ordered; masks (T, B, 1) or None. Writes hs, cs, tanh_cs (T, B, H), the final h, c (B, H)."""
-    h[:] = h0
-    c[:] = c0
+    is b_ih + b_hh (zeros without biases), added by ``lstm_step``; w_hh_t is ``pack(W_hh.T)``;
+    masks (T, B, 1) or None. Writes hs, cs, tanh_cs (T, B, H), the final h, c (B, H)."""
+    _copy_rows(h0, h, first, last)
+    _copy_rows(c0, c, first, last)
     for t in range(gates.shape[0]):
-        _product(h, w_hh_t, gates[t], False, _ONE)
-        lstm_step(gates[t], bias, c, hs[t], cs[t], tanh_cs[t])
-        if masks is None:
-            h[:] = hs[t]
-            c[:] = cs[t]
-        else:
-            _keep_running(masks[t], hs[t], h)
-            _keep_running(masks[t], cs[t], c)
+        packed_product(h, w_hh_t, gates[t], True, first, last)
+        lstm_step(gates[t], bias, c, hs[t], cs[t], tanh_cs[t], first, last)
+        _keep_running(masks, t, hs[t], h, first, last)
+        _keep_running(masks, t, cs[t], c, first, last)
 
 
 @jit
@@ -334,70 +365,75 @@ def lstm_sequence_features(xw, w_hh, h0, c, hs):
 
 
 @jit
-def lstm_sequence_backward(dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record):
+def lstm_sequence_backward(
+    dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record, first, last
+):
     """``lstm.backward``'s time loop: writes dz (T, B, 4H) and dh_record (T, B, H) unless None;
-    dh, dc (B, H) come in at the final state and leave as the gradients at the initial one."""
+    dh, dc (B, H) come in at the final state and leave as the gradients at the initial one;
+    w_hh is ``pack(W_hh)``."""
     dh_t = np.empty_like(dh)
     dc_t = np.empty_like(dc)
     dc_prev = np.empty_like(dc)
     scratch = np.empty(gates.shape[2], np.float32)  # (4H,), lstm_step_backward's working row
     for t in range(gates.shape[0] - 1, -1, -1):
         c_prev = c0 if t == 0 else cs[t - 1]
-        _gradient_at_step(masks, t, dy, dh, dh_t)
-        dc_t[:] = dc
-        _zero_rows(masks, t, dc_t, False)  # the state is m * c[t] + (1 - m) * c[t-1]
-        lstm_step_backward(dh_t, dc_t, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev, scratch)
-        _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
-        _zero_rows(masks, t, dc, True)
-        dc += dc_prev
-        _product(dz[t], w_hh, dh, False, _ONE)  # z[t] = ... + h[t-1] @ W_hh.T
+        _gradient_at_step(masks, t, dy, dh, dh_t, first, last)
+        _copy_rows(dc, dc_t, first, last)
+        _zero_rows(masks, t, dc_t, False, first, last)  # the state is m c[t] + (1 - m) c[t-1]
+        lstm_step_backward(
+            dh_t, dc_t, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev, scratch, first, last
+        )
+        _zero_rows(masks, t, dh, True, first, last)  # a frozen state passes its gradient on
+        _zero_rows(masks, t, dc, True, first, last)
+        _add_rows(dc_prev, dc, first, last)
+        packed_product(dz[t], w_hh, dh, True, first, last)  # z[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:
-            dh_record[t] = dh_t
+            _copy_rows(dh_t, dh_record[t], first, last)
 
 
 @jit
-def gru_sequence(xw, b_ih, h0, w_hh_t, b_hh, masks, hs, hw_ns, h):
-    """``gru.forward``'s time loop: xw (T, B, 3H) becomes r, z, n; w_hh_t is W_hh.T (H, 3H),
-    C-ordered; b_ih, b_hh (3H,) (zeros without biases), added by ``gru_step``; masks (T, B, 1)
-    or None. Writes hs and hw_ns (T, B, H) and the final state h (B, H)."""
+def gru_sequence(xw, b_ih, h0, w_hh_t, b_hh, masks, hs, hw_ns, h, first, last):
+    """``gru.forward``'s time loop: xw (T, B, 3H) becomes r, z, n; w_hh_t is ``pack(W_hh.T)``;
+    b_ih, b_hh (3H,) (zeros without biases), added by ``gru_step``; masks (T, B, 1) or None.
+    Writes hs and hw_ns (T, B, H) and the final state h (B, H)."""
     hw = np.empty(xw.shape[1:], np.float32)  # (B, 3H)
-    h[:] = h0
+    _copy_rows(h0, h, first, last)
     for t in range(xw.shape[0]):
-        _product(h, w_hh_t, hw, False, _ZERO)
-        gru_step(xw[t], b_ih, hw, b_hh, h, hs[t], hw_ns[t])
-        if masks is None:
-            h[:] = hs[t]
-        else:
-            _keep_running(masks[t], hs[t], h)
+        packed_product(h, w_hh_t, hw, False, first, last)
+        gru_step(xw[t], b_ih, hw, b_hh, h, hs[t], hw_ns[t], first, last)
+        _keep_running(masks, t, hs[t], h, first, last)
 
 
 @jit
-def gru_sequence_backward(dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, dh_record):
+def gru_sequence_backward(
+    dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, dh_record, first, last
+):
     """``gru.backward``'s time loop: writes dxw, dhw (T, B, 3H) and dh_record (T, B, H) unless
-    None; dh (B, H) comes in at the final state and leaves as the gradient at the initial one."""
+    None; dh (B, H) comes in at the final state and leaves as the gradient at the initial one;
+    w_hh is ``pack(W_hh)``."""
     dh_t = np.empty_like(dh)
     dh_direct = np.empty_like(dh)
     for t in range(gates.shape[0] - 1, -1, -1):
         h_prev = h0 if t == 0 else hs[t - 1]
-        _gradient_at_step(masks, t, dy, dh, dh_t)
-        gru_step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct)
-        _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
-        dh += dh_direct
-        _product(dhw[t], w_hh, dh, False, _ONE)  # hw[t] = h[t-1] @ W_hh.T + b_hh
+        _gradient_at_step(masks, t, dy, dh, dh_t, first, last)
+        gru_step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct, first, last)
+        _zero_rows(masks, t, dh, True, first, last)  # a frozen state passes its gradient on
+        _add_rows(dh_direct, dh, first, last)
+        packed_product(dhw[t], w_hh, dh, True, first, last)  # hw[t] = h[t-1] @ W_hh.T + b_hh
         if dh_record is not None:
-            dh_record[t] = dh_t
+            _copy_rows(dh_t, dh_record[t], first, last)
 
 
 @jit
-def rnn_sequence(hs, bias, h0, w_hh_t, relu, masks, h):
+def rnn_sequence(hs, bias, h0, w_hh_t, relu, masks, h, first, last):
     """``rnn.forward``'s time loop: hs (T, B, H) hold xw and become h[t]; bias (H,) is b_ih +
-    b_hh (zeros without biases), added as the nonlinearity reads a; w_hh_t is W_hh.T (H, H),
-    C-ordered; relu: True for relu, False for tanh; masks (T, B, 1) or None. Writes h (B, H)."""
-    h[:] = h0
+    b_hh (zeros without biases), added as the nonlinearity reads a; w_hh_t is ``pack(W_hh.T)``;
+    relu: True for relu, False for tanh; masks (T, B, 1) or None. Writes h (B, H)."""
+    _copy_rows(h0, h, first, last)
     for t in range(hs.shape[0]):
         a = hs[t]
-        _product(h, w_hh_t, a, False, _ONE)
-        for b in range(a.shape[0]):
+        packed_product(h, w_hh_t, a, True, first, last)
+        for b in range(first, last):
             row = a[b]
             if relu:
                 for j in range(row.shape[0]):
@@ -405,20 +441,18 @@ def rnn_sequence(hs, bias, h0, w_hh_t, relu, masks, h):
             else:  # libm's tanh, not _tanh: an RNN's gradients amplify its error through time
                 for j in range(row.shape[0]):
                     row[j] = math.tanh(row[j] + bias[j])
-        if masks is None:
-            h[:] = a
-        else:
-            _keep_running(masks[t], a, h)
+        _keep_running(masks, t, a, h, first, last)
 
 
 @jit
-def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record):
+def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record, first, last):
     """``rnn.backward``'s time loop: writes da (T, B, H) and dh_record (T, B, H) unless None;
-    dh (B, H) comes in at the final state and leaves as the gradient at the initial one."""
+    dh (B, H) comes in at the final state and leaves as the gradient at the initial one; w_hh
+    is ``pack(W_hh)``."""
     dh_t = np.empty_like(dh)
     for t in range(hs.shape[0] - 1, -1, -1):
-        _gradient_at_step(masks, t, dy, dh, dh_t)
-        for b in range(dh.shape[0]):
+        _gradient_at_step(masks, t, dy, dh, dh_t, first, last)
+        for b in range(first, last):
             h_b, dh_b, da_b = hs[t, b], dh_t[b], da[t, b]
             if relu:
                 for j in range(h_b.shape[0]):
@@ -426,7 +460,7 @@ def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record):
             else:
                 for j in range(h_b.shape[0]):
                     da_b[j] = dh_b[j] * (_ONE - h_b[j] * h_b[j])  # d tanh(a) = 1 - h^2
-        _zero_rows(masks, t, dh, True)  # a frozen state passes its gradient on unchanged
-        _product(da[t], w_hh, dh, False, _ONE)  # a[t] = ... + h[t-1] @ W_hh.T
+        _zero_rows(masks, t, dh, True, first, last)  # a frozen state passes its gradient on
+        packed_product(da[t], w_hh, dh, True, first, last)  # a[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:
-            dh_record[t] = dh_t
+            _copy_rows(dh_t, dh_record[t], first, last)

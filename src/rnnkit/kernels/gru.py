@@ -80,8 +80,13 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
     fused = _fused.loops(xw, h, w_hh, input_bias, hidden_bias)
     if fused:  # the whole loop in one compiled call
         h_n = np.empty_like(h)
-        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H)
-        fused.gru_sequence(xw, input_bias, h, w_hh_t, hidden_bias, masks, hs, hw_ns, h_n)
+        w_hh_t = fused.pack(np.ascontiguousarray(w_hh.T))  # W_hh.T (H, 3H), packed
+        _fused.by_rows(
+            lambda first, last: fused.gru_sequence(
+                xw, input_bias, h, w_hh_t, hidden_bias, masks, hs, hw_ns, h_n, first, last
+            ),
+            h_n.shape[0],
+        )
         h = h_n
     else:
         if b_ih is not None:
@@ -119,8 +124,12 @@ def backward(dy, dstate, cache, dh_record=None):
     fused = _fused.loops(gates, h0, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
     if fused:  # the whole loop, compiled
         dh = np.array(dh, order="C")  # the loop updates it in place
-        fused.gru_sequence_backward(
-            np.ascontiguousarray(dy), dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, dh_record
+        dy, packed = np.ascontiguousarray(dy), fused.pack(w_hh)  # W_hh (3H, H), packed
+        _fused.by_rows(
+            lambda first, last: fused.gru_sequence_backward(
+                dy, dh, gates, hs, hw_ns, h0, packed, masks, dxw, dhw, dh_record, first, last
+            ),
+            dh.shape[0],
         )
     else:
         dh_direct = np.empty_like(dh)  # (B, H), read at once by each step

@@ -81,8 +81,13 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
     fused = _fused.loops(gates, c, w_hh, bias)
     if fused:  # the whole loop in one compiled call, the biases added step by step
         h_n, c_n = np.empty_like(c), np.empty_like(c)
-        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H)
-        fused.lstm_sequence(gates, bias, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n)
+        w_hh_t = fused.pack(np.ascontiguousarray(w_hh.T))  # W_hh.T (H, 4H), packed
+        _fused.by_rows(
+            lambda first, last: fused.lstm_sequence(
+                gates, bias, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n, first, last
+            ),
+            batch,
+        )
         h, c = h_n, c_n
     else:
         gates += bias
@@ -152,8 +157,12 @@ def backward(dy, dstate, cache, dh_record=None):
     fused = _fused.loops(gates, c0, dc, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
     if fused:  # the whole loop, compiled
         dh, dc = np.array(dh, order="C"), dc.copy()  # the loop updates them in place
-        fused.lstm_sequence_backward(
-            np.ascontiguousarray(dy), dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record
+        dy, packed = np.ascontiguousarray(dy), fused.pack(w_hh)  # W_hh (4H, H), packed
+        _fused.by_rows(
+            lambda first, last: fused.lstm_sequence_backward(
+                dy, dh, dc, gates, cs, tanh_cs, c0, packed, masks, dz, dh_record, first, last
+            ),
+            dh.shape[0],
         )
     else:
         dc_buffers = (np.empty_like(dc), np.empty_like(dc))  # alternate: step t reads the other

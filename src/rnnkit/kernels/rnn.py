@@ -69,8 +69,13 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None, nonlinearity="tanh"):
     w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
     if _whole_loop(fused, hs.shape[1], w_hh, nonlinearity):  # one compiled call, biases in it
         h_n = np.empty_like(h)
-        relu = nonlinearity == "relu"
-        fused.rnn_sequence(hs, bias, h, w_hh_t, relu, masks, h_n)
+        relu, packed = nonlinearity == "relu", fused.pack(w_hh_t)  # W_hh.T (H, H), packed
+        _fused.by_rows(
+            lambda first, last: fused.rnn_sequence(
+                hs, bias, h, packed, relu, masks, h_n, first, last
+            ),
+            h_n.shape[0],
+        )
         h = h_n
     else:
         hs += bias
@@ -102,9 +107,13 @@ def backward(dy, dstate, cache, dh_record=None):
     da = np.empty_like(hs)  # (T, B, H)
     fused = _fused.loops(hs, w_hh) if dy.dtype == dh.dtype == hs.dtype else None
     if fused:  # the whole loop, compiled at every size (no tanh to take here)
-        relu = nonlinearity == "relu"
-        fused.rnn_sequence_backward(
-            np.ascontiguousarray(dy), dh, hs, w_hh, relu, masks, da, dh_record
+        relu, packed = nonlinearity == "relu", fused.pack(w_hh)  # W_hh (H, H), packed
+        dy = np.ascontiguousarray(dy)
+        _fused.by_rows(
+            lambda first, last: fused.rnn_sequence_backward(
+                dy, dh, hs, packed, relu, masks, da, dh_record, first, last
+            ),
+            dh.shape[0],
         )
     else:
         for t in reversed(range(hs.shape[0])):
