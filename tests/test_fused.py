@@ -209,10 +209,13 @@ def test_run_together_returns_both_results_in_order_and_passes_errors_on():
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 def test_bidirectional_layers_give_the_same_numbers_with_directions_side_by_side(cell, monkeypatch):
+    """The directions side by side, and a batch of SPLIT_BATCH or more in each (whose halves
+    then run one after the other: one pair at a time): the numbers of one thread."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((9, 5, 4), dtype=np.float32)
-    lengths = np.array([9, 4, 1, 9, 6])
-    dy = rng.standard_normal((9, 5, 12), dtype=np.float32)
+    batch = _fused.SPLIT_BATCH + 1
+    x = rng.standard_normal((9, batch, 4), dtype=np.float32)
+    lengths = rng.integers(1, 10, batch)
+    dy = rng.standard_normal((9, batch, 12), dtype=np.float32)
 
     def outputs_and_gradients():
         layer = getattr(rnnkit, cell)(4, 6, 2, bidirectional=True, seed=0)
@@ -285,32 +288,6 @@ def test_step_backwards_match_numpy_in_place_or_not(in_place):
     fused.gru_step_backward(dh, ours_gates, hw_n, h_prev, *ours, 0, batch)
     for got, want in zip(ours, expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
-
-
-def test_lstm_inference_runs_feature_major_from_its_batch_up(monkeypatch):
-    """``lstm.infer`` takes equal-length float32 batches of FEATURE_MAJOR_BATCH and more (None
-    otherwise: the layer then runs ``forward``), and gives the NumPy path's numbers."""
-    monkeypatch.setattr(_fused, "ENABLED", True)  # whatever RNNKIT_FUSED says
-    batch = lstm.FEATURE_MAJOR_BATCH
-    layer = rnnkit.LSTM(5, 7, 2, bidirectional=True, seed=0)
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((6, batch, 5), dtype=np.float32)
-    state = tuple(rng.standard_normal((4, batch, 7), dtype=np.float32) for _ in range(2))
-    weights = [layer.params[f"{role}_l0"] for role in ("weight_ih", "weight_hh", "bias_ih")]
-    first = (state[0][0], state[1][0])  # (h0, c0) of the first layer's forward direction
-
-    def infer(inputs, lengths=None):
-        return lstm.infer(inputs, first, *weights, layer.params["bias_hh_l0"], lengths)
-
-    assert infer(x) is not None
-    assert infer(np.ascontiguousarray(x[:, 1:])) is None  # one sequence fewer
-    assert infer(x, np.full(batch, 6)) is None  # lengths: the ragged path
-    assert infer(x.astype(np.float64)) is None
-    fused_y, fused_state = layer(x, state=state)
-    monkeypatch.setattr(_fused, "ENABLED", False)
-    numpy_y, numpy_state = layer(x, state=state)
-    for got, want in zip((fused_y, *fused_state), (numpy_y, *numpy_state), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("batch, inner, width", [(1, 1, 1), (3, 5, 31), (13, 33, 70), (19, 8, 64)])

@@ -1,5 +1,6 @@
 """rnnkit: recurrent neural networks in NumPy with hand-derived, exact BPTT."""
 
+from rnnkit import _environment  # noqa: F401 (first: before NumPy loads OpenBLAS)
 from rnnkit.io.models import load, register, save
 from rnnkit.nn import (
     GRU,

@@ -55,7 +55,19 @@ def _timed(run) -> float:
     return time.perf_counter() - start
 
 
-PAUSE = 0.2  # seconds before each timed call: OpenBLAS's idle threads spin ~0.1 s, then sleep
+PAUSE = 0.2  # seconds before each timed call: the other library's idle threads go to sleep
+# Seconds of untimed calls between the pause and the timed call: after a pause this machine
+# ran slower for its first ~0.1 s of work (LSTM inference at (32, 100, 64, 128): 9.7 ms after
+# one untimed call, 6.9 ms after 0.1 s of them, as in calls back to back).
+WARM_UP = 0.1
+
+
+def _warm_up(run) -> None:
+    """``run()`` at least once, and again until WARM_UP seconds have passed."""
+    start = time.perf_counter()
+    run()
+    while time.perf_counter() - start < WARM_UP:
+        run()
 
 
 def case_functions(library: str, case: tuple) -> dict:
@@ -135,7 +147,8 @@ def serve(library: str) -> None:
     """One library's timing process (``python -c "from rnnkit._speed import serve; ..."``), one
     JSON request per line on stdin, one answer per line on stdout: ['case', case, warmup] builds
     and warms up the case's functions; ['time', mode] answers the seconds of one call, made after
-    a pause of PAUSE seconds and an untimed call. Errors go back as ['error', text]."""
+    a pause of PAUSE seconds and WARM_UP seconds of untimed calls. Errors go back as
+    ['error', text]."""
     functions = {}
     for line in sys.stdin:
         request = json.loads(line)
@@ -150,7 +163,7 @@ def serve(library: str) -> None:
             else:
                 run = functions[request[1]]
                 time.sleep(PAUSE)
-                run()
+                _warm_up(run)
                 answer = ["ok", _timed(run)]
         except Exception as error:  # noqa: BLE001 (reported by the coordinating process)
             answer = ["error", f"{library}: {type(error).__name__}: {error}"]

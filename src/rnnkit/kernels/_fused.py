@@ -6,17 +6,14 @@
   replaced by a rational approximation (absolute error below 3.2e-7 in float32, against 6e-8 for
   NumPy's) and the logistic function taken from it.
 - Whole time loops (``lstm_sequence``, ``gru_sequence``, ``rnn_sequence`` and their backward
-  loops), recurrent product included: no Python runs between steps. The product calls the
-  OpenBLAS that NumPy's wheels bundle (``blas_library``) straight from the compiled loop. The
-  RNN's forward loop uses libm's tanh (the approximation's error, amplified through time, failed the
-  PyTorch parity tests), one value at a time, so it runs for small steps only
-  (``rnn.WHOLE_LOOP_UNITS``).
-- LSTM inference from ``lstm.FEATURE_MAJOR_BATCH`` sequences up (``lstm_sequence_features``):
-  the time loop on transposed, feature-major steps, whose (4H x H)(H x B) products OpenBLAS
-  computes faster than the (B x H)(H x 4H) ones of the batch-major loops.
+  loops), recurrent product included: no Python runs between steps. Each step's product runs
+  against the recurrent weight packed once per sequence (``_packed``), and from SPLIT_BATCH
+  sequences up the batch runs in two halves side by side (``by_rows``). The RNN's forward loop
+  uses libm's tanh (the approximation's error, amplified through time, failed the PyTorch
+  parity tests), one value at a time, so it runs for small steps only (``rnn.WHOLE_LOOP_UNITS``).
 - One cell step for streaming inference (``cell_step``: ``lstm_cell``, ``gru_cell``).
 - ``run_together``: two tasks side by side in threads (the directions of a bidirectional
-  layer), the loops releasing the GIL.
+  layer, or the two halves of a batch), the loops releasing the GIL.
 
 They run for float32 only: float64 (the finite-difference checks) always takes the NumPy path.
 
@@ -42,6 +39,10 @@ import numpy as np
 ENABLED = (
     importlib.util.find_spec("numba") is not None and os.environ.get("RNNKIT_FUSED", "1") != "0"
 )
+
+# numba's options for every compiled loop. error_model numpy: no division-by-zero checks (they
+# stop loops from vectorizing); nogil: two loops may run side by side; cache: compiled once.
+COMPILE_OPTIONS = {"cache": True, "fastmath": True, "error_model": "numpy", "nogil": True}
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on [-9, 9] (and +-1 beyond: 1 - tanh(9) = 3e-8), coefficients
 # fitted here by iterated weighted least squares; lowest power first.

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 from numba import types
 
-from rnnkit.kernels._fused import SGEMM, P, Q, blas_library
+from rnnkit.kernels._fused import COMPILE_OPTIONS, SGEMM, P, Q, blas_library
 from rnnkit.kernels._packed import pack as pack  # the kernels pack the weights they pass
 from rnnkit.kernels._packed import packed_product
 
@@ -26,9 +26,7 @@ _sgemm = types.ExternalFunction(
 )  # fmt: skip
 _ROW_MAJOR, _NO_TRANS, _TRANS = np.int32(101), np.int32(111), np.int32(112)  # CBLAS enums
 
-# error_model numpy: no division-by-zero checks; nogil: two loops may run side by side
-_OPTIONS = {"cache": True, "fastmath": True, "error_model": "numpy", "nogil": True}
-jit = numba.njit(**_OPTIONS)
+jit = numba.njit(**COMPILE_OPTIONS)
 inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
 _F = np.float32
 _P0, _P1, _P2, _P3, _P4 = (_F(value) for value in P)
@@ -169,15 +167,14 @@ def gru_step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct, first, last)
 
 
 @jit
-def _product(rows, weight, out, transposed, beta):
-    """out (B, G) = beta * out + rows (B, K) @ weight (K, G), or @ weight.T for weight (G, K)
-    when ``transposed``; all C-ordered; beta 0 or 1. One cblas_sgemm call: from the compiled
-    loops it costs less than the loop's own code at every size measured (1 x 32 x 32 up)."""
+def _product(rows, weight, out, beta):
+    """out (B, G) = beta * out + rows (B, K) @ weight.T for weight (G, K); all C-ordered; beta 0
+    or 1. One cblas_sgemm call, for the cell steps: for one step, packing the weight
+    (``_packed``) would cost more than the product."""
     batch, inner = rows.shape
     width = out.shape[1]
-    trans, stride = (_TRANS, inner) if transposed else (_NO_TRANS, width)
-    _sgemm(_ROW_MAJOR, _NO_TRANS, trans, batch, width, inner, _ONE, rows.ctypes.data, inner,
-           weight.ctypes.data, stride, beta, out.ctypes.data, width)  # fmt: skip
+    _sgemm(_ROW_MAJOR, _NO_TRANS, _TRANS, batch, width, inner, _ONE, rows.ctypes.data, inner,
+           weight.ctypes.data, inner, beta, out.ctypes.data, width)  # fmt: skip
 
 
 _EXPONENT = np.uint32(0x7F800000)  # float32 bits of the exponent: all set for NaN and inf
@@ -224,8 +221,8 @@ def _lstm_cell(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh, h, c):
     ):
         return False
     gates = np.empty((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 4H)
-    _product(x, weight_ih, gates, True, _ZERO)
-    _product(h_prev, weight_hh, gates, True, _ONE)
+    _product(x, weight_ih, gates, _ZERO)
+    _product(h_prev, weight_hh, gates, _ONE)
     tanh_c = np.empty_like(c)  # (B, H), not kept
     lstm_step(gates, bias_ih + bias_hh, c_prev, h, c, tanh_c, 0, x.shape[0])
     return True
@@ -243,9 +240,9 @@ def _gru_cell(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, h):
     ):
         return False
     gates = np.empty((x.shape[0], weight_ih.shape[0]), np.float32)  # (B, 3H): xw
-    _product(x, weight_ih, gates, True, _ZERO)
+    _product(x, weight_ih, gates, _ZERO)
     hw = np.empty_like(gates)  # (B, 3H)
-    _product(h_prev, weight_hh, hw, True, _ZERO)
+    _product(h_prev, weight_hh, hw, _ZERO)
     hw_n = np.empty_like(h)  # (B, H), not kept
     gru_step(gates, bias_ih, hw, bias_hh, h_prev, h, hw_n, 0, x.shape[0])
     return True
@@ -265,7 +262,7 @@ def cell_step(name: str):
     would compile it (4 s on a fresh install) for programs that never step a cell."""
     function, arguments = _CELLS[name]
     signature = types.boolean(*arguments)
-    return numba.njit(signature, **_OPTIONS)(function)
+    return numba.njit(signature, **COMPILE_OPTIONS)(function)
 
 
 @jit
@@ -337,31 +334,6 @@ def lstm_sequence(gates, bias, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c, fir
         lstm_step(gates[t], bias, c, hs[t], cs[t], tanh_cs[t], first, last)
         _keep_running(masks, t, hs[t], h, first, last)
         _keep_running(masks, t, cs[t], c, first, last)
-
-
-@jit
-def lstm_sequence_features(xw, w_hh, h0, c, hs):
-    """``lstm.infer``'s time loop, feature-major: xw (T, 4H, B) holds W_ih x[t]^T + both biases
-    and is overwritten; w_hh (4H, H); h0 (H, B) is h[-1]^T; c (H, B) comes in as c[-1]^T and
-    leaves as c[T-1]^T; writes hs (T, H, B), h[t]^T. Each step's product is (4H x H)(H x B)
-    into xw[t]; each gate is then a block of H*B contiguous values, one loop per quantity."""
-    steps, four_hidden, batch = xw.shape
-    hidden = four_hidden // 4
-    units = hidden * batch
-    cell = c.ravel()  # (H*B,), a view
-    for t in range(steps):
-        h_prev = h0 if t == 0 else hs[t - 1]
-        z = xw[t]
-        _sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, four_hidden, batch, hidden, _ONE, w_hh.ctypes.data,
-               hidden, h_prev.ctypes.data, batch, _ONE, z.ctypes.data, batch)  # fmt: skip
-        gates = z.ravel()  # (4H*B,): i, f, g, o, each H*B values
-        i, f = gates[:units], gates[units : 2 * units]
-        g, o = gates[2 * units : 3 * units], gates[3 * units :]
-        h = hs[t].ravel()
-        for n in range(units):
-            cell[n] = _sigmoid(f[n]) * cell[n] + _sigmoid(i[n]) * _tanh(g[n])
-        for n in range(units):
-            h[n] = _sigmoid(o[n]) * _tanh(cell[n])
 
 
 @jit

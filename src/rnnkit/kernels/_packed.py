@@ -17,6 +17,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from rnnkit.kernels._fused import COMPILE_OPTIONS
+
 # Vector registers: 32 of 16 floats with AVX-512, 16 of 8 without. A tile holds ROWS x VECTORS
 # accumulators, plus VECTORS for the weight's row and one for the broadcast value.
 LANES = 16 if llvmlite.binding.get_host_cpu_features().get("avx512f") else 8
@@ -24,8 +26,8 @@ VECTORS = 2
 PANEL = LANES * VECTORS  # the packed weight's columns per panel
 ROWS = 8 if LANES == 16 else 6  # rows per full tile
 
-_OPTIONS = {"cache": True, "fastmath": True, "error_model": "numpy", "nogil": True}
 _I64 = ir.IntType(64)
+jit = numba.njit(**COMPILE_OPTIONS)
 
 
 def _tile_intrinsic(rows_per_tile: int):
@@ -121,7 +123,7 @@ _tile_2 = _tile_intrinsic(2)
 _tile_1 = _tile_intrinsic(1)
 
 
-@numba.njit(**_OPTIONS)
+@jit
 def pack(weight):
     """weight (K, N), C-ordered, copied into panels of PANEL columns: (ceil(N / PANEL), K, PANEL),
     the last panel padded with zeros."""
@@ -139,7 +141,7 @@ def pack(weight):
     return packed
 
 
-@numba.njit(**_OPTIONS)
+@jit
 def _tiles(rows, row, count, packed, panel, dest, dest_row, dest_column, accumulate):
     """Rows row .. row + count - 1 against one panel, in tiles of ROWS, 4, 2 and 1 rows."""
     while count >= ROWS:
@@ -155,20 +157,24 @@ def _tiles(rows, row, count, packed, panel, dest, dest_row, dest_column, accumul
         _tile_1(rows, row, packed, panel, dest, dest_row, dest_column, accumulate)
 
 
-@numba.njit(**_OPTIONS)
+ROW_BLOCK = 256  # rows per pass over the panels: (256 x K) floats stay in L2 as they pass
+
+
+@jit
 def packed_product(rows, packed, out, accumulate, first, last):
     """out[first:last] = rows[first:last] @ weight (K, N), plus out[first:last] when
     ``accumulate``: rows (B, K), out (B, N), ``packed`` is ``pack(weight)``; all C-ordered
-    float32. A last panel narrower than PANEL goes through a scratch block, since the tile reads
-    and writes whole panels."""
+    float32. The rows go ROW_BLOCK at a time past every panel. A last panel narrower than PANEL
+    goes through a scratch block, since the tile reads and writes whole panels."""
     width = out.shape[1]
-    count = last - first
     full_panels = width // PANEL
-    for panel in range(full_panels):
-        _tiles(rows, first, count, packed, panel, out, first, panel * PANEL, accumulate)
-    start = full_panels * PANEL
-    if start < width:
-        scratch = np.zeros((count, PANEL), np.float32)  # (last - first, PANEL)
-        scratch[:, : width - start] = out[first:last, start:]
-        _tiles(rows, first, count, packed, full_panels, scratch, 0, 0, accumulate)
-        out[first:last, start:] = scratch[:, : width - start]
+    start = full_panels * PANEL  # the first column of a partial panel, if any
+    scratch = np.zeros((min(ROW_BLOCK, last - first) if start < width else 0, PANEL), np.float32)
+    for block in range(first, last, ROW_BLOCK):
+        count = min(ROW_BLOCK, last - block)
+        for panel in range(full_panels):
+            _tiles(rows, block, count, packed, panel, out, block, panel * PANEL, accumulate)
+        if start < width:
+            scratch[:count, : width - start] = out[block : block + count, start:]
+            _tiles(rows, block, count, packed, full_panels, scratch, 0, 0, accumulate)
+            out[block : block + count, start:] = scratch[:count, : width - start]

@@ -105,39 +105,6 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
     return y, (h, c), cache
 
 
-# From this batch up, inference runs feature-major steps (``infer``): each step's product as
-# (4H x H)(H x B), which OpenBLAS computes faster than (B x H)(H x 4H) here (LSTM inference at
-# (32, 100, 64, 128): 6.5 against 7.9 ms; at (32, 200, 256, 512): 162 against 220 ms), and
-# slower at (16, 50, 64, 64) (1.01 against 0.91 ms).
-FEATURE_MAJOR_BATCH = 32
-
-
-def infer(x, state0, w_ih, w_hh, b_ih, b_hh, lengths):
-    """Inference without a cache, feature-major, when it applies: the compiled loops present,
-    float32, every sequence T steps long, B >= FEATURE_MAJOR_BATCH; else None (run ``forward``).
-
-    Args:
-        x: (T, B, I) input. state0: ``(h0, c0)``, each (B, H). w_ih: (4H, I), w_hh: (4H, H);
-            b_ih, b_hh: (4H,) or None. lengths: (B,) ints or None.
-    Returns:
-        y (T, B, H), a view of a (T, H, B) array, and the final state ``(h_n, c_n)``.
-    """
-    steps, batch, _ = x.shape
-    if lengths is not None or batch < FEATURE_MAJOR_BATCH or x.dtype != np.float32:
-        return None
-    bias = bias_sum(w_hh.shape[0], x.dtype, b_ih, b_hh)  # (4H,)
-    fused = _fused.loops(w_ih, w_hh, bias)
-    if not fused:
-        return None
-    h0, c0 = state0
-    xw = np.matmul(w_ih, x.transpose(0, 2, 1))  # (T, 4H, B): W_ih x[t]^T, one product per step
-    xw += bias[:, None]
-    c = np.array(c0.T, order="C")  # (H, B), the loop's cell state
-    hs = np.empty((steps, w_hh.shape[1], batch), np.float32)  # (T, H, B)
-    fused.lstm_sequence_features(xw, w_hh, np.ascontiguousarray(h0.T), c, hs)
-    return hs.transpose(0, 2, 1), (hs[-1].T.copy(), c.T.copy())
-
-
 def backward(dy, dstate, cache, dh_record=None):
     """Backpropagate through time.
 
