@@ -87,7 +87,6 @@ def assert_fused_matches_numpy(kernel, options, lengths, monkeypatch):
 @pytest.mark.parametrize("name", KERNELS)
 @LENGTHS
 def test_fused_forward_and_backward_match_numpy(name, monkeypatch, lengths):
-    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 60)  # 60 = B x H here: the RNN's loop compiled
     kernel, options = KERNELS[name]
     assert_fused_matches_numpy(kernel, options, lengths, monkeypatch)
 
@@ -97,7 +96,6 @@ def test_a_batch_split_between_two_threads_gives_the_same_numbers(name, monkeypa
     """From SPLIT_BATCH sequences up the compiled loops run the batch in two halves side by
     side (here 8 and 11 rows, ragged): the numbers are those of one loop over all rows, exactly,
     and match the NumPy path."""
-    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 10**6)  # the RNN's forward loop compiled too
     kernel, options = KERNELS[name]
     batch = 19
     lengths = np.random.default_rng(5).integers(1, 8, batch)
@@ -112,12 +110,6 @@ def test_a_batch_split_between_two_threads_gives_the_same_numbers(name, monkeypa
     for ours, theirs in zip(split[0], reference[0], strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=2e-6)
     np.testing.assert_allclose(split[1][2], reference[1][2], rtol=1e-5, atol=1e-5)  # dW_hh
-
-
-@LENGTHS
-def test_a_wide_tanh_rnn_steps_forward_in_numpy_and_backward_compiled(monkeypatch, lengths):
-    monkeypatch.setattr(rnn, "WHOLE_LOOP_UNITS", 59)  # below B x H = 60
-    assert_fused_matches_numpy(rnn, {"nonlinearity": "tanh"}, lengths, monkeypatch)
 
 
 def test_only_c_ordered_float32_takes_the_fused_path(monkeypatch):

@@ -9,8 +9,8 @@
   loops), recurrent product included: no Python runs between steps. Each step's product runs
   against the recurrent weight packed once per sequence (``_packed``), and from SPLIT_BATCH
   sequences up the batch runs in two halves side by side (``by_rows``). The RNN's forward loop
-  uses libm's tanh (the approximation's error, amplified through time, failed the PyTorch
-  parity tests), one value at a time, so it runs for small steps only (``rnn.WHOLE_LOOP_UNITS``).
+  takes its tanh in float64 (``_tanh_double``): the approximation's error, amplified through
+  time, failed the PyTorch parity tests.
 - One cell step for streaming inference (``cell_step``: ``lstm_cell``, ``gru_cell``).
 - ``run_together``: two tasks side by side in threads (the directions of a bidirectional
   layer, or the two halves of a batch), the loops releasing the GIL.

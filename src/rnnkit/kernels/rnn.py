@@ -23,15 +23,6 @@ from rnnkit.kernels import _fused
 from rnnkit.kernels._common import bias_sum, recurrent_weight_gradient, step_masks
 
 NONLINEARITIES = ("tanh", "relu")
-# Units per step (B x H) up to which the compiled forward loop pays for tanh: it calls libm's, one
-# value at a time (~30 ns; NumPy's is vectorized), to save the few microseconds of Python per step.
-WHOLE_LOOP_UNITS = 64
-
-
-def _whole_loop(fused, batch: int, w_hh: np.ndarray, nonlinearity: str) -> bool:
-    """Whether the forward time loop runs in one compiled call: always for relu, for tanh up to
-    WHOLE_LOOP_UNITS. (The backward loop takes no tanh and always does.)"""
-    return bool(fused) and (nonlinearity == "relu" or batch * w_hh.shape[0] <= WHOLE_LOOP_UNITS)
 
 
 def step(a: np.ndarray, nonlinearity: str) -> np.ndarray:
@@ -67,7 +58,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None, nonlinearity="tanh"):
     bias = bias_sum(w_hh.shape[0], xw.dtype, b_ih, b_hh)  # (H,): both biases go to a
     fused = _fused.loops(hs, w_hh, bias)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
-    if _whole_loop(fused, hs.shape[1], w_hh, nonlinearity):  # one compiled call, biases in it
+    if fused:  # the whole loop in compiled calls, the biases added step by step
         h_n = np.empty_like(h)
         relu, packed = nonlinearity == "relu", fused.pack(w_hh_t)  # W_hh.T (H, H), packed
         _fused.by_rows(
