@@ -1,13 +1,42 @@
-"""Settings that must be made before NumPy loads its OpenBLAS: ``import rnnkit`` imports this
-first.
+"""Process settings for speed, made when rnnkit is imported (``import rnnkit`` imports this
+first). Each is skipped when the user has set it (the environment variable named wins), and
+all are with ``RNNKIT_PROCESS_SETTINGS=0`` (the benchmark runs PyTorch so, as its users do).
 
-``OPENBLAS_THREAD_TIMEOUT=4`` (unless already set): after each product, OpenBLAS's idle threads
-spin for about 2**28 cycles (0.1 s here) before they sleep, taking a core from the two threads
-of the compiled time loops (``kernels._fused.by_rows``); with 4 they sleep at once. Measured
-here: an LSTM's forward loop at (32, 200, 256, 512) right after a product, 120-128 ms against
-77-81 ms. Set before NumPy is imported, or it has no effect.
+- ``OPENBLAS_THREAD_TIMEOUT=4``: after each product, OpenBLAS's idle threads spin for about
+  2**28 cycles (0.1 s here) before they sleep, taking a core from the two threads of the
+  compiled time loops (``kernels._fused.by_rows``); with 4 they sleep at once. Measured here: an
+  LSTM's forward loop at (32, 200, 256, 512) right after a product, 120-128 ms against 77-81 ms.
+  OpenBLAS reads it when NumPy loads it: it has no effect if NumPy was imported first.
+- glibc's allocator keeps freed memory for the next arrays (``mallopt``: blocks up to 1 GiB from
+  the heap, not fresh mappings, and the heap not trimmed below 1 GiB; skipped when
+  ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` is set, and off glibc). A training
+  step makes arrays of megabytes (gates, states, gradients) and frees them: with glibc's
+  defaults each came back as new pages, 2,400 page faults per LSTM training step at
+  (32, 100, 64, 128), which took 27-39 ms against 17-19 ms without them. The process then keeps
+  its peak memory instead of returning it to the system between steps.
 """
 
+import ctypes
 import os
+import sys
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+_KEEP = 1 << 30  # bytes
+
+
+def _keep_freed_memory() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return
+    mallopt(_M_MMAP_THRESHOLD, _KEEP)
+    mallopt(_M_TRIM_THRESHOLD, _KEEP)
+
+
+if os.environ.get("RNNKIT_PROCESS_SETTINGS", "1") != "0":
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    _keep_freed_memory()

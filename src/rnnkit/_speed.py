@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -188,10 +189,19 @@ class _Race:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
+                env=self._environment(library),
             )
             for library in self.LIBRARIES
         }
         return self
+
+    @staticmethod
+    def _environment(library: str) -> dict:
+        """PyTorch's process runs without rnnkit's process settings (``rnnkit._environment``),
+        as its users run it; rnnkit's with them, as ``import rnnkit`` makes them."""
+        if library == "rnnkit":
+            return dict(os.environ)
+        return {**os.environ, "RNNKIT_PROCESS_SETTINGS": "0"}
 
     def __exit__(self, *exc):
         for worker in self.workers.values():
@@ -262,7 +272,8 @@ def _range_ms(times: list[float]) -> list[float]:
 def peak_memory_mb(library: str, cell: str, shape: tuple) -> float:
     """Memory (MB) a training step adds at its peak: the resident high-water mark during the
     step (reset just before it, Linux's /proc/self/clear_refs) less the resident size before it,
-    in a fresh process."""
+    in a fresh process. Without rnnkit's process settings, in both: with them the process keeps
+    the warm-up step's memory, and the step would add next to nothing."""
     code = f"""
 import numpy as np
 def megabytes(field):
@@ -289,8 +300,9 @@ before = megabytes("VmRSS")
 step()
 print(megabytes("VmHWM") - before)
 """
+    environment = {**os.environ, "RNNKIT_PROCESS_SETTINGS": "0"}
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment
     )
     return float(result.stdout.strip())
 
