@@ -30,6 +30,15 @@ _I64 = ir.IntType(64)
 jit = numba.njit(**COMPILE_OPTIONS)
 
 
+def _c_ordered_float32(array_type, dims: int) -> bool:
+    return (
+        isinstance(array_type, types.Array)
+        and array_type.dtype == types.float32
+        and array_type.ndim == dims
+        and array_type.layout == "C"
+    )
+
+
 def _tile_intrinsic(rows_per_tile: int):
     """An intrinsic ``tile(rows, row, packed, panel, dest, dest_row, dest_column, accumulate)``:
     dest[dest_row : +rows_per_tile, dest_column : +PANEL] = rows[row : +rows_per_tile] @
@@ -38,6 +47,9 @@ def _tile_intrinsic(rows_per_tile: int):
 
     @intrinsic
     def tile(typingctx, rows, row, packed, panel, dest, dest_row, dest_column, accumulate):
+        if not all(_c_ordered_float32(array, dims) for array, dims in
+                   ((rows, 2), (packed, 3), (dest, 2))):  # fmt: skip
+            return None  # a typing error: the tile reads rows by their width, C-ordered
         signature = types.void(rows, row, packed, panel, dest, dest_row, dest_column, accumulate)
 
         def codegen(context, builder, sig, args):

@@ -59,7 +59,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None, nonlinearity="tanh"):
     fused = _fused.loops(hs, w_hh, bias)
     w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
     if fused:  # the whole loop in compiled calls, the biases added step by step
-        h_n = np.empty_like(h)
+        h_n = np.empty(h.shape, hs.dtype)  # C-ordered, whatever h0 is: the products write it
         relu, packed = nonlinearity == "relu", fused.pack(w_hh_t)  # W_hh.T (H, H), packed
         _fused.by_rows(
             lambda first, last: fused.rnn_sequence(
