@@ -322,3 +322,24 @@ def test_a_fortran_ordered_initial_state_gives_the_same_numbers(name):
     y_f, final_f, _ = kernel.forward(xw.copy(), fortran, w_hh, None, None, **options)
     for ours, theirs in zip((y, *final), (y_f, *final_f), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one_way", "bidirectional"])
+def test_lstm_inference_with_the_projection_in_its_loop_matches_the_training_path(
+    bidirectional, monkeypatch
+):
+    """``lstm.infer`` (the input projection inside the compiled loop) gives the numbers of
+    ``forward``, ragged and in two halves (19 sequences); None for float64."""
+    monkeypatch.setattr(_fused, "ENABLED", True)
+    rng = np.random.default_rng(7)
+    batch = 19
+    layer = rnnkit.LSTM(5, 9, 2, bidirectional=bidirectional, seed=0)
+    x = rng.standard_normal((6, batch, 5), dtype=np.float32)
+    lengths = rng.integers(1, 7, batch)
+    inferred = layer(x, lengths=lengths)
+    (trained_y, trained_state), _ = layer.forward(x, lengths=lengths)
+    for got, want in zip((inferred[0], *inferred[1]), (trained_y, *trained_state), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    weights = [layer.params[f"{role}_l0"] for role in ("weight_ih", "weight_hh", "bias_ih")]
+    state = (np.zeros((batch, 9)),) * 2
+    assert lstm.infer(x.astype(np.float64), state, *weights, None, None) is None

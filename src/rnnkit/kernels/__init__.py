@@ -11,4 +11,8 @@ no pass of its own), and states as tuples of (B, H) arrays. Given a (T, B, H) ar
 ``dh_record``, backward also writes dL/dh[t] of every step into it (the gradients it computes
 anyway, for ``rnnkit.diagnostics``); without it, it does no extra work. ``backward`` runs once
 per ``forward``: it may write over the cache (LSTM and GRU turn their gates into dxw).
+
+A kernel may also have ``infer(x, state0, w_ih, w_hh, b_ih, b_hh, lengths) -> (y, state_n) or
+None``: inference without a cache, input projection included (the LSTM's compiled loop); None
+sends the caller to ``forward``.
 """

@@ -361,6 +361,25 @@ def lstm_sequence(gates, bias, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c, fir
 
 
 @jit
+def lstm_inference(x, w_ih_t, bias, h0, c0, w_hh_t, masks, hs, h, c, first, last):
+    """``lstm.infer``'s time loop, the input projection in it: x (T, B, I); w_ih_t and w_hh_t
+    are ``pack(W_ih.T)`` and ``pack(W_hh.T)``; bias (4H,) is b_ih + b_hh; masks (T, B, 1) or
+    None. Each step's gates go to one (B, 4H) buffer, not kept. Writes hs (T, B, H) and the
+    final h, c (B, H)."""
+    gates = np.empty((x.shape[1], bias.shape[0]), np.float32)  # (B, 4H)
+    c_next = np.empty_like(c)
+    tanh_c = np.empty_like(c)  # not kept
+    _copy_rows(h0, h, first, last)
+    _copy_rows(c0, c, first, last)
+    for t in range(x.shape[0]):
+        packed_product(x[t], w_ih_t, gates, False, first, last)
+        packed_product(h, w_hh_t, gates, True, first, last)
+        lstm_step(gates, bias, c, hs[t], c_next, tanh_c, first, last)
+        _keep_running(masks, t, hs[t], h, first, last)
+        _keep_running(masks, t, c_next, c, first, last)
+
+
+@jit
 def lstm_sequence_backward(
     dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record, first, last
 ):

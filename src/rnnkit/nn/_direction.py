@@ -45,3 +45,17 @@ def forward_direction(kernel, x, weights: dict, state0: tuple, lengths, **option
         return dx, dstate0, grads
 
     return y, state, backward
+
+
+def infer_direction(kernel, x, weights: dict, state0: tuple, lengths, **options):
+    """Inference of one direction of one layer, nothing kept for a backward: ``(y, state)`` as
+    ``forward_direction`` gives them. A kernel with an ``infer`` (the LSTM's, with the input
+    projection inside its compiled loop) runs it when it applies; ``forward`` otherwise."""
+    infer = getattr(kernel, "infer", None)
+    if infer is not None:
+        args = (weights["weight_ih"], weights["weight_hh"], weights.get("bias_ih"))
+        result = infer(x, state0, *args, weights.get("bias_hh"), lengths, **options)
+        if result is not None:
+            return result
+    y, state, _ = forward_direction(kernel, x, weights, state0, lengths, **options)
+    return y, state

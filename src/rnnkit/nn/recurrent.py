@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn import _checks
-from rnnkit.nn._direction import forward_direction
+from rnnkit.nn._direction import forward_direction, infer_direction
 from rnnkit.nn.init import check_scheme, initial_weights
 from rnnkit.nn.module import Module, single_use
 
@@ -223,9 +223,10 @@ class _Recurrent(Module):
             tuple(part[index] for part in state0),
             lengths,
         )
-        y, state_n, backward = forward_direction(*args, **self._kernel_options())
-        if not training:
-            backward = None  # inference: the cache goes with it
+        if training:
+            y, state_n, backward = forward_direction(*args, **self._kernel_options())
+        else:
+            (y, state_n), backward = infer_direction(*args, **self._kernel_options()), None
         for part, value in zip(final, state_n, strict=True):
             part[index] = value
         return (y if direction == 0 else reverse_in_time(y, order)), backward
