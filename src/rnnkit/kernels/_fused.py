@@ -124,12 +124,13 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
 def run_together(first, second, dtype: np.dtype) -> tuple:
     """``(first(), second())``, run side by side in two threads, each with half the BLAS
     threads, when the compiled loops run on data of ``dtype`` (they release the GIL) and
-    OpenBLAS has two threads or more; else one after the other. An error in either rises after
-    both have finished.
+    OpenBLAS has two threads or more; else one after the other. One pair runs at a time: a
+    pair asked for while one runs (from one of its tasks, or another thread) runs one after the
+    other. An error in either rises after both have finished.
 
-    For the two directions of a bidirectional layer: independent, and each step's product too
-    small for all the cores (a 2-layer bidirectional LSTM training step at (32, 100, 64, 128):
-    84 ms one after the other, 58 ms together, on 2 cores). The count is OpenBLAS's
+    For the two directions of a bidirectional layer (independent: a 2-layer bidirectional LSTM
+    training step at (32, 100, 64, 128) took 84 ms one after the other, 58 ms together, on 2
+    cores) and the two halves of a batch (``by_rows``). The count is OpenBLAS's
     process-wide one, halved for the duration and then restored (OpenBLAS's per-thread setter
     left later calls 60% slower here): BLAS calls from other threads meanwhile get half too.
     Results are the same either way: OpenBLAS splits a product's output between its threads,
