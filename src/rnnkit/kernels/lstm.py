@@ -108,7 +108,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
 def infer(x, state0, w_ih, w_hh, b_ih, b_hh, lengths):
     """Inference without a cache, the input projection inside the compiled time loop (each
     step's x[t] @ W_ih.T into a (B, 4H) buffer that stays in cache, not a (T, B, 4H) array
-    written and read back): LSTM inference at (64, 100, 128, 256) 31 against 34 ms here. None
+    written and read back): LSTM inference at (64, 100, 128, 256) 30 against 37 ms here. None
     (run ``forward``) without the compiled loops or for float64.
 
     Args:
