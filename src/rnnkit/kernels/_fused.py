@@ -164,13 +164,14 @@ def run_together(first, second, dtype: np.dtype) -> tuple:
 SPLIT_BATCH = 16  # from this batch up, a compiled time loop runs as two halves side by side
 
 
-def by_rows(run, batch: int) -> None:
-    """``run(first, last)`` over the rows 0 .. batch - 1 of a compiled time loop: from
-    SPLIT_BATCH rows up as two halves side by side (``run_together``), the first a multiple of
-    8 rows (the products' tile), else at once. The sequences of a batch never meet, so the
-    halves need no synchronisation and the results are the same either way."""
+def by_rows(loop, batch: int, *args) -> None:
+    """``loop(*args, first, last)``, a compiled time loop over the rows first .. last - 1 of a
+    batch of ``batch``: from SPLIT_BATCH rows up as two halves side by side (``run_together``),
+    the first a multiple of 8 rows (the products' tile), else once over all rows. The sequences
+    of a batch never meet, so the halves need no synchronisation and the results are the same
+    either way."""
     if batch < SPLIT_BATCH:
-        run(0, batch)
+        loop(*args, 0, batch)
         return
     half = batch // 2 // 8 * 8
-    run_together(lambda: run(0, half), lambda: run(half, batch), np.float32)
+    run_together(lambda: loop(*args, 0, half), lambda: loop(*args, half, batch), np.float32)

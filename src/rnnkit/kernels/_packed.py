@@ -27,7 +27,7 @@ VECTORS = 2
 PANEL = LANES * VECTORS  # the packed weight's columns per panel
 ROWS = 8 if LANES == 16 else 6  # rows per full tile
 
-_I64 = ir.IntType(64)
+_I64, _I32 = ir.IntType(64), ir.IntType(32)
 jit = numba.njit(**COMPILE_OPTIONS)
 
 
@@ -41,17 +41,21 @@ def _c_ordered_float32(array_type, dims: int) -> bool:
 
 
 def _tile_intrinsic(rows_per_tile: int):
-    """An intrinsic ``tile(rows, row, packed, panel, dest, dest_row, dest_column, accumulate)``:
-    dest[dest_row : +rows_per_tile, dest_column : +PANEL] = rows[row : +rows_per_tile] @
-    packed[panel] (+ that block of dest when ``accumulate``). rows (B, K), packed (panels, K,
-    PANEL) and dest (any, width) are C-ordered float32; the block must lie inside dest."""
+    """An intrinsic ``tile(rows, row, packed, panel, dest, dest_row, dest_column, columns,
+    accumulate)``: dest[dest_row : +rows_per_tile, dest_column : +columns] = rows[row :
+    +rows_per_tile] @ packed[panel][:, :columns] (+ that block of dest when ``accumulate``), for
+    1 <= columns <= PANEL: the reads and writes of dest are masked to its first ``columns``
+    columns (a last, partial panel). rows (B, K), packed (panels, K, PANEL) and dest (any,
+    width) are C-ordered float32; the block must lie inside dest."""
 
     @intrinsic
-    def tile(typingctx, rows, row, packed, panel, dest, dest_row, dest_column, accumulate):
+    def tile(typingctx, rows, row, packed, panel, dest, dest_row, dest_column, columns, accumulate):
         if not all(_c_ordered_float32(array, dims) for array, dims in
                    ((rows, 2), (packed, 3), (dest, 2))):  # fmt: skip
             return None  # a typing error: the tile reads rows by their width, C-ordered
-        signature = types.void(rows, row, packed, panel, dest, dest_row, dest_column, accumulate)
+        signature = types.void(
+            rows, row, packed, panel, dest, dest_row, dest_column, columns, accumulate
+        )
 
         def codegen(context, builder, sig, args):
             rows_array = context.make_array(sig.args[0])(context, builder, args[0])
@@ -63,6 +67,31 @@ def _tile_intrinsic(rows_per_tile: int):
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{LANES}f32"
             )
+            flags = ir.VectorType(ir.IntType(1), LANES)
+            masked_load = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vector, [vector.as_pointer(), _I32, flags, vector]),
+                f"llvm.masked.load.v{LANES}f32.p0",
+            )
+            masked_store = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [vector, vector.as_pointer(), _I32, flags]),
+                f"llvm.masked.store.v{LANES}f32.p0",
+            )
+            alignment = ir.Constant(_I32, 4)
+            lanes = ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES)))
+
+            def spread(value, element_type):  # a vector of LANES copies of value
+                vector_type = ir.VectorType(element_type, LANES)
+                first = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value,
+                                               ir.Constant(_I32, 0))  # fmt: skip
+                zeros = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
+                return builder.shuffle_vector(first, ir.Constant(vector_type, ir.Undefined), zeros)
+
+            masks = []  # per vector of a row: its lanes below ``columns``
+            for v in range(VECTORS):
+                remaining = builder.sub(args[7], ir.Constant(_I64, LANES * v))
+                masks.append(builder.icmp_signed("<", lanes, spread(remaining, _I64)))
             row_base = builder.gep(rows_array.data, [builder.mul(args[1], inner)])
             panel_size = builder.mul(inner, ir.Constant(_I64, PANEL))
             panel_base = builder.gep(packed_array.data, [builder.mul(args[3], panel_size)])
@@ -78,8 +107,11 @@ def _tile_intrinsic(rows_per_tile: int):
                 for r in range(rows_per_tile) for v in range(VECTORS)
             ]  # fmt: skip
             zero = ir.Constant(vector, [0.0] * LANES)
-            start = [builder.load(p, align=4) for p in dest_vectors]
-            keep = builder.icmp_unsigned("!=", args[7], ir.Constant(args[7].type, 0))
+            start = [
+                builder.call(masked_load, [p, alignment, masks[i % VECTORS], zero])
+                for i, p in enumerate(dest_vectors)
+            ]
+            keep = builder.icmp_unsigned("!=", args[8], ir.Constant(args[8].type, 0))
             start = [builder.select(keep, value, zero) for value in start]
 
             entry = builder.basic_block
@@ -101,19 +133,13 @@ def _tile_intrinsic(rows_per_tile: int):
                              align=4)
                 for v in range(VECTORS)
             ]  # fmt: skip
-            lane_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-            first_lane = ir.Constant(ir.IntType(32), 0)
             new_sums = []
             for r in range(rows_per_tile):
                 offset = builder.add(builder.mul(ir.Constant(_I64, r), inner), k)
-                value = builder.load(builder.gep(row_base, [offset]))
-                spread = builder.insert_element(ir.Constant(vector, ir.Undefined), value,
-                                                first_lane)  # fmt: skip
-                spread = builder.shuffle_vector(spread, ir.Constant(vector, ir.Undefined),
-                                                lane_mask)  # fmt: skip
+                value = spread(builder.load(builder.gep(row_base, [offset])), ir.FloatType())
                 for v in range(VECTORS):
                     total = sums[r * VECTORS + v]
-                    new_sums.append(builder.call(fma, [spread, weights[v], total]))
+                    new_sums.append(builder.call(fma, [value, weights[v], total]))
             next_k = builder.add(k, ir.Constant(_I64, 1))
             k.add_incoming(next_k, builder.basic_block)
             for phi, value in zip(sums, new_sums, strict=True):
@@ -121,8 +147,8 @@ def _tile_intrinsic(rows_per_tile: int):
             builder.cbranch(builder.icmp_signed("<", next_k, inner), loop, done)
 
             builder.position_at_end(done)
-            for pointer, value in zip(dest_vectors, new_sums, strict=True):
-                builder.store(value, pointer, align=4)
+            for i, (pointer, value) in enumerate(zip(dest_vectors, new_sums, strict=True)):
+                builder.call(masked_store, [value, pointer, alignment, masks[i % VECTORS]])
             return context.get_dummy_value()
 
         return signature, codegen
@@ -155,19 +181,20 @@ def pack(weight):
 
 
 @jit
-def _tiles(rows, row, count, packed, panel, dest, dest_row, dest_column, accumulate):
+def _tiles(rows, row, count, packed, panel, dest, dest_row, dest_column, columns, accumulate):
     """Rows row .. row + count - 1 against one panel, in tiles of ROWS, 4, 2 and 1 rows."""
+    block = (packed, panel, dest)
     while count >= ROWS:
-        _tile_full(rows, row, packed, panel, dest, dest_row, dest_column, accumulate)
+        _tile_full(rows, row, *block, dest_row, dest_column, columns, accumulate)
         row, dest_row, count = row + ROWS, dest_row + ROWS, count - ROWS
     if count >= 4:
-        _tile_4(rows, row, packed, panel, dest, dest_row, dest_column, accumulate)
+        _tile_4(rows, row, *block, dest_row, dest_column, columns, accumulate)
         row, dest_row, count = row + 4, dest_row + 4, count - 4
     if count >= 2:
-        _tile_2(rows, row, packed, panel, dest, dest_row, dest_column, accumulate)
+        _tile_2(rows, row, *block, dest_row, dest_column, columns, accumulate)
         row, dest_row, count = row + 2, dest_row + 2, count - 2
     if count == 1:
-        _tile_1(rows, row, packed, panel, dest, dest_row, dest_column, accumulate)
+        _tile_1(rows, row, *block, dest_row, dest_column, columns, accumulate)
 
 
 ROW_BLOCK = 256  # rows per pass over the panels: (256 x K) floats stay in L2 as they pass
@@ -177,17 +204,12 @@ ROW_BLOCK = 256  # rows per pass over the panels: (256 x K) floats stay in L2 as
 def packed_product(rows, packed, out, accumulate, first, last):
     """out[first:last] = rows[first:last] @ weight (K, N), plus out[first:last] when
     ``accumulate``: rows (B, K), out (B, N), ``packed`` is ``pack(weight)``; all C-ordered
-    float32. The rows go ROW_BLOCK at a time past every panel. A last panel narrower than PANEL
-    goes through a scratch block, since the tile reads and writes whole panels."""
+    float32. The rows go ROW_BLOCK at a time past every panel; a last, partial panel writes its
+    columns only (masked)."""
     width = out.shape[1]
-    full_panels = width // PANEL
-    start = full_panels * PANEL  # the first column of a partial panel, if any
-    scratch = np.zeros((min(ROW_BLOCK, last - first) if start < width else 0, PANEL), np.float32)
     for block in range(first, last, ROW_BLOCK):
         count = min(ROW_BLOCK, last - block)
-        for panel in range(full_panels):
-            _tiles(rows, block, count, packed, panel, out, block, panel * PANEL, accumulate)
-        if start < width:
-            scratch[:count, : width - start] = out[block : block + count, start:]
-            _tiles(rows, block, count, packed, full_panels, scratch, 0, 0, accumulate)
-            out[block : block + count, start:] = scratch[:count, : width - start]
+        for panel in range(packed.shape[0]):
+            column = panel * PANEL
+            columns = min(PANEL, width - column)
+            _tiles(rows, block, count, packed, panel, out, block, column, columns, accumulate)

@@ -82,10 +82,17 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
         h_n = np.empty_like(h)
         w_hh_t = fused.pack(np.ascontiguousarray(w_hh.T))  # W_hh.T (H, 3H), packed
         _fused.by_rows(
-            lambda first, last: fused.gru_sequence(
-                xw, input_bias, h, w_hh_t, hidden_bias, masks, hs, hw_ns, h_n, first, last
-            ),
+            fused.gru_sequence,
             h_n.shape[0],
+            xw,
+            input_bias,
+            h,
+            w_hh_t,
+            hidden_bias,
+            masks,
+            hs,
+            hw_ns,
+            h_n,
         )
         h = h_n
     else:
@@ -126,10 +133,19 @@ def backward(dy, dstate, cache, dh_record=None):
         dh = np.array(dh, order="C")  # the loop updates it in place
         dy, packed = np.ascontiguousarray(dy), fused.pack(w_hh)  # W_hh (3H, H), packed
         _fused.by_rows(
-            lambda first, last: fused.gru_sequence_backward(
-                dy, dh, gates, hs, hw_ns, h0, packed, masks, dxw, dhw, dh_record, first, last
-            ),
+            fused.gru_sequence_backward,
             dh.shape[0],
+            dy,
+            dh,
+            gates,
+            hs,
+            hw_ns,
+            h0,
+            packed,
+            masks,
+            dxw,
+            dhw,
+            dh_record,
         )
     else:
         dh_direct = np.empty_like(dh)  # (B, H), read at once by each step

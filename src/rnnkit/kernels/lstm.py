@@ -83,10 +83,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
         h_n, c_n = np.empty_like(c), np.empty_like(c)
         w_hh_t = fused.pack(np.ascontiguousarray(w_hh.T))  # W_hh.T (H, 4H), packed
         _fused.by_rows(
-            lambda first, last: fused.lstm_sequence(
-                gates, bias, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n, first, last
-            ),
-            batch,
+            fused.lstm_sequence, batch, gates, bias, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n
         )
         h, c = h_n, c_n
     else:
@@ -130,10 +127,7 @@ def infer(x, state0, w_ih, w_hh, b_ih, b_hh, lengths):
     w_ih_t = fused.pack(np.ascontiguousarray(w_ih.T))  # W_ih.T (I, 4H), packed
     w_hh_t = fused.pack(np.ascontiguousarray(w_hh.T))  # W_hh.T (H, 4H), packed
     _fused.by_rows(
-        lambda first, last: fused.lstm_inference(
-            x, w_ih_t, bias, h0, c0, w_hh_t, masks, hs, h_n, c_n, first, last
-        ),
-        batch,
+        fused.lstm_inference, batch, x, w_ih_t, bias, h0, c0, w_hh_t, masks, hs, h_n, c_n
     )
     y = hs if masks is None else hs * masks
     return y, (h_n, c_n)
@@ -160,10 +154,19 @@ def backward(dy, dstate, cache, dh_record=None):
         dh, dc = np.array(dh, order="C"), dc.copy()  # the loop updates them in place
         dy, packed = np.ascontiguousarray(dy), fused.pack(w_hh)  # W_hh (4H, H), packed
         _fused.by_rows(
-            lambda first, last: fused.lstm_sequence_backward(
-                dy, dh, dc, gates, cs, tanh_cs, c0, packed, masks, dz, dh_record, first, last
-            ),
+            fused.lstm_sequence_backward,
             dh.shape[0],
+            dy,
+            dh,
+            dc,
+            gates,
+            cs,
+            tanh_cs,
+            c0,
+            packed,
+            masks,
+            dz,
+            dh_record,
         )
     else:
         dc_buffers = (np.empty_like(dc), np.empty_like(dc))  # alternate: step t reads the other

@@ -61,12 +61,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None, nonlinearity="tanh"):
     if fused:  # the whole loop in compiled calls, the biases added step by step
         h_n = np.empty(h.shape, hs.dtype)  # C-ordered, whatever h0 is: the products write it
         relu, packed = nonlinearity == "relu", fused.pack(w_hh_t)  # W_hh.T (H, H), packed
-        _fused.by_rows(
-            lambda first, last: fused.rnn_sequence(
-                hs, bias, h, packed, relu, masks, h_n, first, last
-            ),
-            h_n.shape[0],
-        )
+        _fused.by_rows(fused.rnn_sequence, h_n.shape[0], hs, bias, h, packed, relu, masks, h_n)
         h = h_n
     else:
         hs += bias
@@ -101,10 +96,7 @@ def backward(dy, dstate, cache, dh_record=None):
         relu, packed = nonlinearity == "relu", fused.pack(w_hh)  # W_hh (H, H), packed
         dy = np.ascontiguousarray(dy)
         _fused.by_rows(
-            lambda first, last: fused.rnn_sequence_backward(
-                dy, dh, hs, packed, relu, masks, da, dh_record, first, last
-            ),
-            dh.shape[0],
+            fused.rnn_sequence_backward, dh.shape[0], dy, dh, hs, packed, relu, masks, da, dh_record
         )
     else:
         for t in reversed(range(hs.shape[0])):

@@ -117,9 +117,7 @@ class _Cell(Module):
             )
         except TypeError:  # not float32 C-ordered arrays: no signature of the step matches
             return None
-        if not done:
-            return None
-        return new_state[0] if parts == 1 else new_state
+        return _checks.public_state(new_state) if done else None
 
     def forward(self, x, state=None):
         """One step, training path: ``(new_state, backward)``.
