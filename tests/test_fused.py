@@ -76,9 +76,9 @@ def assert_fused_matches_numpy(kernel, options, lengths, monkeypatch):
     )
     for fused, reference in zip(fused_out, numpy_out, strict=True):
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=2e-6)
-    d_xw, d_state0, d_w_hh, d_b_hh = fused_grads
-    ref_d_xw, ref_d_state0, ref_d_w_hh, ref_d_b_hh = numpy_grads
-    pairs = [(d_xw, ref_d_xw), (d_w_hh, ref_d_w_hh), (d_b_hh, ref_d_b_hh)]
+    d_xw, d_state0, d_w_hh, d_b_ih, d_b_hh = fused_grads
+    ref_d_xw, ref_d_state0, ref_d_w_hh, ref_d_b_ih, ref_d_b_hh = numpy_grads
+    pairs = [(d_xw, ref_d_xw), (d_w_hh, ref_d_w_hh), (d_b_ih, ref_d_b_ih), (d_b_hh, ref_d_b_hh)]
     pairs += list(zip(d_state0, ref_d_state0, strict=True))
     for fused, reference in pairs:
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-5)
@@ -302,6 +302,15 @@ def test_the_packed_product_equals_numpys_on_any_shape_and_row_range(batch, inne
         if accumulate:
             expected[first:last] += held[first:last]
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("inner, width", [(1, 1), (5, 31), (33, 70), (8, 64)])
+def test_packing_a_transpose_equals_packing_its_copy(inner, width):
+    """``pack_transpose(w)`` is ``pack`` of the C-ordered copy of w.T, padding included."""
+    fused = _fused.loops(np.zeros(1, np.float32))
+    weight = np.random.default_rng(width).standard_normal((width, inner), dtype=np.float32)
+    expected = fused.pack(np.ascontiguousarray(weight.T))
+    np.testing.assert_array_equal(fused.pack_transpose(weight), expected)
 
 
 @pytest.mark.parametrize("name", KERNELS)

@@ -49,3 +49,10 @@ def recurrent_weight_gradient(d_pre: np.ndarray, h0: np.ndarray, hs: np.ndarray)
         later = d_pre[1:].reshape((steps - 1) * batch, gates)  # ((T-1)*B, G), a view
         d_w += later.T @ hs[:-1].reshape((steps - 1) * batch, hidden)  # states h[0..T-2]
     return d_w
+
+
+def bias_gradients(d_bias: np.ndarray, has_bias: bool) -> tuple:
+    """``(db_ih, db_hh)`` for a cell whose two biases are added to the same pre-activation (RNN,
+    LSTM), so both get its gradient summed over steps and batch, ``d_bias`` (G,): two arrays, or
+    ``(None, None)`` for a layer without biases."""
+    return (d_bias, d_bias.copy()) if has_bias else (None, None)

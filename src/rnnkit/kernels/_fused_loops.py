@@ -12,6 +12,7 @@ from numba import types
 
 from rnnkit.kernels._fused import COMPILE_OPTIONS, SGEMM, P, Q, blas_library
 from rnnkit.kernels._packed import pack as pack  # the kernels pack the weights they pass
+from rnnkit.kernels._packed import pack_transpose as pack_transpose
 from rnnkit.kernels._packed import packed_product
 
 # cblas_sgemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), called by
@@ -381,11 +382,12 @@ def lstm_inference(x, w_ih_t, bias, h0, c0, w_hh_t, masks, hs, h, c, first, last
 
 @jit
 def lstm_sequence_backward(
-    dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, dh_record, first, last
+    dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, d_bias, dh_record, first, last
 ):
     """``lstm.backward``'s time loop: writes dz (T, B, 4H) and dh_record (T, B, H) unless None;
-    dh, dc (B, H) come in at the final state and leave as the gradients at the initial one;
-    w_hh is ``pack(W_hh)``."""
+    adds each row's dz over time to d_bias (B, 4H) (the bias gradient, summed while dz is in
+    cache); dh, dc (B, H) come in at the final state and leave as the gradients at the initial
+    one; w_hh is ``pack(W_hh)``."""
     dh_t = np.empty_like(dh)
     dc_t = np.empty_like(dc)
     dc_prev = np.empty_like(dc)
@@ -398,6 +400,7 @@ def lstm_sequence_backward(
         lstm_step_backward(
             dh_t, dc_t, gates[t], c_prev, tanh_cs[t], dz[t], dc_prev, scratch, first, last
         )
+        _add_rows(dz[t], d_bias, first, last)
         _zero_rows(masks, t, dh, True, first, last)  # a frozen state passes its gradient on
         _zero_rows(masks, t, dc, True, first, last)
         _add_rows(dc_prev, dc, first, last)
@@ -421,17 +424,21 @@ def gru_sequence(xw, b_ih, h0, w_hh_t, b_hh, masks, hs, hw_ns, h, first, last):
 
 @jit
 def gru_sequence_backward(
-    dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, dh_record, first, last
-):
+    dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, d_bias_ih, d_bias_hh, dh_record, first,
+    last,
+):  # fmt: skip
     """``gru.backward``'s time loop: writes dxw, dhw (T, B, 3H) and dh_record (T, B, H) unless
-    None; dh (B, H) comes in at the final state and leaves as the gradient at the initial one;
-    w_hh is ``pack(W_hh)``."""
+    None; adds each row's dxw and dhw over time to d_bias_ih and d_bias_hh (B, 3H); dh (B, H)
+    comes in at the final state and leaves as the gradient at the initial one; w_hh is
+    ``pack(W_hh)``."""
     dh_t = np.empty_like(dh)
     dh_direct = np.empty_like(dh)
     for t in range(gates.shape[0] - 1, -1, -1):
         h_prev = h0 if t == 0 else hs[t - 1]
         _gradient_at_step(masks, t, dy, dh, dh_t, first, last)
         gru_step_backward(dh_t, gates[t], hw_ns[t], h_prev, dxw[t], dhw[t], dh_direct, first, last)
+        _add_rows(dxw[t], d_bias_ih, first, last)
+        _add_rows(dhw[t], d_bias_hh, first, last)
         _zero_rows(masks, t, dh, True, first, last)  # a frozen state passes its gradient on
         _add_rows(dh_direct, dh, first, last)
         packed_product(dhw[t], w_hh, dh, True, first, last)  # hw[t] = h[t-1] @ W_hh.T + b_hh
@@ -460,10 +467,10 @@ def rnn_sequence(hs, bias, h0, w_hh_t, relu, masks, h, first, last):
 
 
 @jit
-def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record, first, last):
+def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, d_bias, dh_record, first, last):
     """``rnn.backward``'s time loop: writes da (T, B, H) and dh_record (T, B, H) unless None;
-    dh (B, H) comes in at the final state and leaves as the gradient at the initial one; w_hh
-    is ``pack(W_hh)``."""
+    adds each row's da over time to d_bias (B, H); dh (B, H) comes in at the final state and
+    leaves as the gradient at the initial one; w_hh is ``pack(W_hh)``."""
     dh_t = np.empty_like(dh)
     for t in range(hs.shape[0] - 1, -1, -1):
         _gradient_at_step(masks, t, dy, dh, dh_t, first, last)
@@ -475,6 +482,7 @@ def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, dh_record, first, l
             else:
                 for j in range(h_b.shape[0]):
                     da_b[j] = dh_b[j] * (_ONE - h_b[j] * h_b[j])  # d tanh(a) = 1 - h^2
+        _add_rows(da[t], d_bias, first, last)
         _zero_rows(masks, t, dh, True, first, last)  # a frozen state passes its gradient on
         packed_product(da[t], w_hh, dh, True, first, last)  # a[t] = ... + h[t-1] @ W_hh.T
         if dh_record is not None:

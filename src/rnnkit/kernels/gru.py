@@ -80,7 +80,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
     fused = _fused.loops(xw, h, w_hh, input_bias, hidden_bias)
     if fused:  # the whole loop in one compiled call
         h_n = np.empty_like(h)
-        w_hh_t = fused.pack(np.ascontiguousarray(w_hh.T))  # W_hh.T (H, 3H), packed
+        w_hh_t = fused.pack_transpose(w_hh)  # W_hh.T (H, 3H), packed
         _fused.by_rows(
             fused.gru_sequence,
             h_n.shape[0],
@@ -121,7 +121,8 @@ def backward(dy, dstate, cache, dh_record=None):
             gradient with respect to the h[t] the cell computes, through y[t] and all later
             steps (zero past a sequence's length, where h[t] is not used).
     Returns:
-        dxw (T, B, 3H), ``(dh0,)``, dW_hh (3H, H), db_hh (3H,) or None.
+        dxw (T, B, 3H), ``(dh0,)``, dW_hh (3H, H), db_ih and db_hh (each (3H,)) or None and
+        None.
     """
     gates, hs, hw_ns, h0, w_hh, has_bias, masks = cache
     (dh,) = dstate
@@ -132,6 +133,8 @@ def backward(dy, dstate, cache, dh_record=None):
     if fused:  # the whole loop, compiled
         dh = np.array(dh, order="C")  # the loop updates it in place
         dy, packed = np.ascontiguousarray(dy), fused.pack(w_hh)  # W_hh (3H, H), packed
+        d_bias_ih = np.zeros(gates.shape[1:], gates.dtype)  # (B, 3H): rows' dxw over time
+        d_bias_hh = np.zeros_like(d_bias_ih)  # (B, 3H): rows' dhw over time
         _fused.by_rows(
             fused.gru_sequence_backward,
             dh.shape[0],
@@ -145,8 +148,11 @@ def backward(dy, dstate, cache, dh_record=None):
             masks,
             dxw,
             dhw,
+            d_bias_ih,
+            d_bias_hh,
             dh_record,
         )
+        db_ih, db_hh = d_bias_ih.sum(axis=0), d_bias_hh.sum(axis=0)
     else:
         dh_direct = np.empty_like(dh)  # (B, H), read at once by each step
         for t in reversed(range(gates.shape[0])):
@@ -162,6 +168,8 @@ def backward(dy, dstate, cache, dh_record=None):
                 dh = dh_direct + dhw[t] @ w_hh + (1.0 - m) * dh  # frozen: + (1 - m) * h[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t
+        db_ih, db_hh = dxw.sum(axis=(0, 1)), dhw.sum(axis=(0, 1))
     dw_hh = recurrent_weight_gradient(dhw, h0, hs)  # sum_t dhw[t].T @ h[t-1]
-    db_hh = dhw.sum(axis=(0, 1)) if has_bias else None
-    return dxw, (dh,), dw_hh, db_hh
+    if not has_bias:
+        db_ih = db_hh = None
+    return dxw, (dh,), dw_hh, db_ih, db_hh

@@ -19,7 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import bias_sum, recurrent_weight_gradient, sigmoid, step_masks
+from rnnkit.kernels._common import (
+    bias_gradients,
+    bias_sum,
+    recurrent_weight_gradient,
+    sigmoid,
+    step_masks,
+)
 
 
 def step(gates: np.ndarray, c_prev: np.ndarray, h, c, tanh_c) -> None:
@@ -81,7 +87,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
     fused = _fused.loops(gates, c, w_hh, bias)
     if fused:  # the whole loop in one compiled call, the biases added step by step
         h_n, c_n = np.empty_like(c), np.empty_like(c)
-        w_hh_t = fused.pack(np.ascontiguousarray(w_hh.T))  # W_hh.T (H, 4H), packed
+        w_hh_t = fused.pack_transpose(w_hh)  # W_hh.T (H, 4H), packed
         _fused.by_rows(
             fused.lstm_sequence, batch, gates, bias, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n
         )
@@ -124,8 +130,8 @@ def infer(x, state0, w_ih, w_hh, b_ih, b_hh, lengths):
     masks = step_masks(lengths, steps, x.dtype)
     hs = np.empty((steps, batch, w_hh.shape[1]), np.float32)  # h[t]
     h_n, c_n = np.empty_like(hs[0]), np.empty_like(hs[0])
-    w_ih_t = fused.pack(np.ascontiguousarray(w_ih.T))  # W_ih.T (I, 4H), packed
-    w_hh_t = fused.pack(np.ascontiguousarray(w_hh.T))  # W_hh.T (H, 4H), packed
+    w_ih_t = fused.pack_transpose(w_ih)  # W_ih.T (I, 4H), packed
+    w_hh_t = fused.pack_transpose(w_hh)  # W_hh.T (H, 4H), packed
     _fused.by_rows(
         fused.lstm_inference, batch, x, w_ih_t, bias, h0, c0, w_hh_t, masks, hs, h_n, c_n
     )
@@ -143,7 +149,8 @@ def backward(dy, dstate, cache, dh_record=None):
             gradient with respect to the h[t] the cell computes, through y[t] and all later
             steps (zero past a sequence's length, where h[t] is not used).
     Returns:
-        dxw (T, B, 4H), ``(dh0, dc0)``, dW_hh (4H, H), db_hh (4H,) or None.
+        dxw (T, B, 4H), ``(dh0, dc0)``, dW_hh (4H, H), db_ih and db_hh (each (4H,), equal:
+        both biases go to z) or None and None.
     """
     gates, hs, cs, tanh_cs, (h0, c0), w_hh, has_bias, masks = cache
     dh, dc = dstate
@@ -153,6 +160,7 @@ def backward(dy, dstate, cache, dh_record=None):
     if fused:  # the whole loop, compiled
         dh, dc = np.array(dh, order="C"), dc.copy()  # the loop updates them in place
         dy, packed = np.ascontiguousarray(dy), fused.pack(w_hh)  # W_hh (4H, H), packed
+        d_bias = np.zeros(gates.shape[1:], gates.dtype)  # (B, 4H): each row's dz summed over time
         _fused.by_rows(
             fused.lstm_sequence_backward,
             dh.shape[0],
@@ -166,8 +174,10 @@ def backward(dy, dstate, cache, dh_record=None):
             packed,
             masks,
             dz,
+            d_bias,
             dh_record,
         )
+        db = d_bias.sum(axis=0)
     else:
         dc_buffers = (np.empty_like(dc), np.empty_like(dc))  # alternate: step t reads the other
         for t in reversed(range(gates.shape[0])):
@@ -185,6 +195,6 @@ def backward(dy, dstate, cache, dh_record=None):
                 dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t
+        db = dz.sum(axis=(0, 1))
     dw_hh = recurrent_weight_gradient(dz, h0, hs)  # sum_t dz[t].T @ h[t-1]
-    db_hh = dz.sum(axis=(0, 1)) if has_bias else None
-    return dz, (dh, dc), dw_hh, db_hh
+    return dz, (dh, dc), dw_hh, *bias_gradients(db, has_bias)

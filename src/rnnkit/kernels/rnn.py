@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import bias_sum, recurrent_weight_gradient, step_masks
+from rnnkit.kernels._common import bias_gradients, bias_sum, recurrent_weight_gradient, step_masks
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -57,14 +57,14 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None, nonlinearity="tanh"):
     hs = xw  # (T, B, H): the pre-activations, turned into h[t] step by step
     bias = bias_sum(w_hh.shape[0], xw.dtype, b_ih, b_hh)  # (H,): both biases go to a
     fused = _fused.loops(hs, w_hh, bias)
-    w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
     if fused:  # the whole loop in compiled calls, the biases added step by step
         h_n = np.empty(h.shape, hs.dtype)  # C-ordered, whatever h0 is: the products write it
-        relu, packed = nonlinearity == "relu", fused.pack(w_hh_t)  # W_hh.T (H, H), packed
+        relu, packed = nonlinearity == "relu", fused.pack_transpose(w_hh)  # W_hh.T (H, H), packed
         _fused.by_rows(fused.rnn_sequence, h_n.shape[0], hs, bias, h, packed, relu, masks, h_n)
         h = h_n
     else:
         hs += bias
+        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
         product = np.empty_like(h, shape=hs.shape[1:])  # (B, H), refilled every step
         for t in range(steps):
             hs[t] += np.matmul(h, w_hh_t, out=product)
@@ -85,7 +85,8 @@ def backward(dy, dstate, cache, dh_record=None):
             gradient with respect to the h[t] the cell computes, through y[t] and all later
             steps (zero past a sequence's length, where h[t] is not used).
     Returns:
-        dxw (T, B, H), ``(dh0,)``, dW_hh (H, H), db_hh (H,) or None.
+        dxw (T, B, H), ``(dh0,)``, dW_hh (H, H), db_ih and db_hh (each (H,), equal: both
+        biases go to a) or None and None.
     """
     hs, h0, w_hh, has_bias, masks, nonlinearity = cache
     (dh,) = dstate
@@ -95,9 +96,21 @@ def backward(dy, dstate, cache, dh_record=None):
     if fused:  # the whole loop, compiled at every size (no tanh to take here)
         relu, packed = nonlinearity == "relu", fused.pack(w_hh)  # W_hh (H, H), packed
         dy = np.ascontiguousarray(dy)
+        d_bias = np.zeros_like(dh)  # (B, H): each row's da summed over time
         _fused.by_rows(
-            fused.rnn_sequence_backward, dh.shape[0], dy, dh, hs, packed, relu, masks, da, dh_record
+            fused.rnn_sequence_backward,
+            dh.shape[0],
+            dy,
+            dh,
+            hs,
+            packed,
+            relu,
+            masks,
+            da,
+            d_bias,
+            dh_record,
         )
+        db = d_bias.sum(axis=0)
     else:
         for t in reversed(range(hs.shape[0])):
             if masks is None:
@@ -111,6 +124,6 @@ def backward(dy, dstate, cache, dh_record=None):
                 dh = da[t] @ w_hh + (1.0 - m) * dh  # state[t] = ... + (1 - m) * state[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t
+        db = da.sum(axis=(0, 1))
     dw_hh = recurrent_weight_gradient(da, h0, hs)  # sum_t da[t].T @ h[t-1]
-    db_hh = da.sum(axis=(0, 1)) if has_bias else None
-    return da, (dh,), dw_hh, db_hh
+    return da, (dh,), dw_hh, *bias_gradients(db, has_bias)

@@ -32,7 +32,7 @@ def forward_direction(kernel, x, weights: dict, state0: tuple, lengths, **option
     )
 
     def backward(dy: np.ndarray, dstate: tuple, dh_record: np.ndarray | None = None):
-        dxw, dstate0, dw_hh, db_hh = kernel.backward(dy, dstate, cache, dh_record)
+        dxw, dstate0, dw_hh, db_ih, db_hh = kernel.backward(dy, dstate, cache, dh_record)
         dxw = dxw.reshape(steps * batch, -1)  # (T*B, G*H)
         dx = (dxw @ w_ih).reshape(steps, batch, inputs)  # (T, B, I)
         grads = {
@@ -40,7 +40,7 @@ def forward_direction(kernel, x, weights: dict, state0: tuple, lengths, **option
             "weight_hh": dw_hh,
         }
         if b_ih is not None:
-            grads["bias_ih"] = dxw.sum(axis=0)
+            grads["bias_ih"] = db_ih
             grads["bias_hh"] = db_hh
         return dx, dstate0, grads
 
