@@ -53,12 +53,14 @@ def run(kernel, enabled: bool, monkeypatch, lengths, options=None, batch=5):
             for _ in range(STATE_PARTS[kernel])
         )
 
-    xw = 2 * rng.standard_normal((steps, batch, width), dtype=np.float32)
+    x = rng.standard_normal((steps, batch, 6), dtype=np.float32)
     state0 = states()
+    w_ih = (2 * rng.standard_normal((width, 6)) / np.sqrt(6)).astype(np.float32)
     w_hh = (rng.standard_normal((width, hidden)) / np.sqrt(hidden)).astype(np.float32)
     b_hh, b_ih = (rng.standard_normal(width, dtype=np.float32) for _ in range(2))
-    assert (_fused.loops(xw, w_hh, b_hh, *state0) is not None) == enabled  # the path asked for
-    y, state, cache = kernel.forward(xw, state0, w_hh, b_hh, lengths, b_ih, **(options or {}))
+    assert (_fused.loops(x, w_hh, b_hh, *state0) is not None) == enabled  # the path asked for
+    weights = (w_ih, w_hh, b_ih, b_hh)
+    y, state, cache = kernel.forward(x, state0, *weights, lengths, **(options or {}))
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     dh_record = np.zeros_like(y)  # dL/dh[t] at every step, as the diagnostics read it
     grads = kernel.backward(dy, states(), cache, dh_record)
@@ -76,9 +78,10 @@ def assert_fused_matches_numpy(kernel, options, lengths, monkeypatch):
     )
     for fused, reference in zip(fused_out, numpy_out, strict=True):
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=2e-6)
-    d_xw, d_state0, d_w_hh, d_b_ih, d_b_hh = fused_grads
-    ref_d_xw, ref_d_state0, ref_d_w_hh, ref_d_b_ih, ref_d_b_hh = numpy_grads
-    pairs = [(d_xw, ref_d_xw), (d_w_hh, ref_d_w_hh), (d_b_ih, ref_d_b_ih), (d_b_hh, ref_d_b_hh)]
+    d_x, d_xw, d_state0, *d_weights = fused_grads  # d_weights: dW_hh, db_ih, db_hh
+    ref_d_x, ref_d_xw, ref_d_state0, *ref_d_weights = numpy_grads
+    pairs = [(d_x, ref_d_x), (d_xw, ref_d_xw)]
+    pairs += list(zip(d_weights, ref_d_weights, strict=True))
     pairs += list(zip(d_state0, ref_d_state0, strict=True))
     for fused, reference in pairs:
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-5)
@@ -321,14 +324,15 @@ def test_a_fortran_ordered_initial_state_gives_the_same_numbers(name):
     rng = np.random.default_rng(6)
     batch, hidden = 3, 5
     width = GATES[kernel] * hidden
-    xw = rng.standard_normal((4, batch, width), dtype=np.float32)
-    w_hh = rng.standard_normal((width, hidden), dtype=np.float32)
+    x = rng.standard_normal((4, batch, 3), dtype=np.float32)
+    weights = (rng.standard_normal((width, size), dtype=np.float32) for size in (3, hidden))
+    weights = (*weights, None, None)  # w_ih, w_hh, no biases
     state = tuple(
         rng.standard_normal((batch, hidden), dtype=np.float32) for _ in range(STATE_PARTS[kernel])
     )
     fortran = tuple(np.asfortranarray(part) for part in state)
-    y, final, _ = kernel.forward(xw.copy(), state, w_hh, None, None, **options)
-    y_f, final_f, _ = kernel.forward(xw.copy(), fortran, w_hh, None, None, **options)
+    y, final, _ = kernel.forward(x, state, *weights, None, **options)
+    y_f, final_f, _ = kernel.forward(x, fortran, *weights, None, **options)
     for ours, theirs in zip((y, *final), (y_f, *final_f), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
 

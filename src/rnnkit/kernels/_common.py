@@ -56,3 +56,15 @@ def bias_gradients(d_bias: np.ndarray, has_bias: bool) -> tuple:
     LSTM), so both get its gradient summed over steps and batch, ``d_bias`` (G,): two arrays, or
     ``(None, None)`` for a layer without biases."""
     return (d_bias, d_bias.copy()) if has_bias else (None, None)
+
+
+def input_projection(x: np.ndarray, w_ih: np.ndarray) -> np.ndarray:
+    """xw = x @ W_ih.T for all steps in one product: x (T, B, I), w_ih (G, I) -> (T, B, G)."""
+    steps, batch, inputs = x.shape
+    return (x.reshape(steps * batch, inputs) @ w_ih.T).reshape(steps, batch, -1)  # (T*B, G)
+
+
+def input_gradient(dxw: np.ndarray, w_ih: np.ndarray) -> np.ndarray:
+    """dx = dxw @ W_ih for all steps in one product: dxw (T, B, G), w_ih (G, I) -> (T, B, I)."""
+    steps, batch, gates = dxw.shape
+    return (dxw.reshape(steps * batch, gates) @ w_ih).reshape(steps, batch, -1)  # (T*B, I)

@@ -348,13 +348,17 @@ def _add_rows(source, target, first, last):
 
 
 @jit
-def lstm_sequence(gates, bias, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c, first, last):
-    """``lstm.forward``'s time loop: gates (T, B, 4H) hold xw and become i, f, g, o; bias (4H,)
-    is b_ih + b_hh (zeros without biases), added by ``lstm_step``; w_hh_t is ``pack(W_hh.T)``;
-    masks (T, B, 1) or None. Writes hs, cs, tanh_cs (T, B, H), the final h, c (B, H)."""
+def lstm_sequence(
+    x, w_ih_t, gates, bias, h0, c0, w_hh_t, masks, hs, cs, tanh_cs, h, c, first, last
+):
+    """``lstm.forward``'s time loop, the input projection in it: x (T, B, I); w_ih_t and w_hh_t
+    are ``pack(W_ih.T)`` and ``pack(W_hh.T)``; bias (4H,) is b_ih + b_hh (zeros without biases),
+    added by ``lstm_step``; masks (T, B, 1) or None. Writes gates (T, B, 4H) (i, f, g, o), hs,
+    cs, tanh_cs (T, B, H) and the final h, c (B, H)."""
     _copy_rows(h0, h, first, last)
     _copy_rows(c0, c, first, last)
     for t in range(gates.shape[0]):
+        packed_product(x[t], w_ih_t, gates[t], False, first, last)
         packed_product(h, w_hh_t, gates[t], True, first, last)
         lstm_step(gates[t], bias, c, hs[t], cs[t], tanh_cs[t], first, last)
         _keep_running(masks, t, hs[t], h, first, last)
@@ -382,12 +386,12 @@ def lstm_inference(x, w_ih_t, bias, h0, c0, w_hh_t, masks, hs, h, c, first, last
 
 @jit
 def lstm_sequence_backward(
-    dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, masks, dz, d_bias, dh_record, first, last
+    dy, dh, dc, gates, cs, tanh_cs, c0, w_hh, w_ih, masks, dz, d_bias, dx, dh_record, first, last
 ):
-    """``lstm.backward``'s time loop: writes dz (T, B, 4H) and dh_record (T, B, H) unless None;
-    adds each row's dz over time to d_bias (B, 4H) (the bias gradient, summed while dz is in
-    cache); dh, dc (B, H) come in at the final state and leave as the gradients at the initial
-    one; w_hh is ``pack(W_hh)``."""
+    """``lstm.backward``'s time loop: writes dz (T, B, 4H), dx (T, B, I) and dh_record (T, B, H)
+    unless None; adds each row's dz over time to d_bias (B, 4H) (the bias gradient, summed
+    while dz is in cache); dh, dc (B, H) come in at the final state and leave as the gradients
+    at the initial one; w_hh and w_ih are ``pack(W_hh)`` and ``pack(W_ih)``."""
     dh_t = np.empty_like(dh)
     dc_t = np.empty_like(dc)
     dc_prev = np.empty_like(dc)
@@ -405,6 +409,7 @@ def lstm_sequence_backward(
         _zero_rows(masks, t, dc, True, first, last)
         _add_rows(dc_prev, dc, first, last)
         packed_product(dz[t], w_hh, dh, True, first, last)  # z[t] = ... + h[t-1] @ W_hh.T
+        packed_product(dz[t], w_ih, dx[t], False, first, last)  # z[t] = x[t] @ W_ih.T + ...
         if dh_record is not None:
             _copy_rows(dh_t, dh_record[t], first, last)
 

@@ -3,7 +3,7 @@
 Notation (time-major: T steps, B sequences, H hidden units; gates in PyTorch's order r, z, n;
 the reset gate multiplies the hidden product *with its bias*, as PyTorch does):
 
-    xw[t]   = x[t] @ W_ih.T + b_ih                  (T, B, 3H)  one product, made by the caller
+    xw[t]   = x[t] @ W_ih.T + b_ih                  (T, B, 3H)  one product for all steps
     hw[t]   = h[t-1] @ W_hh.T + b_hh                (B, 3H)     one product per step
     r       = sig(xw_r + hw_r)                      (B, H)
     z       = sig(xw_z + hw_z)                      (B, H)
@@ -21,7 +21,14 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import bias_sum, recurrent_weight_gradient, sigmoid, step_masks
+from rnnkit.kernels._common import (
+    bias_sum,
+    input_gradient,
+    input_projection,
+    recurrent_weight_gradient,
+    sigmoid,
+    step_masks,
+)
 
 
 def step(gates: np.ndarray, hw: np.ndarray, h_prev: np.ndarray, h: np.ndarray) -> None:
@@ -56,19 +63,18 @@ def step_backward(dh, gates, hw_n, h_prev, dxw, dhw, dh_direct) -> None:
     dhw[:, : 2 * hidden] = dxw[:, : 2 * hidden]  # hw_r, hw_z enter as xw_r, xw_z do
 
 
-def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
+def forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths):
     """Run the GRU over all steps.
 
     Args:
-        xw: (T, B, 3H) input projection; taken over and overwritten with r, z, n.
-        state0: ``(h0,)`` with h0 (B, H).
-        w_hh: (3H, H). b_hh: (3H,) or None.
-        b_ih: (3H,) or None, the input bias, added here to xw.
+        x: (T, B, I). state0: ``(h0,)`` with h0 (B, H).
+        w_ih: (3H, I), w_hh: (3H, H). b_ih, b_hh: (3H,) or None.
         lengths: (B,) ints in [1, T], or None when every sequence has T steps.
     Returns:
         y (T, B, H), the final state ``(h_n,)``, and the cache for ``backward``.
     """
     (h,) = state0
+    xw = input_projection(x, w_ih)  # (T, B, 3H), turned into r, z, n step by step
     steps, batch, three_hidden = xw.shape
     hidden = three_hidden // 3
     masks = step_masks(lengths, steps, xw.dtype)
@@ -107,7 +113,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
             h_new = hs[t]
             h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
     y = hs if masks is None else hs * masks
-    cache = (xw, hs, hw_ns, state0[0], w_hh, b_hh is not None, masks)
+    cache = (xw, hs, hw_ns, state0[0], w_ih, w_hh, b_hh is not None, masks)
     return y, (h,), cache
 
 
@@ -121,10 +127,10 @@ def backward(dy, dstate, cache, dh_record=None):
             gradient with respect to the h[t] the cell computes, through y[t] and all later
             steps (zero past a sequence's length, where h[t] is not used).
     Returns:
-        dxw (T, B, 3H), ``(dh0,)``, dW_hh (3H, H), db_ih and db_hh (each (3H,)) or None and
-        None.
+        dx (T, B, I), dxw (T, B, 3H) (the gradient of the input projection), ``(dh0,)``,
+        dW_hh (3H, H), db_ih and db_hh (each (3H,)) or None and None.
     """
-    gates, hs, hw_ns, h0, w_hh, has_bias, masks = cache
+    gates, hs, hw_ns, h0, w_ih, w_hh, has_bias, masks = cache
     (dh,) = dstate
     dxw = gates  # (T, B, 3H): each step's r, z, n, read once, become its dxw (the cache is spent)
     dhw = np.empty_like(gates)  # (T, B, 3H)
@@ -172,4 +178,4 @@ def backward(dy, dstate, cache, dh_record=None):
     dw_hh = recurrent_weight_gradient(dhw, h0, hs)  # sum_t dhw[t].T @ h[t-1]
     if not has_bias:
         db_ih = db_hh = None
-    return dxw, (dh,), dw_hh, db_ih, db_hh
+    return input_gradient(dxw, w_ih), dxw, (dh,), dw_hh, db_ih, db_hh

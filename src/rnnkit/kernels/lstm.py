@@ -2,7 +2,7 @@
 
 Notation (time-major: T steps, B sequences, H hidden units; gates in PyTorch's order i, f, g, o):
 
-    xw[t]          = x[t] @ W_ih.T + b_ih               (T, B, 4H)  one product, made by the caller
+    xw[t]          = x[t] @ W_ih.T + b_ih               (T, B, 4H)  one product (compiled: per step)
     z[t]           = xw[t] + b_hh + h[t-1] @ W_hh.T     (B, 4H)     one product per step
     i, f, g, o     = sig(z_i), sig(z_f), tanh(z_g), sig(z_o)   each (B, H)
     c[t]           = f * c[t-1] + i * g                 (B, H)
@@ -22,6 +22,8 @@ from rnnkit.kernels import _fused
 from rnnkit.kernels._common import (
     bias_gradients,
     bias_sum,
+    input_gradient,
+    input_projection,
     recurrent_weight_gradient,
     sigmoid,
     step_masks,
@@ -63,37 +65,42 @@ def step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev) -> None:
     np.multiply(do, o * (1.0 - o), out=d_o)  # o = sig(z_o)
 
 
-def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
+def forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths):
     """Run the LSTM over all steps.
 
     Args:
-        xw: (T, B, 4H) input projection; taken over and overwritten with the gate activations.
-        state0: ``(h0, c0)``, each (B, H).
-        w_hh: (4H, H). b_hh: (4H,) or None.
-        b_ih: (4H,) or None, the input bias, added here to xw.
+        x: (T, B, I). state0: ``(h0, c0)``, each (B, H).
+        w_ih: (4H, I), w_hh: (4H, H). b_ih, b_hh: (4H,) or None.
         lengths: (B,) ints in [1, T], or None when every sequence has T steps.
     Returns:
         y (T, B, H), the final state ``(h_n, c_n)``, and the cache for ``backward``.
+
+    The compiled loop makes each step's input projection x[t] @ W_ih.T itself, next to the
+    recurrent product (the NumPy path makes all steps' in one product first).
     """
     h, c = state0
-    steps, batch, _ = xw.shape
-    masks = step_masks(lengths, steps, xw.dtype)
-    gates = xw  # (T, B, 4H)
-    hs = np.empty((steps, batch, h.shape[1]), dtype=xw.dtype)  # h[t]
+    x = np.ascontiguousarray(x)  # the compiled loop reads x[t] in rows
+    c = np.ascontiguousarray(c)  # the state may come in as a slice: steps read it in rows
+    steps, batch, _ = x.shape
+    masks = step_masks(lengths, steps, x.dtype)
+    bias = bias_sum(w_hh.shape[0], x.dtype, b_ih, b_hh)  # (4H,): both biases go to z
+    fused = _fused.loops(x, c, w_ih, w_hh, bias)
+    if fused:
+        gates = np.empty((steps, batch, w_hh.shape[0]), np.float32)  # (T, B, 4H)
+    else:
+        gates = input_projection(x, w_ih)  # (T, B, 4H)
+        gates += bias
+    hs = np.empty((steps, batch, w_hh.shape[1]), dtype=gates.dtype)  # h[t]
     cs = np.empty_like(hs)  # c[t]
     tanh_cs = np.empty_like(hs)  # tanh(c[t])
-    c = np.ascontiguousarray(c)  # the state may come in as a slice: steps read it in rows
-    bias = bias_sum(w_hh.shape[0], xw.dtype, b_ih, b_hh)  # (4H,): both biases go to z
-    fused = _fused.loops(gates, c, w_hh, bias)
     if fused:  # the whole loop in one compiled call, the biases added step by step
         h_n, c_n = np.empty_like(c), np.empty_like(c)
+        w_ih_t = fused.pack_transpose(w_ih)  # W_ih.T (I, 4H), packed
         w_hh_t = fused.pack_transpose(w_hh)  # W_hh.T (H, 4H), packed
-        _fused.by_rows(
-            fused.lstm_sequence, batch, gates, bias, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n
-        )
+        loop_arrays = (x, w_ih_t, gates, bias, h, c, w_hh_t, masks, hs, cs, tanh_cs, h_n, c_n)
+        _fused.by_rows(fused.lstm_sequence, batch, *loop_arrays)
         h, c = h_n, c_n
     else:
-        gates += bias
         for t in range(steps):
             gates[t] += h @ w_hh.T
             step(gates[t], c, hs[t], cs[t], tanh_cs[t])
@@ -104,7 +111,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None):
                 running = masks[t] > 0
                 h, c = np.where(running, h_new, h), np.where(running, c_new, c)
     y = hs if masks is None else hs * masks
-    cache = (gates, hs, cs, tanh_cs, state0, w_hh, b_hh is not None, masks)
+    cache = (gates, hs, cs, tanh_cs, state0, w_ih, w_hh, b_hh is not None, masks)
     return y, (h, c), cache
 
 
@@ -149,33 +156,25 @@ def backward(dy, dstate, cache, dh_record=None):
             gradient with respect to the h[t] the cell computes, through y[t] and all later
             steps (zero past a sequence's length, where h[t] is not used).
     Returns:
-        dxw (T, B, 4H), ``(dh0, dc0)``, dW_hh (4H, H), db_ih and db_hh (each (4H,), equal:
-        both biases go to z) or None and None.
+        dx (T, B, I), dxw (T, B, 4H) (the gradient of the input projection), ``(dh0, dc0)``,
+        dW_hh (4H, H), db_ih and db_hh (each (4H,), equal: both biases go to z) or None and
+        None.
     """
-    gates, hs, cs, tanh_cs, (h0, c0), w_hh, has_bias, masks = cache
+    gates, hs, cs, tanh_cs, (h0, c0), w_ih, w_hh, has_bias, masks = cache
     dh, dc = dstate
     dz = gates  # (T, B, 4H): each step's gates, read once, become its dz (the cache is spent)
     c0, dc = np.ascontiguousarray(c0), np.ascontiguousarray(dc)  # the steps read them in rows
-    fused = _fused.loops(gates, c0, dc, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
-    if fused:  # the whole loop, compiled
+    same_dtype = dy.dtype == dh.dtype == gates.dtype
+    fused = _fused.loops(gates, c0, dc, w_ih, w_hh) if same_dtype else None
+    if fused:  # the whole loop, compiled, dx = dz @ W_ih made step by step in it
         dh, dc = np.array(dh, order="C"), dc.copy()  # the loop updates them in place
-        dy, packed = np.ascontiguousarray(dy), fused.pack(w_hh)  # W_hh (4H, H), packed
+        dy = np.ascontiguousarray(dy)
         d_bias = np.zeros(gates.shape[1:], gates.dtype)  # (B, 4H): each row's dz summed over time
+        dx = np.empty((*gates.shape[:2], w_ih.shape[1]), gates.dtype)  # (T, B, I)
+        packed_hh, packed_ih = fused.pack(w_hh), fused.pack(w_ih)  # (4H, H) and (4H, I), packed
+        loop_arrays = (dy, dh, dc, gates, cs, tanh_cs, c0, packed_hh, packed_ih, masks, dz)
         _fused.by_rows(
-            fused.lstm_sequence_backward,
-            dh.shape[0],
-            dy,
-            dh,
-            dc,
-            gates,
-            cs,
-            tanh_cs,
-            c0,
-            packed,
-            masks,
-            dz,
-            d_bias,
-            dh_record,
+            fused.lstm_sequence_backward, dh.shape[0], *loop_arrays, d_bias, dx, dh_record
         )
         db = d_bias.sum(axis=0)
     else:
@@ -195,6 +194,7 @@ def backward(dy, dstate, cache, dh_record=None):
                 dc = dc_prev + (1.0 - m) * dc  # and c[t] = ... + (1 - m) * c[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t
+        dx = input_gradient(dz, w_ih)  # z[t] = x[t] @ W_ih.T + ...
         db = dz.sum(axis=(0, 1))
     dw_hh = recurrent_weight_gradient(dz, h0, hs)  # sum_t dz[t].T @ h[t-1]
-    return dz, (dh, dc), dw_hh, *bias_gradients(db, has_bias)
+    return dx, dz, (dh, dc), dw_hh, *bias_gradients(db, has_bias)

@@ -2,7 +2,7 @@
 
 Notation (time-major: T steps, B sequences, I inputs, H hidden units):
 
-    xw[t] = x[t] @ W_ih.T + b_ih                    (T, B, H)  one product, made by the caller
+    xw[t] = x[t] @ W_ih.T + b_ih                    (T, B, H)  one product for all steps
     a[t]  = xw[t] + b_hh + h[t-1] @ W_hh.T          (B, H)     one product per step
     h[t]  = f(a[t])                                 (B, H)     f = tanh or relu
 
@@ -20,7 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels import _fused
-from rnnkit.kernels._common import bias_gradients, bias_sum, recurrent_weight_gradient, step_masks
+from rnnkit.kernels._common import (
+    bias_gradients,
+    bias_sum,
+    input_gradient,
+    input_projection,
+    recurrent_weight_gradient,
+    step_masks,
+)
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -39,23 +46,22 @@ def step_backward(dh: np.ndarray, h: np.ndarray, nonlinearity: str) -> np.ndarra
     return dh * (h > 0.0)  # d relu(a) = [a > 0]
 
 
-def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None, nonlinearity="tanh"):
+def forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, nonlinearity="tanh"):
     """Run the RNN over all steps.
 
     Args:
-        xw: (T, B, H) input projection; taken over and overwritten.
-        state0: ``(h0,)`` with h0 (B, H).
-        w_hh: (H, H). b_hh: (H,) or None.
-        b_ih: (H,) or None, the input bias, added here to xw.
+        x: (T, B, I). state0: ``(h0,)`` with h0 (B, H).
+        w_ih: (H, I), w_hh: (H, H). b_ih, b_hh: (H,) or None.
         lengths: (B,) ints in [1, T], or None when every sequence has T steps.
+        nonlinearity: 'tanh' or 'relu'.
     Returns:
         y (T, B, H), the final state ``(h_n,)``, and the cache for ``backward``.
     """
     (h,) = state0
-    steps = xw.shape[0]
-    masks = step_masks(lengths, steps, xw.dtype)
-    hs = xw  # (T, B, H): the pre-activations, turned into h[t] step by step
-    bias = bias_sum(w_hh.shape[0], xw.dtype, b_ih, b_hh)  # (H,): both biases go to a
+    steps = x.shape[0]
+    hs = input_projection(x, w_ih)  # (T, B, H): the pre-activations, turned into h[t] in turn
+    masks = step_masks(lengths, steps, hs.dtype)
+    bias = bias_sum(w_hh.shape[0], hs.dtype, b_ih, b_hh)  # (H,): both biases go to a
     fused = _fused.loops(hs, w_hh, bias)
     if fused:  # the whole loop in compiled calls, the biases added step by step
         h_n = np.empty(h.shape, hs.dtype)  # C-ordered, whatever h0 is: the products write it
@@ -71,7 +77,7 @@ def forward(xw, state0, w_hh, b_hh, lengths, b_ih=None, nonlinearity="tanh"):
             h_new = step(hs[t], nonlinearity)
             h = h_new if masks is None else np.where(masks[t] > 0, h_new, h)
     y = hs if masks is None else hs * masks
-    cache = (hs, state0[0], w_hh, b_hh is not None, masks, nonlinearity)
+    cache = (hs, state0[0], w_ih, w_hh, b_hh is not None, masks, nonlinearity)
     return y, (h,), cache
 
 
@@ -85,10 +91,10 @@ def backward(dy, dstate, cache, dh_record=None):
             gradient with respect to the h[t] the cell computes, through y[t] and all later
             steps (zero past a sequence's length, where h[t] is not used).
     Returns:
-        dxw (T, B, H), ``(dh0,)``, dW_hh (H, H), db_ih and db_hh (each (H,), equal: both
-        biases go to a) or None and None.
+        dx (T, B, I), dxw (T, B, H) (the gradient of the input projection), ``(dh0,)``,
+        dW_hh (H, H), db_ih and db_hh (each (H,), equal: both biases go to a) or None and None.
     """
-    hs, h0, w_hh, has_bias, masks, nonlinearity = cache
+    hs, h0, w_ih, w_hh, has_bias, masks, nonlinearity = cache
     (dh,) = dstate
     dh = np.array(dh, order="C")  # a copy: the compiled loop updates it in place
     da = np.empty_like(hs)  # (T, B, H)
@@ -126,4 +132,4 @@ def backward(dy, dstate, cache, dh_record=None):
                 dh_record[t] = dh_t
         db = da.sum(axis=(0, 1))
     dw_hh = recurrent_weight_gradient(da, h0, hs)  # sum_t da[t].T @ h[t-1]
-    return da, (dh,), dw_hh, *bias_gradients(db, has_bias)
+    return input_gradient(da, w_ih), da, (dh,), dw_hh, *bias_gradients(db, has_bias)

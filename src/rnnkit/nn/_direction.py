@@ -1,4 +1,5 @@
-"""One recurrent layer in one direction: input projection, kernel, and the backward of both.
+"""One recurrent layer in one direction: the kernel's forward and backward, and the gradient of
+the input weight.
 
 Shared by the layers (each layer and direction of a stack) and the cells (one step).
 """
@@ -24,22 +25,16 @@ def forward_direction(kernel, x, weights: dict, state0: tuple, lengths, **option
         kernels).
     """
     steps, batch, inputs = x.shape
-    w_ih, b_ih = weights["weight_ih"], weights.get("bias_ih")
-    xw = x.reshape(steps * batch, inputs) @ w_ih.T  # (T*B, G*H): all steps in one product
-    xw = xw.reshape(steps, batch, -1)  # (T, B, G*H); the kernel adds b_ih as it goes
-    y, state, cache = kernel.forward(
-        xw, state0, weights["weight_hh"], weights.get("bias_hh"), lengths, b_ih=b_ih, **options
-    )
+    y, state, cache = kernel.forward(x, state0, *_kernel_weights(weights), lengths, **options)
 
     def backward(dy: np.ndarray, dstate: tuple, dh_record: np.ndarray | None = None):
-        dxw, dstate0, dw_hh, db_ih, db_hh = kernel.backward(dy, dstate, cache, dh_record)
+        dx, dxw, dstate0, dw_hh, db_ih, db_hh = kernel.backward(dy, dstate, cache, dh_record)
         dxw = dxw.reshape(steps * batch, -1)  # (T*B, G*H)
-        dx = (dxw @ w_ih).reshape(steps, batch, inputs)  # (T, B, I)
         grads = {
             "weight_ih": dxw.T @ x.reshape(steps * batch, inputs),  # one product over all steps
             "weight_hh": dw_hh,
         }
-        if b_ih is not None:
+        if db_ih is not None:
             grads["bias_ih"] = db_ih
             grads["bias_hh"] = db_hh
         return dx, dstate0, grads
@@ -53,9 +48,18 @@ def infer_direction(kernel, x, weights: dict, state0: tuple, lengths, **options)
     projection inside its compiled loop) runs it when it applies; ``forward`` otherwise."""
     infer = getattr(kernel, "infer", None)
     if infer is not None:
-        args = (weights["weight_ih"], weights["weight_hh"], weights.get("bias_ih"))
-        result = infer(x, state0, *args, weights.get("bias_hh"), lengths, **options)
+        result = infer(x, state0, *_kernel_weights(weights), lengths, **options)
         if result is not None:
             return result
     y, state, _ = forward_direction(kernel, x, weights, state0, lengths, **options)
     return y, state
+
+
+def _kernel_weights(weights: dict) -> tuple:
+    """``(w_ih, w_hh, b_ih, b_hh)`` as the kernels take them: the biases None when absent."""
+    return (
+        weights["weight_ih"],
+        weights["weight_hh"],
+        weights.get("bias_ih"),
+        weights.get("bias_hh"),
+    )
