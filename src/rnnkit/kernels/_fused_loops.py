@@ -418,13 +418,15 @@ def lstm_sequence_backward(
 
 
 @jit
-def gru_sequence(xw, b_ih, h0, w_hh_t, b_hh, masks, hs, hw_ns, h, first, last):
-    """``gru.forward``'s time loop: xw (T, B, 3H) becomes r, z, n; w_hh_t is ``pack(W_hh.T)``;
-    b_ih, b_hh (3H,) (zeros without biases), added by ``gru_step``; masks (T, B, 1) or None.
-    Writes hs and hw_ns (T, B, H) and the final state h (B, H)."""
+def gru_sequence(x, w_ih_t, xw, b_ih, h0, w_hh_t, b_hh, masks, hs, hw_ns, h, first, last):
+    """``gru.forward``'s time loop, the input projection in it: x (T, B, I); w_ih_t and w_hh_t
+    are ``pack(W_ih.T)`` and ``pack(W_hh.T)``; b_ih, b_hh (3H,) (zeros without biases), added
+    by ``gru_step``; masks (T, B, 1) or None. Writes xw (T, B, 3H) (r, z, n), hs and hw_ns
+    (T, B, H) and the final state h (B, H)."""
     hw = np.empty(xw.shape[1:], np.float32)  # (B, 3H)
     _copy_rows(h0, h, first, last)
     for t in range(xw.shape[0]):
+        packed_product(x[t], w_ih_t, xw[t], False, first, last)
         packed_product(h, w_hh_t, hw, False, first, last)
         gru_step(xw[t], b_ih, hw, b_hh, h, hs[t], hw_ns[t], first, last)
         _keep_running(masks, t, hs[t], h, first, last)
@@ -432,13 +434,13 @@ def gru_sequence(xw, b_ih, h0, w_hh_t, b_hh, masks, hs, hw_ns, h, first, last):
 
 @jit
 def gru_sequence_backward(
-    dy, dh, gates, hs, hw_ns, h0, w_hh, masks, dxw, dhw, d_bias_ih, d_bias_hh, dh_record, first,
-    last,
+    dy, dh, gates, hs, hw_ns, h0, w_hh, w_ih, masks, dxw, dhw, d_bias_ih, d_bias_hh, dx,
+    dh_record, first, last,
 ):  # fmt: skip
-    """``gru.backward``'s time loop: writes dxw, dhw (T, B, 3H) and dh_record (T, B, H) unless
-    None; adds each row's dxw and dhw over time to d_bias_ih and d_bias_hh (B, 3H); dh (B, H)
-    comes in at the final state and leaves as the gradient at the initial one; w_hh is
-    ``pack(W_hh)``."""
+    """``gru.backward``'s time loop: writes dxw, dhw (T, B, 3H), dx (T, B, I) and dh_record
+    (T, B, H) unless None; adds each row's dxw and dhw over time to d_bias_ih and d_bias_hh
+    (B, 3H); dh (B, H) comes in at the final state and leaves as the gradient at the initial
+    one; w_hh and w_ih are ``pack(W_hh)`` and ``pack(W_ih)``."""
     dh_t = np.empty_like(dh)
     dh_direct = np.empty_like(dh)
     for t in range(gates.shape[0] - 1, -1, -1):
@@ -450,18 +452,21 @@ def gru_sequence_backward(
         _zero_rows(masks, t, dh, True, first, last)  # a frozen state passes its gradient on
         _add_rows(dh_direct, dh, first, last)
         packed_product(dhw[t], w_hh, dh, True, first, last)  # hw[t] = h[t-1] @ W_hh.T + b_hh
+        packed_product(dxw[t], w_ih, dx[t], False, first, last)  # xw[t] = x[t] @ W_ih.T + b_ih
         if dh_record is not None:
             _copy_rows(dh_t, dh_record[t], first, last)
 
 
 @jit
-def rnn_sequence(hs, bias, h0, w_hh_t, relu, masks, h, first, last):
-    """``rnn.forward``'s time loop: hs (T, B, H) hold xw and become h[t]; bias (H,) is b_ih +
-    b_hh (zeros without biases), added as the nonlinearity reads a; w_hh_t is ``pack(W_hh.T)``;
-    relu: True for relu, False for tanh; masks (T, B, 1) or None. Writes h (B, H)."""
+def rnn_sequence(x, w_ih_t, hs, bias, h0, w_hh_t, relu, masks, h, first, last):
+    """``rnn.forward``'s time loop, the input projection in it: x (T, B, I); w_ih_t and w_hh_t
+    are ``pack(W_ih.T)`` and ``pack(W_hh.T)``; bias (H,) is b_ih + b_hh (zeros without biases),
+    added as the nonlinearity reads a; relu: True for relu, False for tanh; masks (T, B, 1) or
+    None. Writes hs (T, B, H) (a[t], then h[t]) and the final state h (B, H)."""
     _copy_rows(h0, h, first, last)
     for t in range(hs.shape[0]):
         a = hs[t]
+        packed_product(x[t], w_ih_t, a, False, first, last)
         packed_product(h, w_hh_t, a, True, first, last)
         for b in range(first, last):
             row = a[b]
@@ -475,10 +480,13 @@ def rnn_sequence(hs, bias, h0, w_hh_t, relu, masks, h, first, last):
 
 
 @jit
-def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, d_bias, dh_record, first, last):
-    """``rnn.backward``'s time loop: writes da (T, B, H) and dh_record (T, B, H) unless None;
-    adds each row's da over time to d_bias (B, H); dh (B, H) comes in at the final state and
-    leaves as the gradient at the initial one; w_hh is ``pack(W_hh)``."""
+def rnn_sequence_backward(
+    dy, dh, hs, w_hh, w_ih, relu, masks, da, d_bias, dx, dh_record, first, last
+):
+    """``rnn.backward``'s time loop: writes da (T, B, H), dx (T, B, I) and dh_record (T, B, H)
+    unless None; adds each row's da over time to d_bias (B, H); dh (B, H) comes in at the final
+    state and leaves as the gradient at the initial one; w_hh and w_ih are ``pack(W_hh)`` and
+    ``pack(W_ih)``."""
     dh_t = np.empty_like(dh)
     for t in range(hs.shape[0] - 1, -1, -1):
         _gradient_at_step(masks, t, dy, dh, dh_t, first, last)
@@ -493,5 +501,6 @@ def rnn_sequence_backward(dy, dh, hs, w_hh, relu, masks, da, d_bias, dh_record, 
         _add_rows(da[t], d_bias, first, last)
         _zero_rows(masks, t, dh, True, first, last)  # a frozen state passes its gradient on
         packed_product(da[t], w_hh, dh, True, first, last)  # a[t] = ... + h[t-1] @ W_hh.T
+        packed_product(da[t], w_ih, dx[t], False, first, last)  # a[t] = x[t] @ W_ih.T + ...
         if dh_record is not None:
             _copy_rows(dh_t, dh_record[t], first, last)

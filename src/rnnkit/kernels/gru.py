@@ -3,7 +3,7 @@
 Notation (time-major: T steps, B sequences, H hidden units; gates in PyTorch's order r, z, n;
 the reset gate multiplies the hidden product *with its bias*, as PyTorch does):
 
-    xw[t]   = x[t] @ W_ih.T + b_ih                  (T, B, 3H)  one product for all steps
+    xw[t]   = x[t] @ W_ih.T + b_ih                  (T, B, 3H)  one product (compiled: per step)
     hw[t]   = h[t-1] @ W_hh.T + b_hh                (B, 3H)     one product per step
     r       = sig(xw_r + hw_r)                      (B, H)
     z       = sig(xw_z + hw_z)                      (B, H)
@@ -74,32 +74,24 @@ def forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths):
         y (T, B, H), the final state ``(h_n,)``, and the cache for ``backward``.
     """
     (h,) = state0
-    xw = input_projection(x, w_ih)  # (T, B, 3H), turned into r, z, n step by step
-    steps, batch, three_hidden = xw.shape
-    hidden = three_hidden // 3
-    masks = step_masks(lengths, steps, xw.dtype)
+    x = np.ascontiguousarray(x)  # the compiled loop reads x[t] in rows
+    h = np.ascontiguousarray(h)  # the state may come in as a slice: steps read it in rows
+    steps, batch, _ = x.shape
+    three_hidden, hidden = w_hh.shape
+    masks = step_masks(lengths, steps, x.dtype)
+    input_bias = bias_sum(three_hidden, x.dtype, b_ih)  # (3H,)
+    hidden_bias = bias_sum(three_hidden, x.dtype, b_hh)  # (3H,): inside r * (...) for n
+    fused = _fused.loops(x, h, w_ih, w_hh, input_bias, hidden_bias)
+    # (T, B, 3H): the input projection (made in the compiled loop), turned into r, z, n
+    xw = np.empty((steps, batch, three_hidden), np.float32) if fused else input_projection(x, w_ih)
     hs = np.empty((steps, batch, hidden), dtype=xw.dtype)  # h[t]
     hw_ns = np.empty_like(hs)  # W_hn h[t-1] + b_hn, needed by dr
-    h = np.ascontiguousarray(h)  # the state may come in as a slice: steps read it in rows
-    input_bias = bias_sum(three_hidden, xw.dtype, b_ih)  # (3H,)
-    hidden_bias = bias_sum(three_hidden, xw.dtype, b_hh)  # (3H,): inside r * (...) for n
-    fused = _fused.loops(xw, h, w_hh, input_bias, hidden_bias)
-    if fused:  # the whole loop in one compiled call
+    if fused:  # the whole loop in one compiled call, input projection included
         h_n = np.empty_like(h)
+        w_ih_t = fused.pack_transpose(w_ih)  # W_ih.T (I, 3H), packed
         w_hh_t = fused.pack_transpose(w_hh)  # W_hh.T (H, 3H), packed
-        _fused.by_rows(
-            fused.gru_sequence,
-            h_n.shape[0],
-            xw,
-            input_bias,
-            h,
-            w_hh_t,
-            hidden_bias,
-            masks,
-            hs,
-            hw_ns,
-            h_n,
-        )
+        loop_arrays = (x, w_ih_t, xw, input_bias, h, w_hh_t, hidden_bias, masks, hs, hw_ns, h_n)
+        _fused.by_rows(fused.gru_sequence, batch, *loop_arrays)
         h = h_n
     else:
         if b_ih is not None:
@@ -135,29 +127,20 @@ def backward(dy, dstate, cache, dh_record=None):
     dxw = gates  # (T, B, 3H): each step's r, z, n, read once, become its dxw (the cache is spent)
     dhw = np.empty_like(gates)  # (T, B, 3H)
     h0 = np.ascontiguousarray(h0)  # read in rows by the first step
-    fused = _fused.loops(gates, h0, w_hh) if dy.dtype == dh.dtype == gates.dtype else None
-    if fused:  # the whole loop, compiled
+    same_dtype = dy.dtype == dh.dtype == gates.dtype
+    fused = _fused.loops(gates, h0, w_ih, w_hh) if same_dtype else None
+    if fused:  # the whole loop, compiled, dx = dxw @ W_ih made step by step in it
         dh = np.array(dh, order="C")  # the loop updates it in place
-        dy, packed = np.ascontiguousarray(dy), fused.pack(w_hh)  # W_hh (3H, H), packed
+        dy = np.ascontiguousarray(dy)
         d_bias_ih = np.zeros(gates.shape[1:], gates.dtype)  # (B, 3H): rows' dxw over time
         d_bias_hh = np.zeros_like(d_bias_ih)  # (B, 3H): rows' dhw over time
+        dx = np.empty((*gates.shape[:2], w_ih.shape[1]), gates.dtype)  # (T, B, I)
+        packed_hh, packed_ih = fused.pack(w_hh), fused.pack(w_ih)  # (3H, H) and (3H, I), packed
+        loop_arrays = (dy, dh, gates, hs, hw_ns, h0, packed_hh, packed_ih, masks, dxw, dhw)
         _fused.by_rows(
-            fused.gru_sequence_backward,
-            dh.shape[0],
-            dy,
-            dh,
-            gates,
-            hs,
-            hw_ns,
-            h0,
-            packed,
-            masks,
-            dxw,
-            dhw,
-            d_bias_ih,
-            d_bias_hh,
+            fused.gru_sequence_backward, dh.shape[0], *loop_arrays, d_bias_ih, d_bias_hh, dx,
             dh_record,
-        )
+        )  # fmt: skip
         db_ih, db_hh = d_bias_ih.sum(axis=0), d_bias_hh.sum(axis=0)
     else:
         dh_direct = np.empty_like(dh)  # (B, H), read at once by each step
@@ -174,8 +157,9 @@ def backward(dy, dstate, cache, dh_record=None):
                 dh = dh_direct + dhw[t] @ w_hh + (1.0 - m) * dh  # frozen: + (1 - m) * h[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t
+        dx = input_gradient(dxw, w_ih)  # xw[t] = x[t] @ W_ih.T + b_ih
         db_ih, db_hh = dxw.sum(axis=(0, 1)), dhw.sum(axis=(0, 1))
     dw_hh = recurrent_weight_gradient(dhw, h0, hs)  # sum_t dhw[t].T @ h[t-1]
     if not has_bias:
         db_ih = db_hh = None
-    return input_gradient(dxw, w_ih), dxw, (dh,), dw_hh, db_ih, db_hh
+    return dx, dxw, (dh,), dw_hh, db_ih, db_hh

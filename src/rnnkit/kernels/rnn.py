@@ -2,7 +2,7 @@
 
 Notation (time-major: T steps, B sequences, I inputs, H hidden units):
 
-    xw[t] = x[t] @ W_ih.T + b_ih                    (T, B, H)  one product for all steps
+    xw[t] = x[t] @ W_ih.T + b_ih                    (T, B, H)  one product (compiled: per step)
     a[t]  = xw[t] + b_hh + h[t-1] @ W_hh.T          (B, H)     one product per step
     h[t]  = f(a[t])                                 (B, H)     f = tanh or relu
 
@@ -58,17 +58,22 @@ def forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, nonlinearity="tanh"):
         y (T, B, H), the final state ``(h_n,)``, and the cache for ``backward``.
     """
     (h,) = state0
-    steps = x.shape[0]
-    hs = input_projection(x, w_ih)  # (T, B, H): the pre-activations, turned into h[t] in turn
-    masks = step_masks(lengths, steps, hs.dtype)
-    bias = bias_sum(w_hh.shape[0], hs.dtype, b_ih, b_hh)  # (H,): both biases go to a
-    fused = _fused.loops(hs, w_hh, bias)
-    if fused:  # the whole loop in compiled calls, the biases added step by step
+    x = np.ascontiguousarray(x)  # the compiled loop reads x[t] in rows
+    steps, batch, _ = x.shape
+    masks = step_masks(lengths, steps, x.dtype)
+    bias = bias_sum(w_hh.shape[0], x.dtype, b_ih, b_hh)  # (H,): both biases go to a
+    fused = _fused.loops(x, w_ih, w_hh, bias)
+    if fused:  # the whole loop in one compiled call, input projection and biases step by step
+        hs = np.empty((steps, batch, w_hh.shape[0]), np.float32)  # (T, B, H): a[t], then h[t]
         h_n = np.empty(h.shape, hs.dtype)  # C-ordered, whatever h0 is: the products write it
-        relu, packed = nonlinearity == "relu", fused.pack_transpose(w_hh)  # W_hh.T (H, H), packed
-        _fused.by_rows(fused.rnn_sequence, h_n.shape[0], hs, bias, h, packed, relu, masks, h_n)
+        w_ih_t = fused.pack_transpose(w_ih)  # W_ih.T (I, H), packed
+        w_hh_t = fused.pack_transpose(w_hh)  # W_hh.T (H, H), packed
+        relu = nonlinearity == "relu"
+        loop_arrays = (x, w_ih_t, hs, bias, h, w_hh_t, relu, masks, h_n)
+        _fused.by_rows(fused.rnn_sequence, batch, *loop_arrays)
         h = h_n
     else:
+        hs = input_projection(x, w_ih)  # (T, B, H): the pre-activations, turned into h[t]
         hs += bias
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, H): OpenBLAS is faster with it this way round
         product = np.empty_like(h, shape=hs.shape[1:])  # (B, H), refilled every step
@@ -98,24 +103,16 @@ def backward(dy, dstate, cache, dh_record=None):
     (dh,) = dstate
     dh = np.array(dh, order="C")  # a copy: the compiled loop updates it in place
     da = np.empty_like(hs)  # (T, B, H)
-    fused = _fused.loops(hs, w_hh) if dy.dtype == dh.dtype == hs.dtype else None
-    if fused:  # the whole loop, compiled at every size (no tanh to take here)
-        relu, packed = nonlinearity == "relu", fused.pack(w_hh)  # W_hh (H, H), packed
+    same_dtype = dy.dtype == dh.dtype == hs.dtype
+    fused = _fused.loops(hs, w_ih, w_hh) if same_dtype else None
+    if fused:  # the whole loop, compiled, dx = da @ W_ih made step by step in it
         dy = np.ascontiguousarray(dy)
         d_bias = np.zeros_like(dh)  # (B, H): each row's da summed over time
-        _fused.by_rows(
-            fused.rnn_sequence_backward,
-            dh.shape[0],
-            dy,
-            dh,
-            hs,
-            packed,
-            relu,
-            masks,
-            da,
-            d_bias,
-            dh_record,
-        )
+        dx = np.empty((*hs.shape[:2], w_ih.shape[1]), hs.dtype)  # (T, B, I)
+        packed_hh, packed_ih = fused.pack(w_hh), fused.pack(w_ih)  # (H, H) and (H, I), packed
+        relu = nonlinearity == "relu"
+        loop_arrays = (dy, dh, hs, packed_hh, packed_ih, relu, masks, da, d_bias, dx, dh_record)
+        _fused.by_rows(fused.rnn_sequence_backward, dh.shape[0], *loop_arrays)
         db = d_bias.sum(axis=0)
     else:
         for t in reversed(range(hs.shape[0])):
@@ -130,6 +127,7 @@ def backward(dy, dstate, cache, dh_record=None):
                 dh = da[t] @ w_hh + (1.0 - m) * dh  # state[t] = ... + (1 - m) * state[t-1]
             if dh_record is not None:
                 dh_record[t] = dh_t
+        dx = input_gradient(da, w_ih)  # a[t] = x[t] @ W_ih.T + ...
         db = da.sum(axis=(0, 1))
     dw_hh = recurrent_weight_gradient(da, h0, hs)  # sum_t da[t].T @ h[t-1]
-    return input_gradient(da, w_ih), da, (dh,), dw_hh, *bias_gradients(db, has_bias)
+    return dx, da, (dh,), dw_hh, *bias_gradients(db, has_bias)
