@@ -5,11 +5,11 @@
   compute what ``step`` and ``step_backward`` of ``lstm.py`` and ``gru.py`` compute, with tanh
   replaced by a rational approximation (absolute error below 3.2e-7 in float32, against 6e-8 for
   NumPy's) and the logistic function taken from it.
-- Whole time loops (``lstm_sequence``, ``gru_sequence``, ``rnn_sequence`` and their backward
-  loops; ``lstm_inference``, with the input projection inside), recurrent product included: no
-  Python runs between steps. Each step's product runs
-  against the recurrent weight packed once per sequence (``_packed``), and from SPLIT_BATCH
-  sequences up the batch runs in two halves side by side (``by_rows``). The RNN's forward loop
+- Whole time loops (``lstm_sequence``, ``gru_sequence``, ``rnn_sequence``, their backward
+  loops, and ``lstm_inference``), products included: no Python runs between steps. Each step
+  makes its input projection x[t] @ W_ih.T and its recurrent product (backward: those products'
+  gradients, dx[t] among them) against weights packed once per sequence (``_packed``), and from
+  SPLIT_BATCH sequences up the batch runs in two halves side by side (``by_rows``). The RNN's forward loop
   takes its tanh in float64 (``_tanh_double``): the approximation's error, amplified through
   time, failed the PyTorch parity tests.
 - One cell step for streaming inference (``cell_step``: ``lstm_cell``, ``gru_cell``).

@@ -1,6 +1,6 @@
-"""The products of every time step, ``out = rows @ weight`` (the recurrent one, and LSTM
-inference's input projection), against a weight packed once per sequence (imported by
-``_fused_loops``, with numba).
+"""The products of every time step, ``out = rows @ weight`` (the input projection, the
+recurrent product, and their gradients with respect to x[t] and h[t-1]), against a weight packed
+once per sequence (imported by ``_fused_loops``, with numba).
 
 OpenBLAS copies ("packs") the weight into its own layout at every call: for the small-batch
 products of a time loop, (B x H)(H x 4H), that copy costs about as much as the arithmetic, and the
