@@ -9,9 +9,9 @@
   loops, and ``lstm_inference``), products included: no Python runs between steps. Each step
   makes its input projection x[t] @ W_ih.T and its recurrent product (backward: those products'
   gradients, dx[t] among them) against weights packed once per sequence (``_packed``), and from
-  SPLIT_BATCH sequences up the batch runs in two halves side by side (``by_rows``). The RNN's forward loop
-  takes its tanh in float64 (``_tanh_double``): the approximation's error, amplified through
-  time, failed the PyTorch parity tests.
+  SPLIT_BATCH sequences up the batch runs in two halves side by side (``by_rows``). The RNN's
+  forward loop takes its tanh in float64 (``_tanh_double``): the approximation's error,
+  amplified through time, failed the PyTorch parity tests.
 - One cell step for streaming inference (``cell_step``: ``lstm_cell``, ``gru_cell``).
 - ``run_together``: two tasks side by side in threads (the directions of a bidirectional
   layer, or the two halves of a batch), the loops releasing the GIL.
