@@ -67,6 +67,13 @@ def run(kernel, enabled: bool, monkeypatch, lengths, options=None, batch=5):
     return (y, *state, dh_record), grads
 
 
+def flat(grads: tuple) -> list:
+    """A kernel's backward results as one list of arrays: dx, dxw, the parts of dstate0, dW_hh,
+    db_ih, db_hh."""
+    d_x, d_xw, d_state0, *d_weights = grads
+    return [d_x, d_xw, *d_state0, *d_weights]
+
+
 LENGTHS = pytest.mark.parametrize(
     "lengths", [None, np.array([7, 3, 1, 7, 5])], ids=["equal", "ragged"]
 )
@@ -78,12 +85,7 @@ def assert_fused_matches_numpy(kernel, options, lengths, monkeypatch):
     )
     for fused, reference in zip(fused_out, numpy_out, strict=True):
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=2e-6)
-    d_x, d_xw, d_state0, *d_weights = fused_grads  # d_weights: dW_hh, db_ih, db_hh
-    ref_d_x, ref_d_xw, ref_d_state0, *ref_d_weights = numpy_grads
-    pairs = [(d_x, ref_d_x), (d_xw, ref_d_xw)]
-    pairs += list(zip(d_weights, ref_d_weights, strict=True))
-    pairs += list(zip(d_state0, ref_d_state0, strict=True))
-    for fused, reference in pairs:
+    for fused, reference in zip(flat(fused_grads), flat(numpy_grads), strict=True):
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-5)
 
 
@@ -106,13 +108,13 @@ def test_a_batch_split_between_two_threads_gives_the_same_numbers(name, monkeypa
     monkeypatch.setattr(_fused, "SPLIT_BATCH", batch + 1)
     whole = run(kernel, True, monkeypatch, lengths, options, batch)
     reference = run(kernel, False, monkeypatch, lengths, options, batch)
-    split_grads = [split[1][0], *split[1][1], split[1][2], split[1][3]]
-    whole_grads = [whole[1][0], *whole[1][1], whole[1][2], whole[1][3]]
+    split_grads, whole_grads = flat(split[1]), flat(whole[1])
     for ours, theirs in zip([*split[0], *split_grads], [*whole[0], *whole_grads], strict=True):
         np.testing.assert_array_equal(ours, theirs)
     for ours, theirs in zip(split[0], reference[0], strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=2e-6)
-    np.testing.assert_allclose(split[1][2], reference[1][2], rtol=1e-5, atol=1e-5)  # dW_hh
+    for ours, theirs in zip(split_grads, flat(reference[1]), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_only_c_ordered_float32_takes_the_fused_path(monkeypatch):

@@ -44,8 +44,9 @@ def forward_direction(kernel, x, weights: dict, state0: tuple, lengths, **option
 
 def infer_direction(kernel, x, weights: dict, state0: tuple, lengths, **options):
     """Inference of one direction of one layer, nothing kept for a backward: ``(y, state)`` as
-    ``forward_direction`` gives them. A kernel with an ``infer`` (the LSTM's, with the input
-    projection inside its compiled loop) runs it when it applies; ``forward`` otherwise."""
+    ``forward_direction`` gives them. A kernel with an ``infer`` (the LSTM's: its compiled loop
+    keeps one step's gates, not the (T, B, 4H) cache) runs it when it applies; ``forward``
+    otherwise."""
     infer = getattr(kernel, "infer", None)
     if infer is not None:
         result = infer(x, state0, *_kernel_weights(weights), lengths, **options)
