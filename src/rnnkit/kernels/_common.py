@@ -51,11 +51,20 @@ def recurrent_weight_gradient(d_pre: np.ndarray, h0: np.ndarray, hs: np.ndarray)
     return d_w
 
 
-def bias_gradients(d_bias: np.ndarray, has_bias: bool) -> tuple:
+def bias_gradient(rows: np.ndarray) -> np.ndarray:
+    """The gradient of a bias added to every row of a pre-activation: ``rows`` (..., G), the
+    pre-activation's gradients (or partial sums of them), summed over all leading axes: (G,)."""
+    return rows.reshape(-1, rows.shape[-1]).sum(axis=0)  # (N, G): a view for C-ordered rows
+
+
+def bias_gradients(rows: np.ndarray, has_bias: bool) -> tuple:
     """``(db_ih, db_hh)`` for a cell whose two biases are added to the same pre-activation (RNN,
-    LSTM), so both get its gradient summed over steps and batch, ``d_bias`` (G,): two arrays, or
-    ``(None, None)`` for a layer without biases."""
-    return (d_bias, d_bias.copy()) if has_bias else (None, None)
+    LSTM), so both get ``bias_gradient(rows)``: two arrays, or ``(None, None)`` (and no sum) for a
+    layer without biases."""
+    if not has_bias:
+        return None, None
+    d_bias = bias_gradient(rows)
+    return d_bias, d_bias.copy()
 
 
 def input_projection(x: np.ndarray, w_ih: np.ndarray) -> np.ndarray:

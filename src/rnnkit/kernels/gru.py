@@ -22,6 +22,7 @@ import numpy as np
 
 from rnnkit.kernels import _fused
 from rnnkit.kernels._common import (
+    bias_gradient,
     bias_sum,
     input_gradient,
     input_projection,
@@ -141,7 +142,7 @@ def backward(dy, dstate, cache, dh_record=None):
             fused.gru_sequence_backward, dh.shape[0], *loop_arrays, d_bias_ih, d_bias_hh, dx,
             dh_record,
         )  # fmt: skip
-        db_ih, db_hh = d_bias_ih.sum(axis=0), d_bias_hh.sum(axis=0)
+        bias_rows = (d_bias_ih, d_bias_hh)
     else:
         dh_direct = np.empty_like(dh)  # (B, H), read at once by each step
         for t in reversed(range(gates.shape[0])):
@@ -158,8 +159,7 @@ def backward(dy, dstate, cache, dh_record=None):
             if dh_record is not None:
                 dh_record[t] = dh_t
         dx = input_gradient(dxw, w_ih)  # xw[t] = x[t] @ W_ih.T + b_ih
-        db_ih, db_hh = dxw.sum(axis=(0, 1)), dhw.sum(axis=(0, 1))
+        bias_rows = (dxw, dhw)
     dw_hh = recurrent_weight_gradient(dhw, h0, hs)  # sum_t dhw[t].T @ h[t-1]
-    if not has_bias:
-        db_ih = db_hh = None
+    db_ih, db_hh = [bias_gradient(rows) for rows in bias_rows] if has_bias else [None, None]
     return dx, dxw, (dh,), dw_hh, db_ih, db_hh

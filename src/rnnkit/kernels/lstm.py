@@ -176,7 +176,7 @@ def backward(dy, dstate, cache, dh_record=None):
         _fused.by_rows(
             fused.lstm_sequence_backward, dh.shape[0], *loop_arrays, d_bias, dx, dh_record
         )
-        db = d_bias.sum(axis=0)
+        bias_rows = d_bias
     else:
         dc_buffers = (np.empty_like(dc), np.empty_like(dc))  # alternate: step t reads the other
         for t in reversed(range(gates.shape[0])):
@@ -195,6 +195,6 @@ def backward(dy, dstate, cache, dh_record=None):
             if dh_record is not None:
                 dh_record[t] = dh_t
         dx = input_gradient(dz, w_ih)  # z[t] = x[t] @ W_ih.T + ...
-        db = dz.sum(axis=(0, 1))
+        bias_rows = dz
     dw_hh = recurrent_weight_gradient(dz, h0, hs)  # sum_t dz[t].T @ h[t-1]
-    return dx, dz, (dh, dc), dw_hh, *bias_gradients(db, has_bias)
+    return dx, dz, (dh, dc), dw_hh, *bias_gradients(bias_rows, has_bias)

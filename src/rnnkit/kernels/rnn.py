@@ -113,7 +113,7 @@ def backward(dy, dstate, cache, dh_record=None):
         relu = nonlinearity == "relu"
         loop_arrays = (dy, dh, hs, packed_hh, packed_ih, relu, masks, da, d_bias, dx, dh_record)
         _fused.by_rows(fused.rnn_sequence_backward, dh.shape[0], *loop_arrays)
-        db = d_bias.sum(axis=0)
+        bias_rows = d_bias
     else:
         for t in reversed(range(hs.shape[0])):
             if masks is None:
@@ -128,6 +128,6 @@ def backward(dy, dstate, cache, dh_record=None):
             if dh_record is not None:
                 dh_record[t] = dh_t
         dx = input_gradient(da, w_ih)  # a[t] = x[t] @ W_ih.T + ...
-        db = da.sum(axis=(0, 1))
+        bias_rows = da
     dw_hh = recurrent_weight_gradient(da, h0, hs)  # sum_t da[t].T @ h[t-1]
-    return dx, da, (dh,), dw_hh, *bias_gradients(db, has_bias)
+    return dx, da, (dh,), dw_hh, *bias_gradients(bias_rows, has_bias)
