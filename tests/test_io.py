@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import rnnkit
+from rnnkit.errors import UserError
 from rnnkit.io import models
 from rnnkit.io.files import atomic_write_bytes
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
@@ -98,11 +99,11 @@ def rewrite(path, content: bytes) -> None:
 
 
 def assert_rejected(read, path) -> str:
-    """``read(path)`` raises exactly ValueError, with one line naming the file."""
+    """``read(path)`` raises exactly UserError (a ValueError), with one line naming the file."""
     with pytest.raises(ValueError) as info:
         read(path)
     message = str(info.value)
-    assert type(info.value) is ValueError, f"{type(info.value).__name__}: {message}"
+    assert type(info.value) is UserError, f"{type(info.value).__name__}: {message}"
     assert "\n" not in message and str(path) in message, message
     return message
 
@@ -311,7 +312,7 @@ def test_random_bytes_never_raise_anything_but_value_error(header, data, prefix,
     try:
         read_safetensors(path)
     except ValueError as error:
-        assert type(error) is ValueError and "\n" not in str(error)
+        assert type(error) is UserError and "\n" not in str(error)
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -516,7 +517,7 @@ def test_flipped_header_bytes_are_rejected_or_load(model_file, tmp_path):
             try:
                 models.load(path)
             except ValueError as error:
-                assert type(error) is ValueError and "\n" not in str(error), str(error)
+                assert type(error) is UserError and "\n" not in str(error), str(error)
                 rejected += 1
     assert rejected > 0.9 * 3 * (start - 8)
     flipped = bytearray(model_file)

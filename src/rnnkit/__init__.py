@@ -1,6 +1,7 @@
 """rnnkit: recurrent neural networks in NumPy with hand-derived, exact BPTT."""
 
 from rnnkit import _environment  # noqa: F401 (first: before NumPy loads OpenBLAS)
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.io.models import load, register, save
 from rnnkit.nn import (
     GRU,
@@ -28,6 +29,8 @@ __all__ = [
     "Module",
     "RNNCell",
     "Sequential",
+    "UserError",
+    "UserTypeError",
     "load",
     "register",
     "save",

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import rnnkit
+from rnnkit.errors import UserError
 
 SHAPES = [(1, 100, 32, 32), (16, 50, 64, 64), (32, 100, 64, 128), (64, 100, 128, 256),
           (32, 200, 256, 512)]  # fmt: skip
@@ -344,11 +345,11 @@ def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> 
     try:
         import torch
     except ImportError:
-        raise ValueError(
+        raise UserError(
             "the benchmark races PyTorch, which is not installed: pip install torch==2.13.0"
         ) from None
     if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
+        raise UserError(f"repeats must be at least 1, got {repeats}")
 
     shapes = SHAPES[:2] if quick else SHAPES
     peak = sgemm_peak()

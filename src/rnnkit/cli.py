@@ -10,8 +10,10 @@
     rnnkit diagnose [options]            gradient norms through time of a fresh model
     rnnkit bench [--quick] [--json F]    speed against PyTorch's CPU RNNs, side by side
 
-Errors in what the user gave (options, files, models) end the command with one line on stderr
-and exit status 2, before anything is written (set RNNKIT_DEBUG=1 to see the traceback instead).
+Errors in what the user gave (options, files, models), a file the system cannot read or write, and
+too little memory end the command with one line on stderr and exit status 2, before anything is
+written. Anything else is a bug in rnnkit: one line that says so, and exit status 1. ``--debug``
+(or RNNKIT_DEBUG=1) shows the traceback instead in both cases.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import os
 import sys
 from dataclasses import fields
 from pathlib import Path
+
+from rnnkit.errors import UserError
 
 TRAIN_TASKS = ("lm", "classify", "forecast", "seq2seq")
 
@@ -242,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rnnkit", description="Recurrent neural networks with exact BPTT, in NumPy."
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (or RNNKIT_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
@@ -416,7 +423,7 @@ def _diagnose(args) -> None:
 
     if args.model is None:
         if args.text:
-            raise ValueError("--text goes with a MODEL to diagnose; give both or neither")
+            raise UserError("--text goes with a MODEL to diagnose; give both or neither")
         result = diagnose_fresh(
             args.cell, args.nonlinearity, args.init, args.length, args.hidden, args.seed,
             args.forget_bias, layers=args.layers, spectral_radius=args.spectral_radius,
@@ -426,7 +433,7 @@ def _diagnose(args) -> None:
         from rnnkit.tasks.language_modeling import load_language_model, read_text
 
         if not args.text:
-            raise ValueError("a model is diagnosed on a text: give --text FILE")
+            raise UserError("a model is diagnosed on a text: give --text FILE")
         model, vocabulary = load_language_model(args.model)
         ids = vocabulary.encode(read_text(args.text))[: args.length + 1]
         result = diagnose_language_model(model, ids)
@@ -434,7 +441,7 @@ def _diagnose(args) -> None:
         try:
             plot_grad_norms(result, args.plot)
         except ImportError as error:
-            raise ValueError(str(error)) from None
+            raise UserError(str(error)) from None
     print(json.dumps(result) if args.json else describe(result))
 
 
@@ -463,7 +470,7 @@ def _model_kind(path) -> tuple[str, object, object]:
     kinds = {LanguageModel: "lm", SequenceClassifier: "classify", Forecaster: "forecast",
              ForecastEnsemble: "forecast", Seq2Seq: "seq2seq"}  # fmt: skip
     if type(model) not in kinds:
-        raise ValueError(
+        raise UserError(
             f"{path} holds a {type(model).__name__}, which the rnnkit command does not serve; "
             "give a model written by 'rnnkit train'"
         )
@@ -475,7 +482,7 @@ def _unused(args, kind: str, *options: str) -> None:
     read, was given."""
     for option in options:
         if getattr(args, option[2:].replace("-", "_"), None):
-            raise ValueError(f"{option} is not read by a {kind}; leave it out")
+            raise UserError(f"{option} is not read by a {kind}; leave it out")
 
 
 def _evaluate(args) -> None:
@@ -483,7 +490,7 @@ def _evaluate(args) -> None:
     if kind != "seq2seq":
         _unused(args, "model of this kind (--tsv and --beam are for seq2seq)", "--tsv")
         if args.beam != 1:
-            raise ValueError("--beam is for seq2seq models; leave it out")
+            raise UserError("--beam is for seq2seq models; leave it out")
     if kind == "seq2seq":
         from rnnkit.tasks.seq2seq import evaluate
 
@@ -498,7 +505,7 @@ def _evaluate(args) -> None:
     if kind == "lm":
         _unused(args, "language model", "--csv", "--npz", "--text-col", "--label-col", "--plot")
         if args.text is None:
-            raise ValueError("a language model is scored on a text: give --text FILE")
+            raise UserError("a language model is scored on a text: give --text FILE")
         _evaluate_lm(args)
         return
     _unused(args, f"{'classifier' if kind == 'classify' else 'forecaster'} (give --csv)", "--text")
@@ -527,7 +534,7 @@ def _evaluate(args) -> None:
             f" over {result['windows']} windows of {description}"
         )
     if args.plot and not drew:
-        raise ValueError("--plot needs matplotlib: pip install 'rnnkit[plot]'")
+        raise UserError("--plot needs matplotlib: pip install 'rnnkit[plot]'")
     print(json.dumps(result) if args.json else shown)
 
 
@@ -553,7 +560,7 @@ def _predict(args) -> None:
     _unused(args, "model of this kind (--input, --attention-png are for seq2seq)", "--input",
             "--attention-png")  # fmt: skip
     if kind == "lm":
-        raise ValueError("a language model continues texts: use rnnkit generate MODEL --prime TEXT")
+        raise UserError("a language model continues texts: use rnnkit generate MODEL --prime TEXT")
     if kind == "classify":
         from rnnkit.tasks.classification import predict_classes
 
@@ -575,14 +582,14 @@ def _predict_seq2seq(args, model, extra) -> None:
 
     _unused(args, "seq2seq model (give --input)", "--text", "--csv", "--npz", "--text-col")
     if not args.input:
-        raise ValueError("give the source to transcribe with --input TEXT")
+        raise UserError("give the source to transcribe with --input TEXT")
     results = []
     for position, text in enumerate(args.input):
         tokens, weights = predict(model, extra, text, args.beam)
         results.append({"input": text, "output": tokens})
         if position == 0 and args.attention_png:
             if weights is None:
-                raise ValueError("this model has no attention to draw (attention='none')")
+                raise UserError("this model has no attention to draw (attention='none')")
             plot_attention(list(text.strip().lower()), tokens, weights, args.attention_png)
     lines = [f"{result['input']}\t{' '.join(result['output'])}" for result in results]
     print(json.dumps(results) if args.json else "\n".join(lines))
@@ -601,22 +608,62 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run = {"train": _train, "generate": _generate, "evaluate": _evaluate, "predict": _predict,
            "diagnose": _diagnose, "bench": _bench}  # fmt: skip
-    run = run[args.command]
+    command = args.command if getattr(args, "task", "lm") == "lm" else f"train {args.task}"
     try:
-        run(args)
+        with _quiet_floating_point():
+            run[args.command](args)
     except BrokenPipeError:  # the reader went away (e.g. '| head'): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ValueError, TypeError, OSError) as error:
-        if os.environ.get("RNNKIT_DEBUG"):
-            raise
-        command = args.command if getattr(args, "task", "lm") == "lm" else f"train {args.task}"
-        print(f"rnnkit {command}: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(f"\nrnnkit {args.command}: interrupted", file=sys.stderr)
+        print(f"\nrnnkit {command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if args.debug or os.environ.get("RNNKIT_DEBUG"):
+            raise
+        message, status = _describe(error)
+        print(f"rnnkit {command}: {message}", file=sys.stderr)
+        return status
     return 0
+
+
+def _describe(error: Exception) -> tuple[str, int]:
+    """The one line the command prints for ``error`` and its exit status: 2 for what the user or
+    the machine can fix (bad input, a file, memory), 1 for a bug in rnnkit."""
+    from rnnkit.errors import UserError
+
+    if isinstance(error, UserError):
+        return f"error: {error}", 2
+    if isinstance(error, OSError):
+        return f"error: {_os_error(error)}", 2
+    if isinstance(error, MemoryError):
+        return (
+            f"error: not enough memory ({error or 'an allocation failed'}); use smaller sizes "
+            "(--hidden, --layers, --batch, --length) or a machine with more memory",
+            2,
+        )
+    return (
+        f"internal error: {type(error).__name__}: {error}; this is a bug in rnnkit, please "
+        "report it with the command you ran (--debug shows the traceback)",
+        1,
+    )
+
+
+def _os_error(error: OSError) -> str:
+    """An OSError as one line that names the file, e.g. 'cannot read x.txt: permission denied'."""
+    reason = (error.strerror or str(error)).rstrip(".")
+    reason = reason[:1].lower() + reason[1:]
+    if error.filename is None:
+        return str(error) or reason
+    return f"{error.filename}: {reason}"
+
+
+def _quiet_floating_point():
+    """NumPy's floating-point warnings off: rnnkit checks its numbers itself (a diverging run
+    stops with its own message), so the warnings would only print noise before it."""
+    import numpy as np
+
+    return np.errstate(all="ignore")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn.module import Module
 from rnnkit.nn.recurrent import GRU, LSTM, RNN, _Recurrent
@@ -124,7 +125,7 @@ def gradient_flow(model: Module, backprop) -> dict:
     hidden_grad_norms = {}
     for name, calls in records.items():
         if len(calls) > 1:
-            raise ValueError(
+            raise UserError(
                 f"layer {name!r} ran backward {len(calls)} times in one pass; gradient_flow "
                 "follows one pass through each layer: give a backprop that runs it once"
             )
@@ -171,7 +172,7 @@ def step_jacobian_norms(layer: _Recurrent, x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x, dtype=layer.dtype)
     if x.ndim != 3 or x.shape[2] != layer.input_size:
-        raise ValueError(
+        raise UserError(
             f"x must have shape (T, B, input_size={layer.input_size}), got {x.shape}; pass a "
             "time-major batch (transpose a batch-first one with x.transpose(1, 0, 2))"
         )
@@ -247,17 +248,17 @@ def diagnose_fresh(
     ``loss`` and ``config``.
     """
     if cell not in CELLS:
-        raise ValueError(f"cell={cell!r} is not one of {list(CELLS)}")
+        raise UserError(f"cell={cell!r} is not one of {list(CELLS)}")
     if cell != "rnn" and nonlinearity != "tanh":
-        raise ValueError(
+        raise UserError(
             f"nonlinearity={nonlinearity!r} is for cell='rnn' only; {cell} has fixed gates"
         )
     for name, value in (("length", length), ("hidden", hidden), ("layers", layers),
                         ("batch", batch)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            raise UserError(f"{name} must be an int >= 1, got {value!r}")
     if spectral_radius is not None and not spectral_radius > 0:
-        raise ValueError(f"spectral_radius must be > 0 (or None), got {spectral_radius!r}")
+        raise UserError(f"spectral_radius must be > 0 (or None), got {spectral_radius!r}")
     options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
     layer = CELLS[cell](
         FRESH_INPUTS, hidden, layers, init=init, dtype=np.float64, seed=seed,
@@ -318,7 +319,7 @@ def diagnose_language_model(model, ids: np.ndarray) -> dict:
     from rnnkit.train.losses import cross_entropy
 
     if len(ids) < 3:
-        raise ValueError(f"the text has {len(ids)} tokens; give at least 3 to diagnose")
+        raise UserError(f"the text has {len(ids)} tokens; give at least 3 to diagnose")
     exact = type(model)(**{**model.config(), "dtype": "float64", "dropout": 0.0})
     exact.load_state_dict(model.state_dict())
     inputs, target = ids[:-1, None], ids[-1:, None]  # (T, 1) and (1, 1)

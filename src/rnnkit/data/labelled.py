@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.tables import read_csv
+from rnnkit.errors import UserError
+from rnnkit.io.files import regular_file
 
 
 @dataclass
@@ -64,46 +66,42 @@ def read_labelled(source: dict, labelled: bool = True) -> LabelledData:
     if kind == "npz":
         features, lengths, labels = read_sequences(source["path"], labelled)
         return LabelledData(labels, source["path"], features=features, lengths=lengths)
-    raise ValueError(f"unknown data source {kind!r}; the model file is damaged: re-train it")
+    raise UserError(f"unknown data source {kind!r}; the model file is damaged: re-train it")
 
 
 def read_sequences(name, labelled: bool = True, option: str = "--npz"):
     """``(X (N, T, F) float64 zero past each length, lengths (N,) int64, labels (N strings))``
     from an .npz file; ValueError naming the problem for anything else."""
-    path = Path(name)
-    if path.is_dir():
-        raise ValueError(f"{option} {name} is a directory; give an .npz file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{option} {name}: no such file; give an .npz file")
+    path = regular_file(name, option, "an .npz file")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(
+        raise UserError(
             f"{option} {name} is not a readable .npz file of plain arrays ({error}); save it "
             "with numpy.savez(path, X=..., lengths=..., y=...)"
         ) from None
     needed = ("X", "lengths", "y") if labelled else ("X", "lengths")
     missing = [key for key in needed if key not in arrays]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"{option} {name} lacks the arrays {missing} (it has {sorted(arrays)}); it needs X "
             "(N, T, F), lengths (N,) and y (N,)"
         )
     features, lengths = arrays["X"], arrays["lengths"]
     if features.dtype.kind not in "iuf" or features.ndim != 3 or 0 in features.shape:
-        raise ValueError(
+        raise UserError(
             f"{option} {name}: X must be numbers shaped (N, T, F) with N, T, F >= 1, got "
             f"{features.dtype} {features.shape}"
         )
     count, steps, _ = features.shape
     if lengths.dtype.kind not in "iu" or lengths.shape != (count,):
-        raise ValueError(
+        raise UserError(
             f"{option} {name}: lengths must be integers shaped (N,) = ({count},), got "
             f"{lengths.dtype} {lengths.shape}"
         )
     if lengths.min() < 1 or lengths.max() > steps:
-        raise ValueError(
+        raise UserError(
             f"{option} {name}: lengths must lie in [1, {steps}] (T of X), got values from "
             f"{lengths.min()} to {lengths.max()}"
         )
@@ -112,7 +110,7 @@ def read_sequences(name, labelled: bool = True, option: str = "--npz"):
     bad = np.argwhere(~np.isfinite(features))
     if len(bad):
         example, step, feature = bad[0]
-        raise ValueError(
+        raise UserError(
             f"{option} {name}: X[{example}, {step}, {feature}] is NaN or infinite; rnnkit does "
             "not fill in missing values: fill or drop those sequences first"
         )
@@ -122,13 +120,13 @@ def read_sequences(name, labelled: bool = True, option: str = "--npz"):
 
 def _labels(y: np.ndarray, count: int, name, option: str) -> list[str]:
     if y.shape != (count,) or y.dtype.kind not in "iubUf":
-        raise ValueError(
+        raise UserError(
             f"{option} {name}: y must be one label per sequence, ints or strings shaped "
             f"({count},), got {y.dtype} {y.shape}"
         )
     if y.dtype.kind == "f":
         if not (np.isfinite(y).all() and (y == np.round(y)).all()):
-            raise ValueError(
+            raise UserError(
                 f"{option} {name}: y holds values that are not whole numbers (or NaN); give "
                 "class labels as ints or strings"
             )

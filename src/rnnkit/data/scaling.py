@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
+
 
 class Standardizer:
     """Per-column ``mean`` and ``std`` (F,), float64; a constant column gets std 1."""
@@ -13,7 +15,7 @@ class Standardizer:
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
         if self.mean.ndim != 1 or self.mean.shape != self.std.shape or not (self.std > 0).all():
-            raise ValueError(
+            raise UserError(
                 "a Standardizer needs 1-D mean and std of the same length, std > 0; the saved "
                 "scaling is damaged: re-train the model"
             )
@@ -40,5 +42,5 @@ class Standardizer:
     @classmethod
     def from_json(cls, data) -> Standardizer:
         if not (isinstance(data, dict) and {"mean", "std"} <= set(data)):
-            raise ValueError("the saved scaling is damaged (no mean and std): re-train the model")
+            raise UserError("the saved scaling is damaged (no mean and std): re-train the model")
         return cls(data["mean"], data["std"])

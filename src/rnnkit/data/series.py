@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit.data.tables import Table, read_csv
+from rnnkit.errors import UserError
 
 CALENDAR_COLUMNS = ("day_of_year_sin", "day_of_year_cos")
 
@@ -41,7 +42,7 @@ def read_table(source: dict) -> Table:
         return seattle_weather()
     if source["kind"] == "csv":
         return read_csv(source["path"])
-    raise ValueError(f"unknown data source {source['kind']!r}; the model file is damaged")
+    raise UserError(f"unknown data source {source['kind']!r}; the model file is damaged")
 
 
 def feature_columns(table: Table, target: str, features, date_col: str | None) -> list[str]:
@@ -64,12 +65,12 @@ def parse_dates(table: Table, date_col: str) -> np.ndarray:
         try:
             dates[number - 1] = np.datetime64(cell.strip()[:10].replace("/", "-"), "D")
         except ValueError:
-            raise ValueError(
+            raise UserError(
                 f"row {number} of {table.source}, column {date_col!r}: {cell!r} is not a date "
                 "(YYYY-MM-DD); fix it, or leave out --date-col"
             ) from None
         if number > 1 and dates[number - 1] <= dates[number - 2]:
-            raise ValueError(
+            raise UserError(
                 f"row {number} of {table.source}: the date {cell!r} does not come after the "
                 f"date of row {number - 1}; sort the file by date (it is never reordered)"
             )

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
+
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
     """ValueError unless both fractions are in (0, 1) and leave some data for training."""
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
-            raise ValueError(f"{name} must be in (0, 1), got {value}; try 0.1")
+            raise UserError(f"{name} must be in (0, 1), got {value}; try 0.1")
     if val_fraction + test_fraction >= 1:
-        raise ValueError(
+        raise UserError(
             f"val_fraction + test_fraction must be below 1 (the rest trains), got "
             f"{val_fraction} + {test_fraction}; lower them"
         )
@@ -24,7 +26,7 @@ def split_sizes(count: int, val_fraction: float, test_fraction: float) -> tuple[
     val = max(1, int(count * val_fraction))
     test = max(1, int(count * test_fraction))
     if count - val - test < 1:
-        raise ValueError(
+        raise UserError(
             f"{count} examples are too few to split into training, validation and test sets; "
             "give more data"
         )

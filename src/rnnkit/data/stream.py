@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
+
 
 class TokenStream:
     """Windows of (inputs, targets), each (steps, batch_size) int64, over one pass of a stream."""
@@ -18,7 +20,7 @@ class TokenStream:
         ids = np.asarray(ids)
         strip_length = (len(ids) - 1) // batch_size  # tokens per strip, keeping one for targets
         if strip_length < 2:
-            raise ValueError(
+            raise UserError(
                 f"the text has {len(ids)} tokens, too few for batch size {batch_size}; "
                 "give more text or a smaller --batch"
             )

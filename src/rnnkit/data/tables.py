@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from rnnkit.errors import UserError
+from rnnkit.io.files import regular_file
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
@@ -35,7 +37,7 @@ class Table:
     def index(self, name: str, option: str = "column") -> int:
         """The position of column ``name``; ValueError listing the columns that exist."""
         if name not in self.columns:
-            raise ValueError(
+            raise UserError(
                 f"{option} {name!r} is not a column of {self.source}; its columns are "
                 f"{', '.join(repr(column) for column in self.columns)}"
             )
@@ -47,7 +49,7 @@ class Table:
         cells = [row[position] for row in self.rows]
         for number, cell in enumerate(cells, start=1):
             if is_missing(cell):
-                raise ValueError(self._missing(number, name))
+                raise UserError(self._missing(number, name))
         return cells
 
     def numbers(self, name: str, option: str = "column") -> np.ndarray:
@@ -58,12 +60,12 @@ class Table:
             try:
                 values[number - 1] = float(cell)
             except ValueError:
-                raise ValueError(
+                raise UserError(
                     f"row {number} of {self.source}, column {name!r}: {cell!r} is not a number; "
                     "fix the cell or choose numeric columns"
                 ) from None
             if not np.isfinite(values[number - 1]):
-                raise ValueError(
+                raise UserError(
                     f"row {number} of {self.source}, column {name!r}: {cell!r} is not a finite "
                     "number; fix the cell or drop the row"
                 )
@@ -89,19 +91,19 @@ def parse_csv(text: str, source: str) -> Table:
         header = next(reader, None)
         rows = list(reader)
     except csv.Error as error:
-        raise ValueError(f"{source} is not valid CSV (line {reader.line_num}: {error})") from None
+        raise UserError(f"{source} is not valid CSV (line {reader.line_num}: {error})") from None
     if not header or not any(cell.strip() for cell in header):
-        raise ValueError(f"{source} has no header row; give a CSV whose first row names columns")
+        raise UserError(f"{source} has no header row; give a CSV whose first row names columns")
     columns = [cell.strip() for cell in header]
     repeated = sorted({name for name in columns if columns.count(name) > 1})
     if repeated:
-        raise ValueError(f"{source} names a column more than once: {repeated}; rename them")
+        raise UserError(f"{source} names a column more than once: {repeated}; rename them")
     rows = [row for row in rows if any(cell.strip() for cell in row)]  # blank lines
     if not rows:
-        raise ValueError(f"{source} has a header but no rows of data; give a file with data")
+        raise UserError(f"{source} has a header but no rows of data; give a file with data")
     for number, row in enumerate(rows, start=1):
         if len(row) != len(columns):
-            raise ValueError(
+            raise UserError(
                 f"row {number} of {source} has {len(row)} cells, but the header names "
                 f"{len(columns)} columns; fix the row (quote cells that hold commas)"
             )
@@ -110,19 +112,15 @@ def parse_csv(text: str, source: str) -> Table:
 
 def read_csv(name, option: str = "--csv") -> Table:
     """The table in the UTF-8 CSV file ``name``; one-line errors name ``option`` and the fix."""
-    path = Path(name)
-    if path.is_dir():
-        raise ValueError(f"{option} {name} is a directory; give a CSV file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{option} {name}: no such file; give a path to a CSV file")
+    path = regular_file(name, option, "a path to a CSV file")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError(
+        raise UserError(
             f"{option} {name} is not UTF-8 text (byte {error.start}); convert it with iconv"
         ) from None
     if not text.strip():
-        raise ValueError(f"{option} {name} is empty; give a CSV file with a header and rows")
+        raise UserError(f"{option} {name} is empty; give a CSV file with a header and rows")
     return parse_csv(text, str(name))
 
 

@@ -13,6 +13,8 @@ from collections import Counter
 
 import numpy as np
 
+from rnnkit.errors import UserError
+
 LEVELS = ("char", "word")
 UNK = "<unk>"
 _WORD = re.compile(r"\n|[A-Za-z]+(?:'[A-Za-z]+)*|\d+|[^\sA-Za-z\d]")  # words, numbers, marks
@@ -42,9 +44,9 @@ class Vocabulary:
 
     def __init__(self, tokens: list[str], level: str = "char") -> None:
         if level not in LEVELS:
-            raise ValueError(f"level={level!r} is not one of {list(LEVELS)}")
+            raise UserError(f"level={level!r} is not one of {list(LEVELS)}")
         if len(set(tokens)) != len(tokens) or not tokens:
-            raise ValueError("a vocabulary needs at least one token and no token twice")
+            raise UserError("a vocabulary needs at least one token and no token twice")
         self.tokens = list(tokens)
         self.level = level
         self.ids = {token: index for index, token in enumerate(self.tokens)}
@@ -55,7 +57,7 @@ class Vocabulary:
         ``<unk>``)."""
         counts = Counter(split_tokens(text, level))
         if not counts:
-            raise ValueError("the text is empty: there is nothing to build a vocabulary from")
+            raise UserError("the text is empty: there is nothing to build a vocabulary from")
         if level == "char":
             return cls(sorted(counts), level)
         frequent = sorted(token for token, count in counts.items() if count >= min_count)
@@ -74,7 +76,7 @@ class Vocabulary:
         unknown = sorted(set(tokens) - set(self.ids))
         if unknown:
             shown = ", ".join(repr(char) for char in unknown[:10])
-            raise ValueError(
+            raise UserError(
                 f"the text holds {len(unknown)} character(s) the model never saw in training: "
                 f"{shown}; remove them or train on text that has them"
             )
@@ -109,7 +111,7 @@ class Vocabulary:
             and isinstance(data.get("tokens"), list)
             and all(isinstance(token, str) for token in data["tokens"])
         ):
-            raise ValueError(
+            raise UserError(
                 "the saved vocabulary is not an object with a list of string tokens; "
                 "the model file is damaged: re-train or re-save it"
             )

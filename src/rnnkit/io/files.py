@@ -1,11 +1,45 @@
-"""Atomic file writes: a reader sees the old file or the new one, never a half-written one."""
+"""Files: only regular files are read, and writes are atomic (a reader sees the old file or the
+new one, never a half-written one)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
+
+from rnnkit.errors import UserError
+
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def regular_file(name, option: str, wanted: str) -> Path:
+    """``name`` as a Path when it names a regular file (a link to one is fine).
+
+    Anything else is refused before it is opened: reading a FIFO or a device can block forever or
+    never end. ``option`` says how the user gave the path ("--csv", "the model"); ``wanted`` what
+    to give instead ("a CSV file").
+
+    Raises:
+        FileNotFoundError: nothing is at ``name`` (the message names ``option`` and ``wanted``).
+        UserError: ``name`` is a directory, FIFO, device or socket.
+    """
+    path = Path(name)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{option} {name}: no such file; give {wanted}") from None
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise UserError(f"{option} {name} is {kind}, not a regular file; give {wanted}")
+    return path
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -18,11 +52,12 @@ def atomic_write_bytes(path, data: bytes) -> None:
     Raises:
         ValueError: ``path`` is a directory.
         FileNotFoundError: the directory that should hold ``path`` does not exist.
-        OSError: the write itself failed (disk full, no permission, ...).
+        OSError: the write itself failed (disk full, no permission, ...); the message names
+            ``path``.
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(
+        raise UserError(
             f"cannot write {path}: it is a directory; give a file path inside it, "
             f"e.g. {path / 'model.safetensors'}"
         )
@@ -44,6 +79,10 @@ def atomic_write_bytes(path, data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(temp, path)
+    except OSError as error:  # e.g. a full disk: name the file the user asked for
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temp)
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temp)

@@ -16,6 +16,7 @@ import json
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.conditional import ConditionalGenerator
@@ -39,10 +40,10 @@ def register(cls: type) -> type:
     The class must define ``config()`` whose values ``cls(**config)`` accepts back.
     """
     if not (isinstance(cls, type) and issubclass(cls, Module)):
-        raise TypeError(f"register takes a Module subclass, got {cls!r}")
+        raise UserTypeError(f"register takes a Module subclass, got {cls!r}")
     known = _registry.get(cls.__name__)
     if known is not None and known is not cls:
-        raise ValueError(
+        raise UserError(
             f"another class named {cls.__name__!r} is already registered ({known.__module__}); "
             "rename one of them"
         )
@@ -76,7 +77,7 @@ def save(model: Module, path, extra=None) -> None:
     """
     name = type(model).__name__
     if _registry.get(name) is not type(model):
-        raise ValueError(
+        raise UserError(
             f"{name} is not a registered model class, so load could not rebuild it; "
             "register it with rnnkit.io.models.register"
         )
@@ -90,7 +91,7 @@ def save(model: Module, path, extra=None) -> None:
     try:
         text = json.dumps(document, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as error:
-        raise TypeError(
+        raise UserTypeError(
             f"the model's config and extra must be JSON-able (str keys, lists, str, finite "
             f"numbers, bool, None): {error}; convert arrays with .tolist()"
         ) from None
@@ -117,19 +118,19 @@ def load_with_extra(path) -> tuple[Module, object]:
     try:
         model = _registry[name](**config)
     except (TypeError, ValueError, MemoryError) as error:
-        raise ValueError(f"{path}: its config does not build a {name} ({error}); {FIX}") from None
+        raise UserError(f"{path}: its config does not build a {name} ({error}); {FIX}") from None
     _check_tensors(model, arrays, path)
     try:
         model.load_state_dict(arrays)
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise UserError(f"{path}: {error}") from None
     return model, document["extra"]
 
 
 def _document(metadata: dict, path) -> dict:
     """The checked rnnkit JSON document from a file's safetensors metadata."""
     if KEY not in metadata:
-        raise ValueError(
+        raise UserError(
             f"{path} is not an rnnkit model (its metadata has no {KEY!r} entry); save models "
             "with rnnkit.save, or read plain tensors with rnnkit.io.safetensors.read_safetensors"
         )
@@ -137,26 +138,26 @@ def _document(metadata: dict, path) -> dict:
         document = json.loads(metadata[KEY])
     except (ValueError, RecursionError) as error:
         problem = f"the {KEY!r} metadata is not valid JSON ({error})"
-        raise ValueError(f"{path}: {problem}; {FIX}") from None
+        raise UserError(f"{path}: {problem}; {FIX}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ValueError(f"{path}: the {KEY!r} metadata lacks the tag format={FORMAT!r}; {FIX}")
+        raise UserError(f"{path}: the {KEY!r} metadata lacks the tag format={FORMAT!r}; {FIX}")
     version = document.get("version")
     if version != VERSION:
-        raise ValueError(
+        raise UserError(
             f"{path} has model format version {version!r}, but this rnnkit reads version "
             f"{VERSION}; load it with the rnnkit version that saved it"
         )
     missing = sorted({"class", "config", "extra"} - set(document))
     if missing:
-        raise ValueError(f"{path}: the {KEY!r} metadata lacks {missing}; {FIX}")
+        raise UserError(f"{path}: the {KEY!r} metadata lacks {missing}; {FIX}")
     name, config = document["class"], document["config"]
     if not isinstance(name, str) or name not in _registry:
-        raise ValueError(
+        raise UserError(
             f"{path} holds a model of class {name!r}, which is not registered (known: "
             f"{registered()}); import the module that registers it before loading"
         )
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: the saved config is a {type(config).__name__}, not an object")
+        raise UserError(f"{path}: the saved config is a {type(config).__name__}, not an object")
     return document
 
 
@@ -165,14 +166,14 @@ def _check_tensors(model: Module, arrays: dict[str, np.ndarray], path) -> None:
     missing = sorted(set(model.params) - set(arrays))
     unexpected = sorted(set(arrays) - set(model.params))
     if missing or unexpected:
-        raise ValueError(
+        raise UserError(
             f"{path}: the tensors do not match the saved {type(model).__name__} config "
             f"(missing {missing}, unexpected {unexpected}); {FIX}"
         )
     for name, param in model.params.items():
         array = arrays[name]
         if array.shape != param.shape or array.dtype != param.dtype:
-            raise ValueError(
+            raise UserError(
                 f"{path}: tensor {name!r} is {array.dtype} {array.shape}, but the saved config "
                 f"needs {param.dtype} {param.shape}; {FIX}"
             )

@@ -20,10 +20,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import struct
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.io.files import atomic_write_bytes
 
 DTYPES = {
@@ -83,9 +85,13 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
     Raises:
         ValueError: the file is not a valid safetensors file; the message names the problem.
-        OSError: the file cannot be opened (missing, a directory, no permission).
+        UserError: the path is a directory, FIFO or device (never read: it may never end).
+        OSError: the file cannot be opened (missing, no permission).
     """
-    with open(path, "rb") as file:
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; it is then refused as not a file.
+    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise UserError(f"{path} is not a regular file; give a .safetensors file")
         header = _read_header(file, path)  # checked before the data is read
         buffer = file.read()
     metadata = _metadata(header.pop(METADATA, {}), path)
@@ -107,16 +113,16 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 def _checked_arrays(arrays: dict) -> dict[str, np.ndarray]:
     if not isinstance(arrays, dict):
-        raise TypeError(f"arrays must be a dict of name -> array, got {type(arrays).__name__}")
+        raise UserTypeError(f"arrays must be a dict of name -> array, got {type(arrays).__name__}")
     tensors = {}
     for name, value in arrays.items():
         if not isinstance(name, str):
-            raise TypeError(f"tensor names must be strings, got {name!r}; use str(name)")
+            raise UserTypeError(f"tensor names must be strings, got {name!r}; use str(name)")
         if name == METADATA:
-            raise ValueError(f"{METADATA!r} is reserved for metadata; rename that tensor")
+            raise UserError(f"{METADATA!r} is reserved for metadata; rename that tensor")
         array = np.asarray(value)
         if array.dtype.newbyteorder("=") not in NAMES:
-            raise TypeError(
+            raise UserTypeError(
                 f"tensor {name!r} has dtype {array.dtype}, which safetensors files cannot hold "
                 f"here; convert it to one of {sorted(str(dtype) for dtype in NAMES)}"
             )
@@ -128,7 +134,7 @@ def _checked_metadata(metadata: dict) -> dict[str, str]:
     if not isinstance(metadata, dict) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()
     ):
-        raise TypeError(
+        raise UserTypeError(
             "metadata must be a dict of str -> str; encode other values, e.g. with json.dumps"
         )
     return dict(metadata)
@@ -139,8 +145,8 @@ def _little_endian(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
 
 
-def _damaged(path, problem: str, fix: str = DAMAGED) -> ValueError:
-    return ValueError(f"{path} is not a valid safetensors file ({problem}); {fix}")
+def _damaged(path, problem: str, fix: str = DAMAGED) -> UserError:
+    return UserError(f"{path} is not a valid safetensors file ({problem}); {fix}")
 
 
 def _read_header(file, path) -> dict:
@@ -168,7 +174,7 @@ def _no_repeats(pairs: list) -> dict:
     """A JSON object as a dict; ValueError if a key repeats (the format forbids it)."""
     result = dict(pairs)
     if len(result) != len(pairs):
-        raise ValueError("a key appears twice in one object")
+        raise UserError("a key appears twice in one object")
     return result
 
 

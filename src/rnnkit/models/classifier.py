@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.models.encoder import SequenceEncoder
 from rnnkit.models.pooling import POOLINGS, pool
 from rnnkit.nn.dropout import Dropout
@@ -47,9 +48,9 @@ class SequenceClassifier(Module):
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be a whole number >= 2, got {num_classes!r}")
+            raise UserError(f"num_classes must be a whole number >= 2, got {num_classes!r}")
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling={pooling!r} is not one of {list(POOLINGS)}")
+            raise UserError(f"pooling={pooling!r} is not one of {list(POOLINGS)}")
         seeds = np.random.default_rng(seed).integers(2**32, size=3)
         self.num_classes, self.pooling = num_classes, pooling
         self.encoder = self._add_child(

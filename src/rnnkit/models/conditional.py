@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.models.language_model import CELLS
 from rnnkit.models.sampling import next_token
 from rnnkit.nn import _checks
@@ -47,11 +48,11 @@ class ConditionalGenerator(Module):
     ) -> None:
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"ConditionalGenerator: cell={cell!r} is not one of {list(CELLS)}")
+            raise UserError(f"ConditionalGenerator: cell={cell!r} is not one of {list(CELLS)}")
         _checks.sizes("ConditionalGenerator", input_size=input_size, vocab_size=vocab_size)
         for name, value in (("start_id", start_id), ("end_id", end_id)):
             if not (isinstance(value, int) and 0 <= value < vocab_size):
-                raise ValueError(
+                raise UserError(
                     f"ConditionalGenerator: {name} must be an id in [0, {vocab_size}), got {value}"
                 )
         self.input_size, self.vocab_size = input_size, vocab_size
@@ -107,9 +108,7 @@ class ConditionalGenerator(Module):
         """
         target = np.asarray(target)
         if target.ndim != 2 or target.dtype.kind not in "iu" or 0 in target.shape:
-            raise ValueError(
-                f"target must be integer ids (T, B) with T, B >= 1, got {target.shape}"
-            )
+            raise UserError(f"target must be integer ids (T, B) with T, B >= 1, got {target.shape}")
         state, state_backward = self._initial_state(vectors)
         start = np.full((1, target.shape[1]), self.start_id, dtype=np.int64)
         inputs = np.concatenate([start, target[:-1]])  # (T, B): shifted right

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.models.language_model import CELLS
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
@@ -18,7 +19,7 @@ from rnnkit.nn.module import Module
 def check_input_kind(owner: str, vocab_size, input_size) -> None:
     """ValueError unless exactly one of ``vocab_size`` (text) or ``input_size`` (numbers) is set."""
     if (vocab_size is None) == (input_size is None):
-        raise ValueError(
+        raise UserError(
             f"{owner}: give exactly one of vocab_size (token ids through an embedding) and "
             f"input_size (numeric features), got vocab_size={vocab_size}, input_size={input_size}"
         )
@@ -50,7 +51,7 @@ class SequenceEncoder(Module):
         super().__init__()
         check_input_kind(type(self).__name__, vocab_size, input_size)
         if cell not in CELLS:
-            raise ValueError(f"cell={cell!r} is not one of {list(CELLS)}")
+            raise UserError(f"cell={cell!r} is not one of {list(CELLS)}")
         seeds = np.random.default_rng(seed).integers(2**32, size=3)
         self.embedding = None
         if vocab_size is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.models.encoder import SequenceEncoder
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.linear import Linear
@@ -40,7 +41,7 @@ class Forecaster(Module):
     ) -> None:
         super().__init__()
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a whole number >= 1, got {horizon!r}")
+            raise UserError(f"horizon must be a whole number >= 1, got {horizon!r}")
         seeds = np.random.default_rng(seed).integers(2**32, size=3)
         self.input_size, self.horizon = input_size, horizon
         self.encoder = self._add_child(
@@ -108,7 +109,7 @@ class ForecastEnsemble(Module):
     ) -> None:
         super().__init__()
         if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-            raise ValueError(f"members must be a whole number >= 1, got {members!r}")
+            raise UserError(f"members must be a whole number >= 1, got {members!r}")
         seeds = np.random.default_rng(seed).integers(2**32, size=members)
         self.members = [
             self._add_child(f"member{index}", Forecaster(input_size, horizon, seed=each, **options))

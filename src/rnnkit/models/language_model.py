@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
@@ -86,9 +87,9 @@ class LanguageModel(Module):
     ) -> None:
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"cell={cell!r} is not one of {list(CELLS)}")
+            raise UserError(f"cell={cell!r} is not one of {list(CELLS)}")
         if tie_weights and embedding_dim != hidden_size:
-            raise ValueError(
+            raise UserError(
                 f"tie_weights needs embedding_dim == hidden_size (the output layer uses the "
                 f"embedding matrix), got {embedding_dim} and {hidden_size}; make them equal"
             )

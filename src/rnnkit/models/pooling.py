@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
+
 POOLINGS = ("last", "mean", "max")
 
 
@@ -64,4 +66,4 @@ def pool(output: np.ndarray, last_h: np.ndarray, lengths, mode: str):
             return d_output, None
 
         return pooled, backward_max
-    raise ValueError(f"pooling={mode!r} is not one of {list(POOLINGS)}")
+    raise UserError(f"pooling={mode!r} is not one of {list(POOLINGS)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.models.encoder import SequenceEncoder
 from rnnkit.models.pooling import valid_steps
 from rnnkit.nn.dropout import Dropout
@@ -41,7 +42,7 @@ class SequenceRegressor(Module):
     ) -> None:
         super().__init__()
         if isinstance(output_size, bool) or not isinstance(output_size, int) or output_size < 1:
-            raise ValueError(f"output_size must be a whole number >= 1, got {output_size!r}")
+            raise UserError(f"output_size must be a whole number >= 1, got {output_size!r}")
         seeds = np.random.default_rng(seed).integers(2**32, size=3)
         self.encoder = self._add_child(
             "encoder",

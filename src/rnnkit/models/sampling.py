@@ -5,16 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.data.vocabulary import Vocabulary
+from rnnkit.errors import UserError
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
     """ValueError for sampling options outside their range."""
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}; try 0.8")
+        raise UserError(f"temperature must be > 0, got {temperature}; try 0.8")
     if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
+        raise UserError(f"top_k must be at least 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        raise UserError(f"top_p must be in (0, 1], got {top_p}")
 
 
 def next_token(
@@ -58,7 +59,7 @@ def complete(
     check_sampling(temperature, top_k, top_p)
     ids = vocabulary.encode(prime)
     if len(ids) == 0:
-        raise ValueError("the prime is empty (or holds no token); give at least one character")
+        raise UserError("the prime is empty (or holds no token); give at least one character")
     rng = np.random.default_rng(seed)
     logits, state = model(ids[:, None])  # ids[:, None]: (T, 1), one sequence
     drawn = []

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.models.language_model import CELLS
 from rnnkit.nn import _checks
 from rnnkit.nn.attention import Attention
@@ -70,13 +71,13 @@ class Seq2Seq(Module):
     ) -> None:
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"Seq2Seq: cell={cell!r} is not one of {list(CELLS)}")
+            raise UserError(f"Seq2Seq: cell={cell!r} is not one of {list(CELLS)}")
         if attention not in ATTENTIONS:
-            raise ValueError(f"Seq2Seq: attention={attention!r} is not one of {list(ATTENTIONS)}")
+            raise UserError(f"Seq2Seq: attention={attention!r} is not one of {list(ATTENTIONS)}")
         _checks.sizes("Seq2Seq", source_vocab=source_vocab, target_vocab=target_vocab)
         for name, value in (("start_id", start_id), ("end_id", end_id)):
             if not (isinstance(value, int) and 0 <= value < target_vocab):
-                raise ValueError(
+                raise UserError(
                     f"Seq2Seq: {name} must be an id in [0, {target_vocab}), got {value}"
                 )
         self.source_vocab, self.target_vocab = source_vocab, target_vocab
@@ -143,7 +144,7 @@ class Seq2Seq(Module):
         ``(d_state0, d_keys or None) -> None``."""
         source = np.asarray(source)
         if source.ndim != 2 or 0 in source.shape:
-            raise ValueError(
+            raise UserError(
                 f"source must be ids of shape (S, B) with S, B >= 1, got {source.shape}; "
                 "give at least one token per sequence, time-major"
             )
@@ -257,12 +258,12 @@ class Seq2Seq(Module):
     def _check_target(self, target, source) -> np.ndarray:
         target = np.asarray(target)
         if target.ndim != 2 or target.shape[0] == 0 or target.shape[1] != np.shape(source)[-1]:
-            raise ValueError(
+            raise UserError(
                 f"target must be ids of shape (T, B) with T >= 1 and the source's B, got "
                 f"{target.shape} for a source of shape {np.shape(source)}"
             )
         if target.dtype.kind not in "iu":
-            raise TypeError(f"target has dtype {target.dtype}; give integer token ids")
+            raise UserTypeError(f"target has dtype {target.dtype}; give integer token ids")
         return target
 
     # ------------------------------------------------------------------ decoding
@@ -309,7 +310,7 @@ class Seq2Seq(Module):
         """
         source = np.asarray(source).reshape(-1, 1)  # (S, 1)
         if beam < 1 or max_length < 1:
-            raise ValueError(f"beam and max_length must be >= 1, got {beam} and {max_length}")
+            raise UserError(f"beam and max_length must be >= 1, got {beam} and {max_length}")
         lengths = None if source_length is None else np.array([source_length])
         base, state, feed, _ = self._encode(source, lengths)
         live = [([], 0.0, [])]  # (ids, log-probability, attention rows), state rows in order

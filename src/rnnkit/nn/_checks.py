@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.nn.module import _to_numpy
 
 
@@ -13,14 +14,14 @@ def float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
     (including values too large for ``dtype``)."""
     array = _to_numpy(value)
     if array.dtype.kind != "f":
-        raise TypeError(
+        raise UserTypeError(
             f"{name} has dtype {array.dtype}, but layers need floating-point data; "
             f"convert it first with .astype(np.{np.dtype(dtype).name})"
         )
     with np.errstate(over="ignore"):
         array = array.astype(dtype, copy=False)
     if array.size and not np.isfinite(array).all():
-        raise ValueError(
+        raise UserError(
             f"{name} contains NaN or inf (or values beyond {np.dtype(dtype).name}'s range); "
             "clean or scale them before the layer"
         )
@@ -30,7 +31,7 @@ def float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
 def check_shape(array: np.ndarray, expected: tuple, name: str, meaning: str, fix: str) -> None:
     """ValueError unless ``array.shape == expected``; ``meaning`` names the axes ('(T, B, I)')."""
     if array.shape != expected:
-        raise ValueError(f"{name} must have shape {meaning} = {expected}, got {array.shape}; {fix}")
+        raise UserError(f"{name} must have shape {meaning} = {expected}, got {array.shape}; {fix}")
 
 
 def sequence_batch(x, input_size: int, dtype: np.dtype, batch_first: bool) -> np.ndarray:
@@ -38,19 +39,19 @@ def sequence_batch(x, input_size: int, dtype: np.dtype, batch_first: bool) -> np
     x = float_array(x, "x", dtype)
     layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"
     if x.ndim != 3:
-        raise ValueError(
+        raise UserError(
             f"x must be 3-D {layout}, got shape {x.shape}; for one sequence add a batch axis "
             f"({'x[None]' if batch_first else 'x[:, None]'})"
         )
     if batch_first:
         x = x.transpose(1, 0, 2)  # (B, T, I) -> (T, B, I)
     if x.shape[2] != input_size:
-        raise ValueError(
+        raise UserError(
             f"x has {x.shape[2]} features, but the layer was built with input_size={input_size}; "
             "build it with the data's feature count or fix the data"
         )
     if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"x is empty (shape {x.shape}); give at least one step of one sequence")
+        raise UserError(f"x is empty (shape {x.shape}); give at least one step of one sequence")
     return x
 
 
@@ -60,17 +61,17 @@ def sequence_lengths(lengths, batch: int, steps: int) -> np.ndarray | None:
         return None
     lengths = _to_numpy(lengths)
     if lengths.dtype.kind not in "iu":
-        raise TypeError(
+        raise UserTypeError(
             f"lengths has dtype {lengths.dtype}; give integer step counts, e.g. "
             "np.array([5, 3], dtype=np.int64)"
         )
     if lengths.shape != (batch,):
-        raise ValueError(
+        raise UserError(
             f"lengths must have shape (B,) = ({batch},), one length per sequence, "
             f"got {lengths.shape}"
         )
     if lengths.min() < 1 or lengths.max() > steps:
-        raise ValueError(
+        raise UserError(
             f"lengths must lie in [1, {steps}] (the padded length T), got values from "
             f"{lengths.min()} to {lengths.max()}; drop empty sequences and pad to the longest"
         )
@@ -90,9 +91,11 @@ def state_parts(state, parts: int, shape: tuple, dtype: np.dtype, name: str, mea
     elif parts == 2:
         if not isinstance(state, tuple | list) or len(state) != 2:
             got = f"{len(state)} parts" if isinstance(state, tuple | list) else type(state).__name__
-            raise TypeError(f"{name} must be a tuple (h, c) for an LSTM, got {got}; pass (h, c)")
+            raise UserTypeError(
+                f"{name} must be a tuple (h, c) for an LSTM, got {got}; pass (h, c)"
+            )
     elif isinstance(state, tuple | list):
-        raise TypeError(f"{name} must be one array h, not a {type(state).__name__}; pass h")
+        raise UserTypeError(f"{name} must be one array h, not a {type(state).__name__}; pass h")
     else:
         state = (state,)
     names = (f"{name}[0] (h)", f"{name}[1] (c)") if parts == 2 else (name,)
@@ -116,16 +119,16 @@ def sizes(owner: str, **values) -> None:
     """TypeError/ValueError unless every size is a positive int."""
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__}")
+            raise UserTypeError(f"{owner}: {name} must be an int, got {type(value).__name__}")
         if value < 1:
-            raise ValueError(f"{owner}: {name} must be at least 1, got {value}")
+            raise UserError(f"{owner}: {name} must be at least 1, got {value}")
 
 
 def flags(owner: str, **values) -> None:
     """TypeError unless every flag is a bool."""
     for name, value in values.items():
         if not isinstance(value, bool | np.bool_):
-            raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+            raise UserTypeError(f"{owner}: {name} must be True or False, got {value!r}")
 
 
 def float_dtype(owner: str, dtype) -> np.dtype:
@@ -135,16 +138,14 @@ def float_dtype(owner: str, dtype) -> np.dtype:
     except TypeError:
         dtype = None
     if dtype not in (np.float32, np.float64):
-        raise ValueError(
-            f"{owner}: dtype must be float32 or float64, got {dtype}; pick one of them"
-        )
+        raise UserError(f"{owner}: dtype must be float32 or float64, got {dtype}; pick one of them")
     return dtype
 
 
 def generator(owner: str, seed) -> np.random.Generator:
     """A Generator from a seed (an int, or None for fresh entropy)."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
-        raise TypeError(f"{owner}: seed must be an int or None, got {seed!r}")
+        raise UserTypeError(f"{owner}: seed must be an int or None, got {seed!r}")
     return np.random.default_rng(seed)
 
 
@@ -153,8 +154,8 @@ def forget_bias(owner: str, value, gates: int, bias: bool) -> None:
     if value is None:
         return
     if gates != 4:
-        raise ValueError(f"{owner}: forget_bias is for LSTM only; leave it out")
+        raise UserError(f"{owner}: forget_bias is for LSTM only; leave it out")
     if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise ValueError(f"{owner}: forget_bias must be a finite number, got {value!r}")
+        raise UserError(f"{owner}: forget_bias must be a finite number, got {value!r}")
     if not bias:
-        raise ValueError(f"{owner}: forget_bias needs bias=True; drop one of them")
+        raise UserError(f"{owner}: forget_bias needs bias=True; drop one of them")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.nn import _checks
 from rnnkit.nn.module import Module, single_use
 
@@ -87,13 +88,13 @@ class Attention(Module):
     ) -> None:
         super().__init__()
         if kind not in KINDS:
-            raise ValueError(f"Attention: kind={kind!r} is not one of {list(KINDS)}")
+            raise UserError(f"Attention: kind={kind!r} is not one of {list(KINDS)}")
         attention_size = query_size if attention_size is None else attention_size
         _checks.sizes(
             "Attention", query_size=query_size, key_size=key_size, attention_size=attention_size
         )
         if kind == "dot" and query_size != key_size:
-            raise ValueError(
+            raise UserError(
                 f"Attention: kind='dot' needs query_size == key_size, got {query_size} and "
                 f"{key_size}; use kind='general' to compare vectors of different sizes"
             )
@@ -132,7 +133,7 @@ class Attention(Module):
         """The keys (S, B, key_size) and their valid steps, ready for ``attend``."""
         keys = _checks.float_array(keys, "keys", self._dtype)
         if keys.ndim != 3 or keys.shape[2] != self.key_size or 0 in keys.shape:
-            raise ValueError(
+            raise UserError(
                 f"keys must have shape (S, B, key_size={self.key_size}) with S, B >= 1, got "
                 f"{keys.shape}; pass the encoder outputs time-major"
             )

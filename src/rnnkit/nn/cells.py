@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction
@@ -132,12 +133,12 @@ class _Cell(Module):
         dtype = self.dtype
         x = _checks.float_array(x, "x", dtype)
         if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(
+            raise UserError(
                 f"x must have shape (B, input_size={self.input_size}), got {x.shape}; "
                 "for one example add a batch axis (x[None])"
             )
         if x.shape[0] == 0:
-            raise ValueError(f"x is empty (shape {x.shape}); give at least one example")
+            raise UserError(f"x is empty (shape {x.shape}); give at least one example")
         shape = (x.shape[0], self.hidden_size)
         state0 = _checks.state_parts(state, self._state_parts, shape, dtype, "state", "(B, H)")
         _, state_n, backward_step = forward_direction(
@@ -173,7 +174,7 @@ class RNNCell(_Cell):
         **options,
     ) -> None:
         if nonlinearity not in rnn.NONLINEARITIES:
-            raise ValueError(
+            raise UserError(
                 f"RNNCell: nonlinearity={nonlinearity!r} is not one of {list(rnn.NONLINEARITIES)}"
             )
         self.nonlinearity = nonlinearity

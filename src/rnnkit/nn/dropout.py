@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.nn import _checks
 from rnnkit.nn.module import Module, _to_numpy
 
@@ -20,7 +21,7 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, *, locked: bool = False, seed: int | None = None) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}; p is the drop probability")
+            raise UserError(f"Dropout: p must be in [0, 1), got {p}; p is the drop probability")
         self.p = float(p)
         self.locked = bool(locked)
         self.rng = np.random.default_rng(seed)
@@ -44,7 +45,7 @@ class Dropout(Module):
         x = _to_numpy(x)
         x = _checks.float_array(x, "x", x.dtype)
         if self.locked and x.ndim != 3:
-            raise ValueError(
+            raise UserError(
                 f"locked Dropout needs time-major input (T, B, F), got shape {x.shape}; "
                 "use locked=False for other shapes, or transpose batch-first data"
             )

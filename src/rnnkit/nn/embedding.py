@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.nn import _checks
 from rnnkit.nn.module import Module, _to_numpy
 
@@ -69,13 +70,13 @@ class Embedding(Module):
     def _checked_ids(self, ids) -> np.ndarray:
         ids = _to_numpy(ids)
         if ids.dtype.kind not in "iu":
-            raise TypeError(
+            raise UserTypeError(
                 f"ids have dtype {ids.dtype}, but an Embedding looks up integer token ids; "
                 "map tokens to ints first (e.g. with a Vocabulary) and pass an integer array"
             )
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
             bad = ids.min() if ids.min() < 0 else ids.max()
-            raise ValueError(
+            raise UserError(
                 f"id {bad} is outside the vocabulary of {self.num_embeddings} embeddings "
                 f"(valid ids 0..{self.num_embeddings - 1}); map unknown tokens to a reserved id "
                 "or build the Embedding with a larger num_embeddings"

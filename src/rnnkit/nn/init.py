@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
+
 SCHEMES = ("uniform", "xavier_orthogonal", "identity")
 
 
 def check_scheme(scheme: str, cell_name: str) -> None:
     """Raise a one-line ValueError for an unknown scheme or one that does not fit the cell."""
     if scheme not in SCHEMES:
-        raise ValueError(f"init={scheme!r} is not a known scheme; use one of {list(SCHEMES)}")
+        raise UserError(f"init={scheme!r} is not a known scheme; use one of {list(SCHEMES)}")
     if scheme == "identity" and cell_name not in ("RNN", "RNNCell"):
-        raise ValueError(
+        raise UserError(
             f"init='identity' (IRNN) is for the Elman RNN, not {cell_name}; "
             "use 'uniform' or 'xavier_orthogonal'"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.nn import _checks
 from rnnkit.nn.module import Module
 
@@ -83,7 +84,7 @@ class Linear(Module):
     def _checked_input(self, x) -> np.ndarray:
         x = _checks.float_array(x, "x", self.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
+            raise UserError(
                 f"x must have shape (..., in_features) = (..., {self.in_features}), got {x.shape}; "
                 "build the layer with the data's feature count or fix the data"
             )

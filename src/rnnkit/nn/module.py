@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError
+
 
 class Module:
     """Base class: ``params`` and ``grads`` dicts keyed with PyTorch's state_dict names."""
@@ -80,7 +82,7 @@ class Module:
         missing = sorted(set(self.params) - set(state))
         unexpected = sorted(set(state) - set(self.params))
         if missing or unexpected:
-            raise ValueError(
+            raise UserError(
                 f"state_dict keys do not match {type(self).__name__}: missing {missing}, "
                 f"unexpected {unexpected}; build the module with the same sizes and options "
                 "as the one that produced the state_dict"
@@ -89,12 +91,12 @@ class Module:
         for name, value in arrays.items():
             expected = self.params[name].shape
             if value.shape != expected:
-                raise ValueError(
+                raise UserError(
                     f"state_dict['{name}'] has shape {value.shape}, but {type(self).__name__} "
                     f"expects {expected}; build the module with the sizes the weights were made for"
                 )
             if not np.all(np.isfinite(value)):
-                raise ValueError(
+                raise UserError(
                     f"state_dict['{name}'] holds NaN or inf values; load finite weights"
                 )
         for name, value in arrays.items():

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction, infer_direction
@@ -77,16 +78,16 @@ class _Recurrent(Module):
         _checks.sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         _checks.flags(name, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
         if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-            raise TypeError(f"{name}: dropout must be a number in [0, 1), got {dropout!r}")
+            raise UserTypeError(f"{name}: dropout must be a number in [0, 1), got {dropout!r}")
         if not 0 <= dropout < 1:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+            raise UserError(f"{name}: dropout must be in [0, 1), got {dropout}")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"{name}: dropout acts between layers, so with num_layers=1 it does nothing",
                 stacklevel=3,
             )
         if merge not in MERGES:
-            raise ValueError(f"{name}: merge={merge!r} is not one of {list(MERGES)}")
+            raise UserError(f"{name}: merge={merge!r} is not one of {list(MERGES)}")
         check_scheme(init, name)
         _checks.forget_bias(name, forget_bias, self._gates, bias)
         self.input_size = int(input_size)
@@ -319,7 +320,7 @@ class RNN(_Recurrent):
         **options,
     ) -> None:
         if nonlinearity not in rnn.NONLINEARITIES:
-            raise ValueError(
+            raise UserError(
                 f"RNN: nonlinearity={nonlinearity!r} is not one of {list(rnn.NONLINEARITIES)}"
             )
         self.nonlinearity = nonlinearity

@@ -10,6 +10,7 @@ Parameters are named by position as in ``torch.nn.Sequential``: ``0.weight``,
 
 from __future__ import annotations
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.module import Module
 from rnnkit.nn.recurrent import _Recurrent
@@ -24,15 +25,15 @@ class Sequential(Module):
     def __init__(self, *modules: Module) -> None:
         super().__init__()
         if not modules:
-            raise ValueError("Sequential needs at least one module, e.g. Sequential(Linear(3, 2))")
+            raise UserError("Sequential needs at least one module, e.g. Sequential(Linear(3, 2))")
         for index, module in enumerate(modules):
             if not isinstance(module, Module):
-                raise TypeError(
+                raise UserTypeError(
                     f"Sequential: argument {index} is a {type(module).__name__}, not an rnnkit "
                     "Module; pass layers such as Linear(3, 2)"
                 )
             if index > 0 and isinstance(module, Embedding):
-                raise ValueError(
+                raise UserError(
                     f"Sequential: the Embedding at position {index} would receive vectors, but "
                     "it looks up integer ids; put the Embedding first"
                 )

@@ -21,6 +21,7 @@ from rnnkit.data.scaling import Standardizer
 from rnnkit.data.splits import check_fractions, shuffled_split
 from rnnkit.data.texts import build_vocabulary, encode_texts, pad_ids
 from rnnkit.data.vocabulary import LEVELS, Vocabulary
+from rnnkit.errors import UserError
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.language_model import CELLS
 from rnnkit.models.pooling import POOLINGS
@@ -67,7 +68,7 @@ class ClassifyOptions:
     def check(self) -> None:
         """ValueError naming the first option out of its range; reads and writes nothing."""
         if self.csv is not None and self.npz is not None:
-            raise ValueError("give --csv (texts) or --npz (numeric sequences), not both")
+            raise UserError("give --csv (texts) or --npz (numeric sequences), not both")
         choices = {
             "level": (self.level, LEVELS),
             "cell": (self.cell, CELLS),
@@ -76,7 +77,7 @@ class ClassifyOptions:
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+                raise UserError(f"{name} must be one of {list(allowed)}, got {value!r}")
         counts = {
             "max_vocab": self.max_vocab,
             "min_count": self.min_count,
@@ -91,23 +92,23 @@ class ClassifyOptions:
         for name, value in counts.items():
             whole = isinstance(value, int) and not isinstance(value, bool)
             if value is not None and not (whole and value >= 1):
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.max_vocab < 2:
-            raise ValueError(
+            raise UserError(
                 f"max_vocab must be at least 2 (<unk> and one token), got {self.max_vocab}"
             )
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError("give the run's length as exactly one of steps or epochs")
+            raise UserError("give the run's length as exactly one of steps or epochs")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}; try 0.3")
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}; try 0.3")
         for name, value in (("lr", self.lr), ("clip", self.clip)):
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+                raise UserError(f"{name} must be a finite number > 0, got {value}")
         check_fractions(self.val_fraction, self.test_fraction)
         if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise ValueError(f"seed must be a whole number >= 0, got {self.seed!r}")
+            raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise ValueError(f"out {self.out} is a file, not a directory; give another --out")
+            raise UserError(f"out {self.out} is a file, not a directory; give another --out")
 
     def source(self) -> dict:
         """The data source these options name (see ``rnnkit.data.labelled``)."""
@@ -153,12 +154,12 @@ class Preprocessing:
     def examples(self, data: LabelledData, dtype=np.float32) -> Examples:
         if self.vocabulary is not None:
             if data.texts is None:
-                raise ValueError("this model reads texts; give a CSV or --text, not an .npz")
+                raise UserError("this model reads texts; give a CSV or --text, not an .npz")
             return Examples(sequences=encode_texts(data.texts, self.vocabulary, self.max_len))
         if data.features is None:
-            raise ValueError("this model reads numeric sequences; give an .npz file (--npz)")
+            raise UserError("this model reads numeric sequences; give an .npz file (--npz)")
         if data.features.shape[2] != len(self.scaling.mean):
-            raise ValueError(
+            raise UserError(
                 f"the sequences have {data.features.shape[2]} features per step, but the model "
                 f"was trained on {len(self.scaling.mean)}; give data shaped as the training data"
             )
@@ -199,7 +200,7 @@ def class_ids(labels: list[str], classes: list[str], description: str) -> np.nda
     ids = {name: index for index, name in enumerate(classes)}
     for number, label in enumerate(labels, start=1):
         if label not in ids:
-            raise ValueError(
+            raise UserError(
                 f"example {number} of {description} has the label {label!r}, which is not a "
                 f"class of the model ({classes}); give data with the training classes"
             )
@@ -338,7 +339,7 @@ def train_classifier(options: ClassifyOptions, say=print) -> dict:
     data = read_labelled(source)
     classes = sorted(set(data.labels))
     if len(classes) < 2:
-        raise ValueError(
+        raise UserError(
             f"{data.description} has a single class ({classes[0]!r}) in its labels; a "
             "classifier needs examples of at least two classes"
         )
@@ -412,7 +413,7 @@ def train_classifier(options: ClassifyOptions, say=print) -> dict:
 
 def _saved(extra, key: str):
     if not (isinstance(extra, dict) and key in extra):
-        raise ValueError(f"the model file lacks its saved {key}; it is damaged: re-train it")
+        raise UserError(f"the model file lacks its saved {key}; it is damaged: re-train it")
     return extra[key]
 
 
@@ -430,7 +431,7 @@ def _data_for(extra: dict, csv, text_col, label_col, npz, labelled: bool):
         return data, np.arange(len(data))
     data = read_labelled(remembered)
     if len(data) != remembered["examples"]:
-        raise ValueError(
+        raise UserError(
             f"{data.description} now holds {len(data)} examples, but the model was trained when "
             f"it held {remembered['examples']}: its test split cannot be rebuilt; give the data "
             "to evaluate with --csv or --npz"
@@ -462,7 +463,7 @@ def predict_classes(model, extra, texts=(), csv=None, text_col=None, npz=None) -
     elif csv is not None or npz is not None:
         data, _ = _data_for(extra, csv, text_col, None, npz, labelled=False)
     else:
-        raise ValueError("give something to classify: --text TEXT, --csv FILE or --npz FILE")
+        raise UserError("give something to classify: --text TEXT, --csv FILE or --npz FILE")
     preprocessing = Preprocessing.from_json(_saved(extra, "preprocessing"))
     logits = predict_logits(model, preprocessing.examples(data, model.dtype))
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))  # (N, C)

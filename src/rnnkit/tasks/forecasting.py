@@ -26,6 +26,7 @@ from rnnkit.data.series import Series, feature_columns, read_series, read_table
 from rnnkit.data.splits import check_fractions, chronological_split
 from rnnkit.data.tables import Table
 from rnnkit.data.windows import make_windows, window_starts
+from rnnkit.errors import UserError
 from rnnkit.models.forecaster import ForecastEnsemble
 from rnnkit.models.language_model import CELLS
 from rnnkit.train.batching import epoch_batches
@@ -71,10 +72,10 @@ class ForecastOptions:
     def check(self) -> None:
         """ValueError naming the first option out of its range; reads and writes nothing."""
         if self.csv is not None and self.target is None:
-            raise ValueError("--csv needs --target COL: the column to forecast")
+            raise UserError("--csv needs --target COL: the column to forecast")
         for name, value, allowed in (("cell", self.cell, CELLS), ("loss", self.loss, LOSSES)):
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+                raise UserError(f"{name} must be one of {list(allowed)}, got {value!r}")
         counts = {
             "window": self.window,
             "horizon": self.horizon,
@@ -89,24 +90,24 @@ class ForecastOptions:
         for name, value in counts.items():
             whole = isinstance(value, int) and not isinstance(value, bool)
             if value is not None and not (whole and value >= 1):
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.season < self.horizon:
-            raise ValueError(
+            raise UserError(
                 f"season ({self.season}) must be at least the horizon ({self.horizon}): the "
                 "seasonal baseline may only use past values"
             )
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError("give the run's length as exactly one of steps or epochs")
+            raise UserError("give the run's length as exactly one of steps or epochs")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
         for name, value in (("lr", self.lr), ("clip", self.clip)):
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+                raise UserError(f"{name} must be a finite number > 0, got {value}")
         check_fractions(self.val_fraction, self.test_fraction)
         if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise ValueError(f"seed must be a whole number >= 0, got {self.seed!r}")
+            raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise ValueError(f"out {self.out} is a file, not a directory; give another --out")
+            raise UserError(f"out {self.out} is a file, not a directory; give another --out")
 
     def source(self) -> dict:
         if self.csv is None:
@@ -165,7 +166,7 @@ def split_starts(series: Series, layout: Layout, val_fraction: float, test_fract
         starts[name] = window_starts(count, layout.window, layout.horizon, first, end)
         if len(starts[name]) == 0:
             needed = layout.window + layout.horizon if name == "training" else layout.horizon
-            raise ValueError(
+            raise UserError(
                 f"{series.description} has {count} rows: its {name} split (rows {first + 1} to "
                 f"{end}) is too short for --window {layout.window} and --horizon "
                 f"{layout.horizon} (it needs at least {needed} rows); give more rows or a "
@@ -378,7 +379,7 @@ def train_forecaster(options: ForecastOptions, say=print) -> dict:
 
 def _saved(extra, key: str):
     if not (isinstance(extra, dict) and key in extra):
-        raise ValueError(f"the model file lacks its saved {key}; it is damaged: re-train it")
+        raise UserError(f"the model file lacks its saved {key}; it is damaged: re-train it")
     return extra[key]
 
 
@@ -391,7 +392,7 @@ def _saved_series(extra: dict, csv) -> tuple[Series, Layout]:
     )
     series = layout.series(read_table(source))
     if series.columns != _saved(extra, "columns"):
-        raise ValueError(
+        raise UserError(
             f"{series.description} gives the inputs {series.columns}, but the model was trained "
             f"on {extra['columns']}; give a file with those columns"
         )
@@ -407,7 +408,7 @@ def evaluate_forecaster(model, extra, csv=None, png_path=None) -> tuple[dict, st
     if csv is None:
         data = extra["data"]
         if len(series) != data["rows"]:
-            raise ValueError(
+            raise UserError(
                 f"{series.description} now has {len(series)} rows, but the model was trained when "
                 f"it had {data['rows']}: its test split cannot be rebuilt; give data with --csv"
             )
@@ -416,7 +417,7 @@ def evaluate_forecaster(model, extra, csv=None, png_path=None) -> tuple[dict, st
     else:
         starts = window_starts(len(series), layout.window, layout.horizon, 0, len(series))
         if len(starts) == 0:
-            raise ValueError(
+            raise UserError(
                 f"{series.description} has {len(series)} rows, too few for one window of "
                 f"{layout.window} steps and {layout.horizon} to forecast; give more rows"
             )
@@ -431,7 +432,7 @@ def predict_next(model, extra, csv=None) -> list[dict]:
     ``[{"step": k, "date": ... or None, "value": v}, ...]``."""
     series, layout = _saved_series(extra, csv)
     if len(series) < layout.window:
-        raise ValueError(
+        raise UserError(
             f"{series.description} has {len(series)} rows, but the model reads windows of "
             f"{layout.window}; give at least {layout.window} rows"
         )

@@ -20,6 +20,8 @@ import numpy as np
 
 from rnnkit.data.stream import TokenStream
 from rnnkit.data.vocabulary import LEVELS, Vocabulary, first_token_end
+from rnnkit.errors import UserError
+from rnnkit.io.files import regular_file
 from rnnkit.models.language_model import CELLS, LanguageModel
 from rnnkit.models.sampling import complete
 from rnnkit.train.losses import cross_entropy
@@ -57,9 +59,9 @@ class LanguageModelOptions:
     def check(self) -> None:
         """ValueError naming the first option out of its range; reads and writes nothing."""
         if self.level not in LEVELS:
-            raise ValueError(f"level must be one of {list(LEVELS)}, got {self.level!r}")
+            raise UserError(f"level must be one of {list(LEVELS)}, got {self.level!r}")
         if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {list(CELLS)}, got {self.cell!r}")
+            raise UserError(f"cell must be one of {list(CELLS)}, got {self.cell!r}")
         counts = {
             "embedding": self.embedding, "hidden": self.hidden, "layers": self.layers,
             "seq_len": self.seq_len, "batch": self.batch, "steps": self.steps,
@@ -69,29 +71,29 @@ class LanguageModelOptions:
         for name, value in counts.items():
             whole = isinstance(value, int) and not isinstance(value, bool)
             if value is not None and not (whole and value >= 1):
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError(
+            raise UserError(
                 f"give the run's length as exactly one of steps or epochs, got steps="
                 f"{self.steps} and epochs={self.epochs}; set the other to None"
             )
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}; try 0.2")
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}; try 0.2")
         if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}; try 0.05")
+            raise UserError(f"val_fraction must be in (0, 1), got {self.val_fraction}; try 0.05")
         for name, value, example in (("lr", self.lr, "2e-3"), ("clip", self.clip, "5")):
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value}; try {example}")
+                raise UserError(f"{name} must be a finite number > 0, got {value}; try {example}")
         if self.tie_weights and self.embedding != self.hidden:
-            raise ValueError(
+            raise UserError(
                 f"tie_weights needs the embedding size to equal the hidden size (the output "
                 f"layer uses the embedding matrix), got {self.embedding} and {self.hidden}; "
                 f"set --embedding {self.hidden}"
             )
         if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise ValueError(f"seed must be a whole number >= 0, got {self.seed!r}")
+            raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise ValueError(f"out {self.out} is a file, not a directory; give another --out")
+            raise UserError(f"out {self.out} is a file, not a directory; give another --out")
 
 
 @dataclass
@@ -112,26 +114,22 @@ class LanguageModelData:
 def split_text(text: str, val_fraction: float) -> tuple[str, str]:
     """(training text, validation text): the last ``val_fraction`` of the characters validates."""
     if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}; try 0.05")
+        raise UserError(f"val_fraction must be in (0, 1), got {val_fraction}; try 0.05")
     cut = int(len(text) * (1 - val_fraction))
     return text[:cut], text[cut:]
 
 
 def read_text(name: str, option: str = "--text") -> str:
     """The contents of the UTF-8 text file ``name``; one-line errors name ``option`` and the fix."""
-    path = Path(name)
-    if path.is_dir():
-        raise ValueError(f"{option} {name} is a directory; give a UTF-8 text file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{option} {name}: no such file; give a path to a UTF-8 text")
+    path = regular_file(name, option, "a path to a UTF-8 text file")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(
+        raise UserError(
             f"{option} {name} is not UTF-8 text (byte {error.start}); convert it with iconv"
         ) from None
     if not text:
-        raise ValueError(f"{option} {name} is empty; give a file with text in it")
+        raise UserError(f"{option} {name} is empty; give a file with text in it")
     return text
 
 
@@ -157,13 +155,13 @@ def prepare_data(text: str, options: LanguageModelOptions) -> LanguageModelData:
     train_ids, val_ids = vocabulary.encode(train_text), vocabulary.encode(val_text)
     needed = options.batch * options.seq_len + 1  # one window of every strip, plus its target
     if len(train_ids) < needed:
-        raise ValueError(
+        raise UserError(
             f"the training text has {len(train_ids):,} {options.level} tokens, too few for "
             f"--batch {options.batch} x --seq-len {options.seq_len} (one window needs "
             f"{needed:,}); give more text or a smaller --batch or --seq-len"
         )
     if len(val_ids) < 3:
-        raise ValueError(
+        raise UserError(
             f"the validation text (the last {options.val_fraction:g} of the text) has "
             f"{len(val_ids)} {options.level} tokens, too few to validate on (3 at least); "
             "raise --val-fraction or give more text"
@@ -258,7 +256,7 @@ def evaluate_text(model, vocabulary: Vocabulary, text: str) -> dict:
     """
     ids = vocabulary.encode(text)
     if len(ids) < 2:
-        raise ValueError("the text has fewer than 2 tokens; give more text to evaluate on")
+        raise UserError("the text has fewer than 2 tokens; give more text to evaluate on")
     total, count = token_loss(model, ids, 1, 1000)  # one strip: every token after the first
     chars = len(text) - first_token_end(text, vocabulary.level)
     return {
@@ -272,21 +270,18 @@ def evaluate_text(model, vocabulary: Vocabulary, text: str) -> dict:
 def load_language_model(path) -> tuple[LanguageModel, Vocabulary]:
     """The language model and vocabulary saved at ``path`` by ``train_language_model``."""
     from rnnkit.io.models import load_with_extra
+    from rnnkit.tasks.saved_models import model_file
 
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory; give the model.safetensors file in it")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file; give a model written by 'rnnkit train'")
+    path = model_file(path)
     model, extra = load_with_extra(path)
     if not (isinstance(model, LanguageModel) and isinstance(extra, dict) and "vocabulary" in extra):
-        raise ValueError(
+        raise UserError(
             f"{path} holds a {type(model).__name__} without a vocabulary, not a language model; "
             "give a model written by 'rnnkit train'"
         )
     vocabulary = Vocabulary.from_json(extra["vocabulary"])
     if len(vocabulary) != model.vocab_size:
-        raise ValueError(
+        raise UserError(
             f"{path}: its vocabulary has {len(vocabulary)} tokens but the model predicts "
             f"{model.vocab_size}; the file is damaged: re-save the model"
         )
@@ -303,7 +298,7 @@ def check_resumable(out: Path, vocabulary: Vocabulary) -> None:
         return
     _, state = read_checkpoint(found[-1])
     if state.get("extra", {}).get("vocabulary") != vocabulary.to_json():
-        raise ValueError(
+        raise UserError(
             f"{found[-1]} was trained on text with another vocabulary; resume with the same "
             "--text and --level, or train afresh into another --out"
         )

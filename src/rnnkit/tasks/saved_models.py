@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rnnkit.errors import UserError
+from rnnkit.io.files import regular_file
+
 
 def read_model(path) -> tuple[object, object]:
     """``(model, extra)`` from the file at ``path``; one-line errors for a missing file, a
     directory or a file that is not an rnnkit model."""
     from rnnkit.io.models import load_with_extra
 
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory; give the model.safetensors file in it")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file; give a model written by 'rnnkit train'")
-    return load_with_extra(path)
+    return load_with_extra(model_file(path))
+
+
+def model_file(name) -> Path:
+    """``name`` as a Path when it is a regular file; one-line errors name what it is instead."""
+    return regular_file(name, "the model", "a model.safetensors written by 'rnnkit train'")
 
 
 def check_resumable(out: Path, extra: dict, keys: tuple[str, ...]) -> None:
@@ -31,7 +34,7 @@ def check_resumable(out: Path, extra: dict, keys: tuple[str, ...]) -> None:
     saved = state.get("extra", {})
     changed = [key for key in keys if saved.get(key) != extra[key]]
     if changed:
-        raise ValueError(
+        raise UserError(
             f"{found[-1]} was trained with other {' and '.join(changed)}; resume with the same "
             "data and options, or train afresh into another --out"
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data import cmudict
+from rnnkit.errors import UserError
 from rnnkit.models.seq2seq import ATTENTIONS, Seq2Seq, target_mask
 from rnnkit.train.losses import cross_entropy
 
@@ -59,12 +60,12 @@ class Seq2SeqOptions:
     def check(self) -> None:
         """ValueError naming the first option out of its range."""
         if self.cell not in ("rnn", "lstm", "gru"):
-            raise ValueError(f"cell must be one of rnn, lstm, gru, got {self.cell!r}")
+            raise UserError(f"cell must be one of rnn, lstm, gru, got {self.cell!r}")
         if self.attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {list(ATTENTIONS)}, got {self.attention!r}")
+            raise UserError(f"attention must be one of {list(ATTENTIONS)}, got {self.attention!r}")
         for level in (self.source_level, self.target_level):
             if level not in cmudict.LEVELS:
-                raise ValueError(
+                raise UserError(
                     f"token levels must be one of {list(cmudict.LEVELS)}, got {level!r}"
                 )
         counts = {
@@ -76,17 +77,17 @@ class Seq2SeqOptions:
         for name, value in counts.items():
             whole = isinstance(value, int) and not isinstance(value, bool)
             if value is not None and not (whole and value >= 1):
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError("give the run's length as exactly one of steps or epochs")
+            raise UserError("give the run's length as exactly one of steps or epochs")
         if not 0 <= self.teacher_forcing <= 1:
-            raise ValueError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+            raise UserError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
         for name in ("val_fraction", "test_fraction"):
             if not 0 < getattr(self, name) < 0.5:
-                raise ValueError(f"{name} must be in (0, 0.5), got {getattr(self, name)}")
+                raise UserError(f"{name} must be in (0, 0.5), got {getattr(self, name)}")
         for name, value in (("lr", self.lr), ("clip", self.clip)):
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+                raise UserError(f"{name} must be a finite number > 0, got {value}")
 
 
 class TokenTable:
@@ -100,7 +101,7 @@ class TokenTable:
         unknown = sorted(set(tokens) - set(self.ids))
         if unknown:
             shown = ", ".join(repr(token) for token in unknown[:10])
-            raise ValueError(
+            raise UserError(
                 f"the {self.side} holds {len(unknown)} token(s) never seen in training: {shown}; "
                 "remove them or train on data that has them"
             )
@@ -255,7 +256,7 @@ def train_seq2seq(options: Seq2SeqOptions, say=print) -> dict:
     held_out = len(val) + len(test)
     val, test = known_pairs(val, tables), known_pairs(test, tables)
     if not val or not test:
-        raise ValueError(
+        raise UserError(
             "the validation or test split is empty (or holds only tokens unseen in training); "
             "give more pairs or larger --val-fraction/--test-fraction"
         )
@@ -298,7 +299,7 @@ def load_seq2seq(path):
 
     model, extra = load_with_extra(path)
     if not (isinstance(model, Seq2Seq) and isinstance(extra, dict) and "source_tokens" in extra):
-        raise ValueError(
+        raise UserError(
             f"{path} holds a {type(model).__name__}, not a model from 'rnnkit train seq2seq'"
         )
     return model, extra
@@ -313,7 +314,7 @@ def tables_of(extra: dict) -> tuple[TokenTable, TokenTable]:
 def evaluate_model(model, extra: dict, pairs, beam: int = 1) -> dict:
     """word_accuracy, phoneme_error_rate and the word count on ``pairs``."""
     if not pairs:
-        raise ValueError("there are no pairs to evaluate on")
+        raise UserError("there are no pairs to evaluate on")
     predicted = transcribe(model, *tables_of(extra), [s for s, _ in pairs], beam=beam)
     return score(predicted, [t for _, t in pairs])
 
@@ -340,7 +341,7 @@ def predict(model, extra: dict, text: str, beam: int = 1) -> tuple[list[str], np
     tokens = cmudict.split_tokens(text.strip().lower() if extra["data"]["tsv"] is None
                                   else text.strip(), level)  # fmt: skip
     if not tokens:
-        raise ValueError("the input is empty; give a word to transcribe")
+        raise UserError("the input is empty; give a word to transcribe")
     ids = source_table.encode(tokens)
     if beam == 1:
         out, weights = model.greedy(ids[:, None], None, max_length=2 * len(ids) + 5)

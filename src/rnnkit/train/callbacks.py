@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from rnnkit.diagnostics import l2_norm
+from rnnkit.errors import UserError
 from rnnkit.io.files import atomic_write_bytes
 from rnnkit.train.clip import global_norm
 
@@ -28,7 +29,7 @@ class GradientMonitor:
 
     def __init__(self, path: str | Path | None = None, every: int = 1) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"GradientMonitor: every must be an int >= 1, got {every!r}")
+            raise UserError(f"GradientMonitor: every must be an int >= 1, got {every!r}")
         self.path = Path(path) if path is not None else None
         self.every = every
         self.steps = 0  # steps seen by this process

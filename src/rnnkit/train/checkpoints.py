@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
 
 FORMAT = "rnnkit-checkpoint"
@@ -53,9 +54,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     except json.JSONDecodeError:
         state = None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(
-            f"{path} is not an rnnkit checkpoint; give a file from a run's checkpoints"
-        )
+        raise UserError(f"{path} is not an rnnkit checkpoint; give a file from a run's checkpoints")
     return arrays, state
 
 

@@ -14,6 +14,8 @@ import numbers
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
+
 
 def global_norm(module) -> float:
     """sqrt(sum of squares of every entry of every gradient in ``module.grads``)."""
@@ -45,7 +47,7 @@ def clip_grad_value(module, clip_value: float) -> float:
 def _limit(owner: str, name: str, value) -> float:
     """``value`` as a float >= 0 (inf allowed: no clipping); TypeError/ValueError otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__}")
+        raise UserTypeError(f"{owner}: {name} must be a number, got {type(value).__name__}")
     if not value >= 0.0:  # also catches NaN
-        raise ValueError(f"{owner}: {name} must be a number >= 0 (inf: no clipping), got {value}")
+        raise UserError(f"{owner}: {name} must be a number >= 0 (inf: no clipping), got {value}")
     return float(value)

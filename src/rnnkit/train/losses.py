@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.nn.module import _to_numpy
 
 REDUCTIONS = ("mean", "sum")
@@ -35,10 +36,10 @@ def cross_entropy(logits, targets, mask=None, reduction: str = "mean"):
     """
     logits = _prediction(logits, "logits")
     if logits.ndim == 0:
-        raise ValueError("logits must have a class axis (..., C), got a scalar")
+        raise UserError("logits must have a class axis (..., C), got a scalar")
     targets = _to_numpy(targets)
     if targets.dtype.kind not in "iu":
-        raise TypeError(
+        raise UserTypeError(
             f"targets have dtype {targets.dtype}, but cross_entropy needs integer class ids; "
             "pass e.g. targets.astype(np.int64)"
         )
@@ -48,7 +49,7 @@ def cross_entropy(logits, targets, mask=None, reduction: str = "mean"):
     picked = targets[valid]
     if picked.min() < 0 or picked.max() >= classes:
         bad = picked.min() if picked.min() < 0 else picked.max()
-        raise ValueError(
+        raise UserError(
             f"target {bad} is not a class id of logits with {classes} classes (valid 0.."
             f"{classes - 1}); fix the targets or mask out padding positions"
         )
@@ -73,7 +74,7 @@ def binary_cross_entropy(logits, targets, mask=None, reduction: str = "mean"):
     valid = _valid_positions(mask, logits.shape, reduction)
     targets = _valid_values(targets, valid, "targets", logits.dtype)
     if targets.min() < 0.0 or targets.max() > 1.0:
-        raise ValueError(
+        raise UserError(
             f"targets must lie in [0, 1], got values from {targets.min()} to {targets.max()}; "
             "give 0/1 labels or probabilities"
         )
@@ -128,12 +129,12 @@ def _prediction(value, name: str) -> np.ndarray:
     """``value`` as a floating-point array; TypeError for other dtypes, ValueError for NaN/inf."""
     array = _to_numpy(value)
     if array.dtype.kind != "f":
-        raise TypeError(
+        raise UserTypeError(
             f"{name} has dtype {array.dtype}, but losses need floating-point predictions; "
             f"convert it, e.g. {name}.astype(np.float32)"
         )
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or inf values; check the model and its inputs")
+        raise UserError(f"{name} contains NaN or inf values; check the model and its inputs")
     return array
 
 
@@ -141,7 +142,9 @@ def _real_target(value, name: str, prediction: np.ndarray, prediction_name: str)
     """A numeric target array with the prediction's shape."""
     target = _to_numpy(value)
     if target.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has dtype {target.dtype}; give numbers (floats, ints or bools)")
+        raise UserTypeError(
+            f"{name} has dtype {target.dtype}; give numbers (floats, ints or bools)"
+        )
     _check_shape(target, name, prediction.shape, f"{prediction_name}.shape")
     return target
 
@@ -149,13 +152,13 @@ def _real_target(value, name: str, prediction: np.ndarray, prediction_name: str)
 def _valid_values(target: np.ndarray, valid: np.ndarray, name: str, dtype) -> np.ndarray:
     """``target`` in ``dtype``, 0 at masked-out elements; ValueError for NaN/inf at valid ones."""
     if not np.isfinite(target[valid]).all():
-        raise ValueError(f"{name} contains NaN or inf at valid positions; clean or mask them")
+        raise UserError(f"{name} contains NaN or inf at valid positions; clean or mask them")
     return np.where(valid, target, 0).astype(dtype)
 
 
 def _check_shape(array: np.ndarray, name: str, expected: tuple, meaning: str) -> None:
     if array.shape != expected:
-        raise ValueError(
+        raise UserError(
             f"{name} has shape {array.shape}, but {meaning} is {expected}; the shapes must match"
         )
 
@@ -163,25 +166,25 @@ def _check_shape(array: np.ndarray, name: str, expected: tuple, meaning: str) ->
 def _valid_positions(mask, shape: tuple, reduction: str) -> np.ndarray:
     """A bool array of ``shape``, True where the loss counts; the mask covers trailing axes."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction={reduction!r} is not one of {list(REDUCTIONS)}")
+        raise UserError(f"reduction={reduction!r} is not one of {list(REDUCTIONS)}")
     if mask is None:
         valid = np.ones(shape, dtype=bool)
     else:
         mask = _to_numpy(mask)
         if mask.shape != shape[: mask.ndim]:
-            raise ValueError(
+            raise UserError(
                 f"mask has shape {mask.shape}, but the positions have shape {shape}; the mask "
                 f"must have that shape or that of its leading axes, e.g. {shape[:-1] or shape}"
             )
         if mask.dtype.kind not in "biuf" or not np.isin(mask, (0, 1)).all():
-            raise ValueError(
+            raise UserError(
                 f"mask must hold booleans or 0/1 values (got dtype {mask.dtype}); build it as "
                 "e.g. np.arange(T)[:, None] < lengths"
             )
         trailing = (1,) * (len(shape) - mask.ndim)
         valid = np.broadcast_to(mask.astype(bool).reshape(mask.shape + trailing), shape)
     if not valid.any():
-        raise ValueError(
+        raise UserError(
             f"no valid position to compute the loss over (shape {shape}); the mask selects "
             "nothing or the data are empty"
         )

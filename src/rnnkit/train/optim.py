@@ -24,6 +24,8 @@ import numbers
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
+
 
 class Optimizer:
     """Base: the learning rate ``lr``, ``step()``, ``zero_grad()`` and checkpoint state.
@@ -98,16 +100,16 @@ class Optimizer:
         """
         owner = type(self).__name__
         if state.get("optimizer") != owner:
-            raise ValueError(
+            raise UserError(
                 f"state_dict has optimizer={state.get('optimizer')!r}, expected {owner!r}; "
                 f"load a state saved by {owner}.state_dict()"
             )
         step = state.get("step")
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"{owner}: state_dict['step'] must be an int >= 0, got {step!r}")
+            raise UserError(f"{owner}: state_dict['step'] must be an int >= 0, got {step!r}")
         missing_scalars = sorted(set(self._hyperparameter_names) - set(state))
         if missing_scalars:
-            raise ValueError(f"{owner}: state_dict lacks hyperparameters {missing_scalars}")
+            raise UserError(f"{owner}: state_dict lacks hyperparameters {missing_scalars}")
         hyperparameters = self._check({name: state[name] for name in self._hyperparameter_names})
         buffers = self._checked_buffers(state, self._buffer_names(hyperparameters))
         self.step_count = int(step)
@@ -127,7 +129,7 @@ class Optimizer:
         given = set(state) - {"optimizer", "step", *self._hyperparameter_names}
         missing, unexpected = sorted(set(expected) - given), sorted(given - set(expected))
         if missing or unexpected:
-            raise ValueError(
+            raise UserError(
                 f"{owner}: state_dict buffers do not match the module: missing {missing}, "
                 f"unexpected {unexpected}; load a state saved for this model and these options"
             )
@@ -136,7 +138,7 @@ class Optimizer:
             param = self.module.params[name]
             value = np.array(state[key], dtype=param.dtype)  # a copy
             if value.shape != param.shape:
-                raise ValueError(
+                raise UserError(
                     f"{owner}: state_dict['{key}'] has shape {value.shape}, but the parameter "
                     f"has {param.shape}; load a state saved for a model of the same sizes"
                 )
@@ -169,7 +171,7 @@ class SGD(Optimizer):
         checked = _numbers("SGD", hyperparameters, ("lr", "momentum", "dampening", "weight_decay"))
         checked["nesterov"] = _flag("SGD", "nesterov", hyperparameters["nesterov"])
         if checked["nesterov"] and (checked["momentum"] <= 0.0 or checked["dampening"] != 0.0):
-            raise ValueError(
+            raise UserError(
                 f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum="
                 f"{checked['momentum']}, dampening={checked['dampening']}; set momentum=0.9 "
                 "and dampening=0, or nesterov=False"
@@ -214,7 +216,7 @@ class Adam(Optimizer):
     ) -> None:
         owner = type(self).__name__
         if not isinstance(betas, tuple | list) or len(betas) != 2:
-            raise TypeError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
+            raise UserTypeError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
         super().__init__(
             module,
             lr=lr,
@@ -380,12 +382,12 @@ class Adagrad(Optimizer):
 def _number(owner: str, name: str, value, high: float | None = None) -> float:
     """``value`` as a float in [0, high) (or [0, inf) without ``high``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__}")
+        raise UserTypeError(f"{owner}: {name} must be a number, got {type(value).__name__}")
     value = float(value)
     inside = 0.0 <= value < high if high is not None else 0.0 <= value < math.inf
     if not inside:
         bounds = f"in [0, {high})" if high is not None else "a finite number >= 0"
-        raise ValueError(f"{owner}: {name} must be {bounds}, got {value}")
+        raise UserError(f"{owner}: {name} must be {bounds}, got {value}")
     return value
 
 
@@ -395,7 +397,7 @@ def _numbers(owner: str, hyperparameters: dict, names: tuple[str, ...]) -> dict:
 
 def _flag(owner: str, name: str, value) -> bool:
     if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+        raise UserTypeError(f"{owner}: {name} must be True or False, got {value!r}")
     return bool(value)
 
 
@@ -403,22 +405,22 @@ def _check_module(module, owner: str) -> None:
     """TypeError/ValueError unless ``module`` has matching float ``params`` and ``grads``."""
     params, grads = getattr(module, "params", None), getattr(module, "grads", None)
     if not isinstance(params, dict) or not isinstance(grads, dict):
-        raise TypeError(
+        raise UserTypeError(
             f"{owner} needs a module with `params` and `grads` dicts (an rnnkit Module), "
             f"got {type(module).__name__}"
         )
     if not params:
-        raise ValueError(f"{owner}: the module has no parameters to optimize")
+        raise UserError(f"{owner}: the module has no parameters to optimize")
     if set(params) != set(grads):
-        raise ValueError(
+        raise UserError(
             f"{owner}: the module's params and grads have different keys: "
             f"{sorted(set(params) ^ set(grads))}"
         )
     for name, param in params.items():
         if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
-            raise TypeError(f"{owner}: params['{name}'] must be a float NumPy array")
+            raise UserTypeError(f"{owner}: params['{name}'] must be a float NumPy array")
         if np.shape(grads[name]) != param.shape:
-            raise ValueError(
+            raise UserError(
                 f"{owner}: grads['{name}'] has shape {np.shape(grads[name])}, but the "
                 f"parameter has {param.shape}"
             )

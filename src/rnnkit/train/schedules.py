@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.train.optim import Optimizer
 
 # ReduceLROnPlateau ignores a reduction smaller than this (PyTorch's ``eps``)
@@ -22,7 +23,7 @@ class _Schedule:
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(
+            raise UserTypeError(
                 f"{type(self).__name__} needs an rnnkit optimizer (SGD, Adam, ...), "
                 f"got {type(optimizer).__name__}"
             )
@@ -41,7 +42,7 @@ class _Schedule:
         """Restore a ``state_dict()`` of the same schedule class."""
         expected = set(self.state_dict())
         if set(state) != expected:
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__}: state_dict keys {sorted(state)} do not match "
                 f"{sorted(expected)}; load a state saved by a {type(self).__name__}"
             )
@@ -124,14 +125,14 @@ class ReduceLROnPlateau(_Schedule):
     ) -> None:
         super().__init__(optimizer)
         if mode not in ("min", "max"):
-            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+            raise UserError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError(
+            raise UserError(
                 f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}"
             )
         factor = _finite("ReduceLROnPlateau", "factor", factor)
         if not 0.0 <= factor < 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor must be in [0, 1), got {factor}")
+            raise UserError(f"ReduceLROnPlateau: factor must be in [0, 1), got {factor}")
         self.mode = mode
         self.factor = factor
         self.patience = _int_at_least("ReduceLROnPlateau", "patience", patience, low=0)
@@ -174,15 +175,15 @@ class ReduceLROnPlateau(_Schedule):
 
 def _int_at_least(owner: str, name: str, value, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__}")
+        raise UserTypeError(f"{owner}: {name} must be an int, got {type(value).__name__}")
     if value < low:
-        raise ValueError(f"{owner}: {name} must be at least {low}, got {value}")
+        raise UserError(f"{owner}: {name} must be at least {low}, got {value}")
     return int(value)
 
 
 def _finite(owner: str, name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__}")
+        raise UserTypeError(f"{owner}: {name} must be a number, got {type(value).__name__}")
     if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value}")
+        raise UserError(f"{owner}: {name} must be finite, got {value}")
     return float(value)

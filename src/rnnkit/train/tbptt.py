@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import numbers
 
+from rnnkit.errors import UserError
+
 
 def windows(steps: int, k: int) -> list[slice]:
     """The windows of ``k`` steps that cover ``steps`` steps: [0, k), [k, 2k), ..., the last one
     ending at ``steps`` (shorter when ``k`` does not divide ``steps``); empty for 0 steps."""
     for name, value, low in (("steps", steps, 0), ("k", k, 1)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"truncated BPTT: {name} must be an int >= {low}, got {value!r}")
+            raise UserError(f"truncated BPTT: {name} must be an int >= {low}, got {value!r}")
     return [slice(start, min(start + k, steps)) for start in range(0, steps, k)]
 
 
@@ -38,12 +40,12 @@ def truncated_bptt(forward, loss, inputs, targets, k: int, state=None):
         final_state: the state after the last step, ready to carry into what follows.
     """
     if len(inputs) != len(targets):
-        raise ValueError(
+        raise UserError(
             f"inputs have {len(inputs)} steps but targets have {len(targets)}; truncated BPTT "
             "needs time-major arrays with one target per input step"
         )
     if len(inputs) == 0:
-        raise ValueError("inputs have 0 steps; give sequences of at least one step")
+        raise UserError("inputs have 0 steps; give sequences of at least one step")
     total = 0.0
     for window in windows(len(inputs), k):
         (y, state), backward = forward(inputs[window], state)  # y: (k, B, ...)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.errors import UserError, UserTypeError
 from rnnkit.io.files import atomic_write_bytes
 from rnnkit.train import checkpoints
 from rnnkit.train.clip import clip_grad_norm
@@ -86,9 +87,9 @@ class Trainer:
         progress_unit: str = "steps",
     ) -> None:
         if (steps is None) == (epochs is None):
-            raise ValueError("give the run's length as exactly one of steps or epochs")
+            raise UserError("give the run's length as exactly one of steps or epochs")
         if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+            raise UserError(f"mode must be 'min' or 'max', got {mode!r}")
         _check_counts(
             steps=steps, epochs=epochs, validate_every=validate_every,
             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
@@ -246,7 +247,7 @@ class Trainer:
     def _validate(self) -> None:
         metrics = {name: float(value) for name, value in self.task.validate(self.model).items()}
         if self.monitor not in metrics:
-            raise ValueError(
+            raise UserError(
                 f"monitor={self.monitor!r} is not among the task's validation metrics "
                 f"{sorted(metrics)}; set monitor to one of them"
             )
@@ -305,7 +306,7 @@ class Trainer:
             return
         found = checkpoints.list_checkpoints(self.out_dir / "checkpoints")
         if found:
-            raise ValueError(
+            raise UserError(
                 f"{self.out_dir} holds checkpoints of an earlier run (newest {found[-1].name}); "
                 f"resume it (resume=True, --resume), give another output directory, or delete "
                 f"{found[-1].parent}"
@@ -371,7 +372,7 @@ class Trainer:
 
     def _resume(self) -> None:
         if self.out_dir is None:
-            raise ValueError("resume needs out_dir: that is where the checkpoints are")
+            raise UserError("resume needs out_dir: that is where the checkpoints are")
         found = checkpoints.list_checkpoints(self.out_dir / "checkpoints")
         if not found:
             self.message(f"no checkpoint in {self.out_dir / 'checkpoints'}; starting afresh")
@@ -405,9 +406,9 @@ def _check_counts(**counts) -> None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"Trainer: {name} must be an int or None, got {value!r}")
+            raise UserTypeError(f"Trainer: {name} must be an int or None, got {value!r}")
         if value < 1:
-            raise ValueError(f"Trainer: {name} must be at least 1, got {value}")
+            raise UserError(f"Trainer: {name} must be at least 1, got {value}")
 
 
 def _first_non_finite(arrays: dict[str, np.ndarray]) -> str | None:
