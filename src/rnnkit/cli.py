@@ -47,6 +47,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 0 (the random seed), got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"the random seed must be a whole number >= 0, got {value}; e.g. --seed 0"
+        )
+    return value
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -82,7 +96,7 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
         help="share of the text (its end) held out for validation")  # fmt: skip
     add("--min-count", type=_positive_int, default=defaults["min_count"],
         help="word level: words seen fewer times become <unk>")  # fmt: skip
-    add("--seed", type=int, default=defaults["seed"])
+    add("--seed", type=_seed, default=defaults["seed"])
     add("--out", default=defaults["out"], help="directory for the model, checkpoints and logs")
     add("--checkpoint-every", type=_positive_int, default=defaults["checkpoint_every"])
     add("--validate-every", type=_positive_int, default=defaults["validate_every"])
@@ -107,7 +121,7 @@ def _add_common_options(parser: argparse.ArgumentParser, defaults: dict) -> None
     add("--clip", type=_number, default=defaults["clip"], help="clip the gradient norm to this")
     add("--val-fraction", type=_number, default=defaults["val_fraction"])
     add("--test-fraction", type=_number, default=defaults["test_fraction"])
-    add("--seed", type=int, default=defaults["seed"])
+    add("--seed", type=_seed, default=defaults["seed"])
     add("--out", default=defaults["out"], help="directory for the model, pictures and logs")
     add("--resume", action="store_true", help="go on from the newest checkpoint in --out")
 
@@ -193,7 +207,7 @@ def _add_seq2seq_options(parser: argparse.ArgumentParser) -> None:
     add("--val-fraction", type=_number, default=defaults["val_fraction"])
     add("--test-fraction", type=_number, default=defaults["test_fraction"])
     add("--max-words", type=_positive_int, default=None, help="use only this many pairs")
-    add("--seed", type=int, default=defaults["seed"])
+    add("--seed", type=_seed, default=defaults["seed"])
     add("--out", default=defaults["out"])
     add("--checkpoint-every", type=_positive_int, default=defaults["checkpoint_every"])
     add("--validate-every", type=_positive_int, default=defaults["validate_every"])
@@ -212,7 +226,7 @@ def _add_diagnose_options(parser: argparse.ArgumentParser) -> None:
     add("--length", type=_positive_int, default=100, help="sequence length T")
     add("--hidden", type=_positive_int, default=64)
     add("--layers", type=_positive_int, default=1)
-    add("--seed", type=int, default=0)
+    add("--seed", type=_seed, default=0)
     add("--plot", metavar="PNG", help="draw the norms against the time step (log scale)")
     add("--json", action="store_true", help="print one JSON object")
 
@@ -228,7 +242,7 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=_number, default=0.8)
     parser.add_argument("--top-k", type=_positive_int, default=None)
     parser.add_argument("--top-p", type=_number, default=None)
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=_seed, default=None)
 
 
 def _add_data_options(parser: argparse.ArgumentParser, labels: bool) -> None:
@@ -324,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="the two smallest shapes only")
     bench.add_argument("--repeats", type=_positive_int, default=7, help="timed runs per case")
     bench.add_argument("--json", metavar="FILE", help="also write the results to FILE")
+    for command in (*tasks.choices.values(), generate, evaluate, predict, diagnose, bench):
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the traceback of an error")  # fmt: skip
     return parser
 
 
@@ -639,7 +656,7 @@ def _describe(error: Exception) -> tuple[str, int]:
     if isinstance(error, MemoryError):
         return (
             f"error: not enough memory ({error or 'an allocation failed'}); use smaller sizes "
-            "(--hidden, --layers, --batch, --length) or a machine with more memory",
+            "or a machine with more memory",
             2,
         )
     return (

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from rnnkit._memory import check_fits
 from rnnkit.errors import UserError, UserTypeError
 from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn import _checks
@@ -171,6 +172,7 @@ class _Recurrent(Module):
         x = _checks.sequence_batch(x, self.input_size, dtype, self.batch_first)  # (T, B, I)
         steps, batch, _ = x.shape
         lengths = _checks.sequence_lengths(lengths, batch, steps)
+        self._check_memory(steps, batch, training)
         stack_shape = (self.num_layers * self.directions, batch, self.hidden_size)
         state0 = _checks.state_parts(
             state, self._state_parts, stack_shape, dtype, "state", "(num_layers*directions, B, H)"
@@ -201,6 +203,19 @@ class _Recurrent(Module):
             )
 
         return result, single_use(backward)
+
+    def _check_memory(self, steps: int, batch: int, training: bool) -> None:
+        """UserError before a run whose arrays cannot fit in memory (an estimate: per layer and
+        direction the input projection, the gates and the states, (T, B, ~2G+4 H) for training,
+        which keeps them all for backward; inference holds one layer's at a time)."""
+        per_layer = steps * batch * self.hidden_size * (2 * self._gates + 4) * self.directions
+        layers = self.num_layers if training else 1
+        check_fits(
+            per_layer * layers * self.dtype.itemsize,
+            f"{type(self).__name__} over {steps} steps of {batch} sequences with hidden size "
+            f"{self.hidden_size}",
+            "use shorter sequences, fewer sequences at a time or a smaller hidden size",
+        )
 
     def _each_direction(self, run, args: tuple) -> list:
         """``[run(0, *args)]``, or ``[run(0, *args), run(1, *args)]`` for a bidirectional layer,
