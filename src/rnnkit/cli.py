@@ -47,6 +47,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+MAX_BEAM = 100  # wider beams keep up to MAX_BEAM x vocabulary hypotheses a step for no gain
+
+
+def _beam_width(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_BEAM:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_BEAM}, got {value}; try 5")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -303,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text", metavar="FILE", help="language model: a UTF-8 text")
     _add_data_options(evaluate, labels=True)
     evaluate.add_argument("--tsv", metavar="FILE", help="seq2seq: source<TAB>target pairs")
-    evaluate.add_argument("--beam", type=_positive_int, default=1, help="seq2seq: beam width")
+    evaluate.add_argument(
+        "--beam", type=_beam_width, default=1, help="seq2seq: beam width, 1 (greedy) to 100"
+    )
     evaluate.add_argument(
         "--plot", metavar="PNG", help="draw the confusion matrix or the forecast to this file"
     )
@@ -322,7 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(predict, labels=False)
     predict.add_argument("--input", action="append", metavar="TEXT",
                          help="seq2seq: a source to transcribe (repeatable)")  # fmt: skip
-    predict.add_argument("--beam", type=_positive_int, default=1, help="seq2seq: beam width")
+    predict.add_argument(
+        "--beam", type=_beam_width, default=1, help="seq2seq: beam width, 1 (greedy) to 100"
+    )
     predict.add_argument("--attention-png", metavar="PNG",
                          help="seq2seq: draw the attention of the (first) input")  # fmt: skip
     predict.add_argument("--json", action="store_true", help="print JSON")
