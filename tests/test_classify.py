@@ -88,9 +88,10 @@ def test_training_reports_test_figures_and_writes_the_files(trained):
         assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_evaluate_without_data_rebuilds_the_test_split(trained, capsys):
+def test_evaluate_on_the_training_file_rebuilds_the_test_split(trained, capsys):
     _, data, out, _ = trained
-    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--json")
+    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--csv", data,
+                                "--json")  # fmt: skip
     assert status == 0
     figures = json.loads(stdout)
     _, extra = load_with_extra(out / "model.safetensors")
@@ -105,10 +106,11 @@ def test_evaluate_on_a_csv_and_predict_texts(trained, capsys, tmp_path):
     _, data, out, _ = trained
     model = out / "model.safetensors"
     png = tmp_path / "confusion.png"
-    status, stdout, _ = run_cli(capsys, "evaluate", model, "--csv", data, "--json", "--plot", png)
+    other = write_csv(tmp_path / "other.csv", review_rows(50, seed=1))
+    status, stdout, _ = run_cli(capsys, "evaluate", model, "--csv", other, "--json", "--plot", png)
     assert status == 0
     figures = json.loads(stdout)
-    assert figures["examples"] == 200 and set(figures) >= {"accuracy", "f1_macro", "confusion"}
+    assert figures["examples"] == 50 and set(figures) >= {"accuracy", "f1_macro", "confusion"}
     if importlib.util.find_spec("matplotlib"):
         assert png.read_bytes()[:4] == b"\x89PNG"
     status, stdout, _ = run_cli(capsys, "predict", model, "--text", "A superb story.",
@@ -127,8 +129,9 @@ def test_numeric_sequences_from_npz_train_evaluate_and_predict(tmp_path, capsys)
                              "--epochs", 30, "--hidden", 8, "--pooling", "mean", "--lr", 0.01,
                              "--class-weights", "balanced", "--out", out)  # fmt: skip
     assert status == 0, err
-    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--json")
-    assert status == 0 and json.loads(stdout)["examples"] == 12
+    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--npz",
+                                tmp_path / "seq.npz", "--json")  # fmt: skip
+    assert status == 0 and json.loads(stdout)["examples"] == 12  # the test split
     status, stdout, _ = run_cli(capsys, "predict", out / "model.safetensors", "--npz",
                                 tmp_path / "seq.npz", "--json")  # fmt: skip
     predicted = np.array([int(result["label"]) for result in json.loads(stdout)])
