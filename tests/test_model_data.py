@@ -431,3 +431,17 @@ def test_a_broken_sequence_classifier_extra_is_one_line(sequence_classifier, tmp
     broken = edited(model, tmp_path / "broken.safetensors", change)
     result = run_cli(capsys, "evaluate", broken, "--npz", data)
     assert_one_line_error(result, "rnnkit evaluate", f"the model file's saved extra: {message}")
+
+
+def test_windows_that_cannot_fit_are_refused_before_they_are_made(forecaster, tmp_path, capsys):
+    """A model's window (bounded only by the rows it claims) over a long file of the user's:
+    100,000 windows of 100,000 steps would take terabytes; the estimate is refused first."""
+    _, _, model = forecaster
+    huge = edited(model, tmp_path / "huge.safetensors", set_field("data.rows", 10**9),
+                  set_field("layout.window", 100_000))  # fmt: skip
+    days = np.datetime64("1500-01-01") + np.arange(200_000)
+    rows = [(str(day), f"{step % 30}", "0.5", "sun") for step, day in enumerate(days)]
+    long = write_series(tmp_path / "long.csv", rows)
+    result = run_cli(capsys, "evaluate", huge, "--csv", long)
+    assert_one_line_error(result, "rnnkit evaluate", "100000 windows of 100000 steps of 4 inputs")
+    assert "would need about" in result[2]

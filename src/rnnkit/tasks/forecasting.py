@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit._memory import check_fits
 from rnnkit.data.identity import changed, not_read, same_data, saved_data
 from rnnkit.data.scaling import Standardizer
 from rnnkit.data.series import (
@@ -223,6 +224,16 @@ class ForecastTask:
         return {"val_loss": loss, "val_mae": float(scaled_error * self.scaling.std[0])}
 
 
+def check_windows_fit(count: int, window: int, width: int) -> None:
+    """UserError, before they are made, when ``count`` windows of ``window`` steps of ``width``
+    inputs (float64, with a scaled copy and a float32 one) would not fit in memory."""
+    check_fits(
+        2.5 * 8 * count * window * width,
+        f"{count} windows of {window} steps of {width} inputs",
+        "give fewer rows, or use a shorter window",
+    )
+
+
 def persistence_forecast(target: np.ndarray, starts: np.ndarray, horizon: int) -> np.ndarray:
     """ "Tomorrow = today": the last value before each example's start, for every step ahead,
     shaped (M, horizon)."""
@@ -238,6 +249,7 @@ def forecast_report(
 
     The seasonal baseline is None when the first example has less than a season of history.
     """
+    check_windows_fit(len(starts), layout.window, series.inputs.shape[1])
     windows, actual = make_windows(
         series.inputs, series.target, starts, layout.window, layout.horizon
     )
@@ -306,6 +318,7 @@ def train_forecaster(options: ForecastOptions, say=print) -> dict:
     scaling = Standardizer.fit(series.inputs[:train_end])  # the training steps only
     scaled = scaling.transform(series.inputs)  # (N, F)
     starts = np.concatenate([train, val])
+    check_windows_fit(len(starts), layout.window, scaled.shape[1])
     windows, targets = make_windows(scaled, scaled[:, 0], starts, layout.window, layout.horizon)
     say(
         f"data: {series.description}: {len(series)} steps; inputs {series.columns}; "
