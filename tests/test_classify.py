@@ -202,6 +202,7 @@ def bad_files(tmp_path):
     lengths[3] = 4
     np.savez(tmp_path / "nan_in_padding.npz", X=nan_x, lengths=lengths, y=y)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    np.save(tmp_path / "one.npy", x)  # one unnamed array, not an .npz archive
     return tmp_path, files
 
 
@@ -225,6 +226,7 @@ CSV = ["--text-col", "review", "--label-col", "sentiment"]
         (["--npz", "{folder}/long.npz"], "lengths must lie in [1, 9]"),
         (["--npz", "{folder}/nan.npz"], "X[3, 0, 1] is NaN or infinite"),
         (["--npz", "{folder}/junk.npz"], "is not a readable .npz file"),
+        (["--npz", "{folder}/one.npy"], "(it holds one array, not named ones)"),
         (["--csv", "{good}", *CSV, "--val-fraction", "0.6", "--test-fraction", "0.5"],
          "val_fraction + test_fraction must be below 1"),
         (["--csv", "{good}", *CSV, "--dropout", "1"], "dropout must be in [0, 1)"),

@@ -74,7 +74,10 @@ def read_sequences(name, labelled: bool = True, option: str = "--npz"):
     identity)`` from an .npz file; ValueError naming the problem for anything else."""
     content, identity = read_user_file(name, option, "an .npz file", "npz")
     try:
-        with np.load(io.BytesIO(content), allow_pickle=False) as archive:
+        archive = np.load(io.BytesIO(content), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # an .npy file: one unnamed array
+            raise ValueError("it holds one array, not named ones")
+        with archive:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise UserError(
