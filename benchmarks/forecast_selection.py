@@ -32,9 +32,8 @@ from rnnkit.tasks.forecasting import (
 
 def persistence_mae(options: ForecastOptions) -> float:
     """MAE of "tomorrow = today" on the validation days of ``options``' data and split."""
-    source = options.source()
-    table = read_table(source)
-    layout = layout_for(options, table, source)
+    table = read_table(options.csv)
+    layout = layout_for(options, table)
     series = layout.series(table)
     _, val, _ = split_starts(series, layout, options.val_fraction, options.test_fraction)
     ahead = val[:, None] + np.arange(layout.horizon)[None, :]  # (M, horizon) steps ahead

@@ -88,9 +88,10 @@ def test_training_reports_test_figures_and_writes_the_files(trained):
         assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_evaluate_without_data_rebuilds_the_test_split(trained, capsys):
+def test_evaluate_on_the_training_file_rebuilds_the_test_split(trained, capsys):
     _, data, out, _ = trained
-    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--json")
+    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--csv", data,
+                                "--json")  # fmt: skip
     assert status == 0
     figures = json.loads(stdout)
     _, extra = load_with_extra(out / "model.safetensors")
@@ -105,10 +106,11 @@ def test_evaluate_on_a_csv_and_predict_texts(trained, capsys, tmp_path):
     _, data, out, _ = trained
     model = out / "model.safetensors"
     png = tmp_path / "confusion.png"
-    status, stdout, _ = run_cli(capsys, "evaluate", model, "--csv", data, "--json", "--plot", png)
+    other = write_csv(tmp_path / "other.csv", review_rows(50, seed=1))
+    status, stdout, _ = run_cli(capsys, "evaluate", model, "--csv", other, "--json", "--plot", png)
     assert status == 0
     figures = json.loads(stdout)
-    assert figures["examples"] == 200 and set(figures) >= {"accuracy", "f1_macro", "confusion"}
+    assert figures["examples"] == 50 and set(figures) >= {"accuracy", "f1_macro", "confusion"}
     if importlib.util.find_spec("matplotlib"):
         assert png.read_bytes()[:4] == b"\x89PNG"
     status, stdout, _ = run_cli(capsys, "predict", model, "--text", "A superb story.",
@@ -127,8 +129,9 @@ def test_numeric_sequences_from_npz_train_evaluate_and_predict(tmp_path, capsys)
                              "--epochs", 30, "--hidden", 8, "--pooling", "mean", "--lr", 0.01,
                              "--class-weights", "balanced", "--out", out)  # fmt: skip
     assert status == 0, err
-    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--json")
-    assert status == 0 and json.loads(stdout)["examples"] == 12
+    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--npz",
+                                tmp_path / "seq.npz", "--json")  # fmt: skip
+    assert status == 0 and json.loads(stdout)["examples"] == 12  # the test split
     status, stdout, _ = run_cli(capsys, "predict", out / "model.safetensors", "--npz",
                                 tmp_path / "seq.npz", "--json")  # fmt: skip
     predicted = np.array([int(result["label"]) for result in json.loads(stdout)])
@@ -199,6 +202,7 @@ def bad_files(tmp_path):
     lengths[3] = 4
     np.savez(tmp_path / "nan_in_padding.npz", X=nan_x, lengths=lengths, y=y)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    np.save(tmp_path / "one.npy", x)  # one unnamed array, not an .npz archive
     return tmp_path, files
 
 
@@ -222,6 +226,7 @@ CSV = ["--text-col", "review", "--label-col", "sentiment"]
         (["--npz", "{folder}/long.npz"], "lengths must lie in [1, 9]"),
         (["--npz", "{folder}/nan.npz"], "X[3, 0, 1] is NaN or infinite"),
         (["--npz", "{folder}/junk.npz"], "is not a readable .npz file"),
+        (["--npz", "{folder}/one.npy"], "(it holds one array, not named ones)"),
         (["--csv", "{good}", *CSV, "--val-fraction", "0.6", "--test-fraction", "0.5"],
          "val_fraction + test_fraction must be below 1"),
         (["--csv", "{good}", *CSV, "--dropout", "1"], "dropout must be in [0, 1)"),

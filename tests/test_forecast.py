@@ -14,6 +14,7 @@ from rnnkit.data.scaling import Standardizer
 from rnnkit.data.series import day_of_year_features
 from rnnkit.data.splits import chronological_split
 from rnnkit.data.windows import make_windows, window_starts
+from rnnkit.io._schema import Fields
 from rnnkit.io.models import load_with_extra
 
 DAYS = 300
@@ -63,7 +64,8 @@ def test_scaler_round_trip():
     assert (scaled[:, 2] == 0).all() and scaler.std[2] == 1.0
     np.testing.assert_allclose(scaler.inverse(scaled), values, rtol=1e-12)
     np.testing.assert_allclose(scaler.inverse(scaled[:, 1], column=1), values[:, 1], rtol=1e-12)
-    again = Standardizer.from_json(json.loads(json.dumps(scaler.to_json())))
+    saved = Fields({"scaling": json.loads(json.dumps(scaler.to_json()))}, "test", "fix")
+    again = Standardizer.from_fields(saved, "scaling", 3)
     np.testing.assert_array_equal(again.transform(values), scaled)
 
 
@@ -99,9 +101,10 @@ def test_day_of_year_features_go_round_the_year():
     np.testing.assert_allclose(np.hypot(features[:, 0], features[:, 1]), 1.0)
 
 
-def test_evaluate_without_data_rebuilds_the_test_split_and_its_baselines(trained, capsys):
+def test_evaluate_on_the_training_file_rebuilds_the_test_split_and_its_baselines(trained, capsys):
     _, data, out = trained
-    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--json")
+    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--csv", data,
+                                "--json")  # fmt: skip
     assert status == 0
     figures = json.loads(stdout)
     _, extra = load_with_extra(out / "model.safetensors")
@@ -132,12 +135,13 @@ def test_evaluate_on_a_csv_draws_and_predict_gives_the_next_day(trained, capsys,
     folder, data, out = trained
     model = out / "model.safetensors"
     png = tmp_path / "forecast.png"
-    status, stdout, _ = run_cli(capsys, "evaluate", model, "--csv", data, "--plot", png)
+    other = write_csv(tmp_path / "other.csv", series_rows(DAYS, seed=1))
+    status, stdout, _ = run_cli(capsys, "evaluate", model, "--csv", other, "--plot", png)
     assert status == 0 and "persistence MAE" in stdout and f"{DAYS - 7} windows" in stdout
     if importlib.util.find_spec("matplotlib"):
         assert png.read_bytes()[:4] == b"\x89PNG"
         assert (out / "forecast.png").read_bytes()[:4] == b"\x89PNG"
-    status, stdout, _ = run_cli(capsys, "predict", model, "--json")
+    status, stdout, _ = run_cli(capsys, "predict", model, "--csv", data, "--json")
     (forecast,) = json.loads(stdout)
     assert status == 0 and forecast["date"] == "2020-10-27" and forecast["step"] == 1
     assert 0 < forecast["value"] < 25
@@ -151,10 +155,11 @@ def test_several_steps_ahead_without_dates(tmp_path, capsys):
                              "--horizon", 3, "--epochs", 2, "--hidden", 4, "--window", 5,
                              "--out", out)  # fmt: skip
     assert status == 0, err
-    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--json")
+    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.safetensors", "--csv", data,
+                                "--json")  # fmt: skip
     figures = json.loads(stdout)
     assert len(figures["mae_by_step"]) == 3 and figures["seasonal_mae"] is None  # 120 < 365
-    status, stdout, _ = run_cli(capsys, "predict", out / "model.safetensors")
+    status, stdout, _ = run_cli(capsys, "predict", out / "model.safetensors", "--csv", data)
     assert [line.split("\t")[0] for line in stdout.splitlines()] == ["+1", "+2", "+3"]
 
 

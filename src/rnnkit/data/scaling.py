@@ -40,7 +40,12 @@ class Standardizer:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_json(cls, data) -> Standardizer:
-        if not (isinstance(data, dict) and {"mean", "std"} <= set(data)):
-            raise UserError("the saved scaling is damaged (no mean and std): re-train the model")
-        return cls(data["mean"], data["std"])
+    def from_fields(cls, fields, path: str, size: int) -> Standardizer:
+        """The scaling of ``size`` columns saved by ``to_json`` at the dotted ``path`` of a model
+        file's JSON, read through ``fields`` (an ``rnnkit.io._schema.Fields``): one-line errors
+        for anything but ``size`` finite means and positive standard deviations."""
+        mean = fields.get(f"{path}.mean", list, items=float, low=size, high=size)
+        std = fields.get(f"{path}.std", list, items=float, low=size, high=size)
+        if any(value <= 0 for value in std):
+            fields.fail(f"{path}.std", "holds a value <= 0, which no standard deviation is")
+        return cls(mean, std)

@@ -34,15 +34,14 @@ class Series:
         return len(self.target)
 
 
-def read_table(source: dict) -> Table:
-    """``{"kind": "weather"}`` (Seattle, from vega_datasets) or ``{"kind": "csv", "path": ...}``."""
-    if source["kind"] == "weather":
+def read_table(csv=None) -> Table:
+    """The table of the CSV file ``csv`` the user gave, or (None) of the Seattle weather (from
+    vega_datasets), with its identity (see ``rnnkit.data.identity``)."""
+    if csv is None:
         from rnnkit.data.packaged import seattle_weather
 
         return seattle_weather()
-    if source["kind"] == "csv":
-        return read_csv(source["path"])
-    raise UserError(f"unknown data source {source['kind']!r}; the model file is damaged")
+    return read_csv(csv)
 
 
 def feature_columns(table: Table, target: str, features, date_col: str | None) -> list[str]:

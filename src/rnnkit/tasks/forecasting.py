@@ -6,8 +6,10 @@ The series is split in time order, never shuffled across time: the first steps t
 belongs to the split that holds its targets; its window may reach back into the split before
 (that is the past, known when forecasting). Training shuffles the training windows among
 themselves. The scaling (each input standardised) is fitted on the training steps only and saved
-with the model, together with the columns, the window and the data source, so that
-``evaluate_forecaster`` rebuilds the same test split (reading the data again).
+with the model, together with the columns, the window and the data's identity (see
+``rnnkit.data.identity``), so that ``evaluate_forecaster`` can rebuild the same test split: of the
+packaged weather, found by name, or of the user's file when the user gives it again (its sha256
+tells it is the same). A path in a model file is never read.
 
 Baselines, on the same windows: persistence (every future value = the last one seen: "tomorrow =
 today") and seasonal (the value one ``season`` earlier: "the same day last year").
@@ -21,12 +23,21 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit._memory import check_fits
+from rnnkit.data.identity import changed, not_read, same_data, saved_data
 from rnnkit.data.scaling import Standardizer
-from rnnkit.data.series import Series, feature_columns, read_series, read_table
+from rnnkit.data.series import (
+    CALENDAR_COLUMNS,
+    Series,
+    feature_columns,
+    read_series,
+    read_table,
+)
 from rnnkit.data.splits import check_fractions, chronological_split
 from rnnkit.data.tables import Table
 from rnnkit.data.windows import make_windows, window_starts
 from rnnkit.errors import UserError
+from rnnkit.io._schema import Fields
 from rnnkit.models.forecaster import ForecastEnsemble
 from rnnkit.models.language_model import CELLS
 from rnnkit.train.batching import epoch_batches
@@ -109,11 +120,6 @@ class ForecastOptions:
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise UserError(f"out {self.out} is a file, not a directory; give another --out")
 
-    def source(self) -> dict:
-        if self.csv is None:
-            return {"kind": "weather"}
-        return {"kind": "csv", "path": str(Path(self.csv).absolute())}
-
 
 @dataclass
 class Layout:
@@ -133,10 +139,10 @@ class Layout:
         return read_series(table, self.target, features, self.date_col, self.calendar)
 
 
-def layout_for(options: ForecastOptions, table: Table, source: dict) -> Layout:
+def layout_for(options: ForecastOptions, table: Table) -> Layout:
     """The columns ``options`` name (the default data's when no CSV is given), features resolved
     against ``table``."""
-    defaults = DEFAULT_DATA if source["kind"] == "weather" else {}
+    defaults = DEFAULT_DATA if options.csv is None else {}
     target = options.target or defaults["target"]
     date_col = options.date_col or defaults.get("date_col")
     features = feature_columns(table, target, options.features, date_col)
@@ -218,6 +224,16 @@ class ForecastTask:
         return {"val_loss": loss, "val_mae": float(scaled_error * self.scaling.std[0])}
 
 
+def check_windows_fit(count: int, window: int, width: int) -> None:
+    """UserError, before they are made, when ``count`` windows of ``window`` steps of ``width``
+    inputs (float64, with a scaled copy and a float32 one) would not fit in memory."""
+    check_fits(
+        2.5 * 8 * count * window * width,
+        f"{count} windows of {window} steps of {width} inputs",
+        "give fewer rows, or use a shorter window",
+    )
+
+
 def persistence_forecast(target: np.ndarray, starts: np.ndarray, horizon: int) -> np.ndarray:
     """ "Tomorrow = today": the last value before each example's start, for every step ahead,
     shaped (M, horizon)."""
@@ -233,6 +249,7 @@ def forecast_report(
 
     The seasonal baseline is None when the first example has less than a season of history.
     """
+    check_windows_fit(len(starts), layout.window, series.inputs.shape[1])
     windows, actual = make_windows(
         series.inputs, series.target, starts, layout.window, layout.horizon
     )
@@ -293,15 +310,15 @@ def train_forecaster(options: ForecastOptions, say=print) -> dict:
     from rnnkit.train.trainer import Trainer
 
     options.check()
-    source = options.source()
-    table = read_table(source)
-    layout = layout_for(options, table, source)
+    table = read_table(options.csv)
+    layout = layout_for(options, table)
     series = layout.series(table)
     train, val, test = split_starts(series, layout, options.val_fraction, options.test_fraction)
     train_end, _ = chronological_split(len(series), options.val_fraction, options.test_fraction)
     scaling = Standardizer.fit(series.inputs[:train_end])  # the training steps only
     scaled = scaling.transform(series.inputs)  # (N, F)
     starts = np.concatenate([train, val])
+    check_windows_fit(len(starts), layout.window, scaled.shape[1])
     windows, targets = make_windows(scaled, scaled[:, 0], starts, layout.window, layout.horizon)
     say(
         f"data: {series.description}: {len(series)} steps; inputs {series.columns}; "
@@ -334,7 +351,7 @@ def train_forecaster(options: ForecastOptions, say=print) -> dict:
         "columns": series.columns,
         "scaling": scaling.to_json(),
         "data": {
-            **source,
+            **table.identity,
             "val_fraction": options.val_fraction,
             "test_fraction": options.test_fraction,
             "rows": len(series),
@@ -377,43 +394,89 @@ def train_forecaster(options: ForecastOptions, say=print) -> dict:
     return summary
 
 
-def _saved(extra, key: str):
-    if not (isinstance(extra, dict) and key in extra):
-        raise UserError(f"the model file lacks its saved {key}; it is damaged: re-train it")
-    return extra[key]
+@dataclass
+class SavedForecaster:
+    """A forecaster file's saved extra, checked: its layout, its input columns, their scaling and
+    its data (``rnnkit.data.identity.saved_data`` with the series' "rows")."""
+
+    layout: Layout
+    columns: list[str]
+    scaling: Standardizer
+    data: dict
 
 
-def _saved_series(extra: dict, csv) -> tuple[Series, Layout]:
-    """The series of ``csv`` (or of the remembered data), read with the saved layout; ValueError
-    unless it gives the inputs the model was trained on."""
-    layout = Layout(**_saved(extra, "layout"))
-    source = (
-        _saved(extra, "data") if csv is None else {"kind": "csv", "path": str(Path(csv).absolute())}
+def saved_forecaster(model, extra) -> SavedForecaster:
+    """Every field of a forecaster's saved ``extra`` that evaluation and prediction use, checked
+    against ``model`` (a Forecaster or ForecastEnsemble) before anything uses it; a one-line
+    UserError names the first bad one."""
+    fields = Fields(extra, "the model file's saved extra", "re-train the model")
+    fields.get("task", str, choices=["forecast"])
+    config = model.config()
+    data = saved_data(fields, packaged=("weather",), users=("csv",))
+    data["rows"] = fields.get("data.rows", int, low=3)
+    fields.get("layout", dict)
+    horizon = fields.get("layout.horizon", int)
+    if horizon != config["horizon"]:
+        steps = f"{config['horizon']} step{'s' if config['horizon'] > 1 else ''}"
+        fields.fail(
+            "layout.horizon", f"is {horizon}, but the model's output layer forecasts {steps}"
+        )
+    layout = Layout(
+        target=fields.get("layout.target", str),
+        features=fields.get("layout.features", list, items=str),
+        date_col=fields.get("layout.date_col", str, optional=True),
+        calendar=fields.get("layout.calendar", bool),
+        window=fields.get("layout.window", int, low=1, high=data["rows"] - horizon),
+        horizon=horizon,
+        season=fields.get("layout.season", int, low=horizon),
     )
-    series = layout.series(read_table(source))
-    if series.columns != _saved(extra, "columns"):
+    size = config["input_size"]
+    columns = fields.get("columns", list, items=str, low=size, high=size)
+    calendar = CALENDAR_COLUMNS if layout.calendar and layout.date_col is not None else ()
+    if columns != [layout.target, *layout.features, *calendar]:
+        fields.fail(
+            "columns", "are not the target, the features and the calendar inputs of its layout"
+        )
+    scaling = Standardizer.from_fields(fields, "scaling", size)
+    return SavedForecaster(layout, columns, scaling, data)
+
+
+def _series(saved: SavedForecaster, csv) -> tuple[Series, dict]:
+    """The series of ``csv`` (a path the user gave) or, for a model of the packaged weather,
+    of the weather (found by name), read with the saved layout, and the identity of its data.
+    ValueError unless it gives the inputs the model was trained on."""
+    if csv is None and "file" in saved.data:
+        raise not_read(saved.data, "--csv")
+    table = read_table(csv)
+    series = saved.layout.series(table)
+    if series.columns != saved.columns:
         raise UserError(
             f"{series.description} gives the inputs {series.columns}, but the model was trained "
-            f"on {extra['columns']}; give a file with those columns"
+            f"on {saved.columns}; give a file with those columns"
         )
-    return series, layout
+    return series, table.identity
 
 
 def evaluate_forecaster(model, extra, csv=None, png_path=None) -> tuple[dict, str, bool]:
-    """``(report, description, drew)`` on every window of ``csv``, or (None) on the remembered
-    test split; draws the forecast against the actual values to ``png_path`` if given (``drew``
+    """``(report, description, drew)`` on the remembered test split of the packaged weather
+    (``csv`` None) or of the training file given again (the same sha256), else on every window
+    of ``csv``; draws the forecast against the actual values to ``png_path`` if given (``drew``
     is False when it is not, or matplotlib is missing)."""
-    series, layout = _saved_series(extra, csv)
-    scaling = Standardizer.from_json(_saved(extra, "scaling"))
-    if csv is None:
-        data = extra["data"]
+    saved = saved_forecaster(model, extra)
+    series, identity = _series(saved, csv)
+    data, layout = saved.data, saved.layout
+    training = same_data(data, identity)
+    if csv is None and not training:
+        raise changed(series.description, data, identity, "--csv FILE")
+    if training:
         if len(series) != data["rows"]:
             raise UserError(
                 f"{series.description} now has {len(series)} rows, but the model was trained when "
                 f"it had {data['rows']}: its test split cannot be rebuilt; give data with --csv"
             )
         *_, starts = split_starts(series, layout, data["val_fraction"], data["test_fraction"])
-        description = f"the test split of {series.description}"
+        origin = "" if csv is None else " (the training data: the same sha256)"
+        description = f"the test split of {series.description}{origin}"
     else:
         starts = window_starts(len(series), layout.window, layout.horizon, 0, len(series))
         if len(starts) == 0:
@@ -422,23 +485,24 @@ def evaluate_forecaster(model, extra, csv=None, png_path=None) -> tuple[dict, st
                 f"{layout.window} steps and {layout.horizon} to forecast; give more rows"
             )
         description = series.description
-    report, curves = forecast_report(model, series, starts, layout, scaling)
+    report, curves = forecast_report(model, series, starts, layout, saved.scaling)
     drew = png_path is not None and draw_forecast(report, curves, Path(png_path), description)
     return report, description, drew
 
 
 def predict_next(model, extra, csv=None) -> list[dict]:
-    """The next ``horizon`` values after the end of ``csv`` (or of the remembered data):
-    ``[{"step": k, "date": ... or None, "value": v}, ...]``."""
-    series, layout = _saved_series(extra, csv)
+    """The next ``horizon`` values after the end of ``csv`` (or, for a model of the packaged
+    weather, of the weather): ``[{"step": k, "date": ... or None, "value": v}, ...]``."""
+    saved = saved_forecaster(model, extra)
+    series, _ = _series(saved, csv)
+    layout = saved.layout
     if len(series) < layout.window:
         raise UserError(
             f"{series.description} has {len(series)} rows, but the model reads windows of "
             f"{layout.window}; give at least {layout.window} rows"
         )
-    scaling = Standardizer.from_json(_saved(extra, "scaling"))
-    window = scaling.transform(series.inputs[-layout.window :])[:, None].astype(model.dtype)
-    values = scaling.inverse(model(window)[0], column=0)  # (horizon,)
+    window = saved.scaling.transform(series.inputs[-layout.window :])[:, None].astype(model.dtype)
+    values = saved.scaling.inverse(model(window)[0], column=0)  # (horizon,)
     dates = [None] * layout.horizon
     if series.times is not None and len(series) > 1:
         step = series.times[-1] - series.times[-2]
