@@ -5,7 +5,7 @@
     rnnkit train forecast [options]      train a forecaster (Seattle's weather by default)
     rnnkit train seq2seq [options]       spelling -> pronunciation (CMU dictionary by default)
     rnnkit generate MODEL --prime TEXT   continue a text with a trained language model
-    rnnkit evaluate MODEL [data]         score any trained model (its own test split by default)
+    rnnkit evaluate MODEL [data]         score a trained model (its test split when it can)
     rnnkit predict MODEL [data]          classes, the next values, or a transcription
     rnnkit diagnose [options]            gradient norms through time of a fresh model
     rnnkit bench [--quick] [--json F]    speed against PyTorch's CPU RNNs, side by side
@@ -307,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(generate)
 
     evaluate = commands.add_parser(
-        "evaluate", help="score a trained model (a classifier or forecaster: on its test split)"
+        "evaluate",
+        help="score a trained model: on its test split of a packaged data set by default, of "
+        "your own data when you give the training file again",
     )
     evaluate.add_argument("model")
     evaluate.add_argument("--text", metavar="FILE", help="language model: a UTF-8 text")

@@ -79,6 +79,6 @@ def _is(value, kind: type) -> bool:
 def _shown(value) -> str:
     """A short, safe rendering of a value for a message (never a whole document)."""
     if isinstance(value, list | dict):
-        return f"a {'list' if isinstance(value, list) else 'object'} of {len(value)} items"
+        return f"{'a list' if isinstance(value, list) else 'an object'} of {len(value)} items"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
