@@ -100,16 +100,16 @@ def read_newest(directory: Path, say) -> tuple[Path, dict[str, np.ndarray], dict
     """``(path, arrays, state)`` of the newest readable checkpoint in ``directory``, None if
     there is none.
 
-    A newer file that cannot be read (truncated, damaged: a disk fault, a copy cut short) is
-    skipped for the one before it, and ``say`` is told which file was bad and which is used.
-    UserError if no checkpoint in ``directory`` can be read.
+    A newer file that cannot be read (truncated or damaged: a disk fault, a copy cut short; or
+    not readable by this user) is skipped for the one before it, and ``say`` is told which file
+    was bad and which is used. UserError if no checkpoint in ``directory`` can be read.
     """
     found = list_checkpoints(directory)
-    bad: list[tuple[Path, UserError]] = []
+    bad: list[tuple[Path, Exception]] = []
     for path in reversed(found):
         try:
             arrays, state = read_checkpoint(path)
-        except UserError as error:
+        except (UserError, OSError) as error:
             bad.append((path, error))
             continue
         for skipped, error in bad:
@@ -179,9 +179,21 @@ def checked_state(path: Path, state: dict, arrays: dict, batches_per_epoch: int,
         "best": best,
         "bad_validations": fields.get("bad_validations", int, low=0),
         "epoch_loss": fields.get("epoch_loss", float, optional=True) or 0.0,
-        "settings": fields.get("settings", dict, optional=True),
+        "settings": _settings(fields) if "settings" in state else None,
         "initial_loss": fields.get("initial_loss", float, optional=True),
         "recent_losses": fields.get("recent_losses", list, items=float, optional=True) or [],
+    }
+
+
+def _settings(fields: Fields) -> dict:
+    """The trainer's settings saved in a checkpoint (see ``Trainer._settings``)."""
+    fields.get("settings", dict)
+    return {
+        "lr": fields.get("settings.lr", float, low=0),
+        "clip_norm": fields.get("settings.clip_norm", float, low=0, optional=True),
+        "total_steps": fields.get("settings.total_steps", int, low=1),
+        "validate_every": fields.get("settings.validate_every", int, low=1, optional=True),
+        "checkpoint_every": fields.get("settings.checkpoint_every", int, low=1, optional=True),
     }
 
 
