@@ -113,7 +113,8 @@ def read_newest(directory: Path, say) -> tuple[Path, dict[str, np.ndarray], dict
             bad.append((path, error))
             continue
         for skipped, error in bad:
-            say(f"the checkpoint {skipped} cannot be read ({error}); using the older {path.name}")
+            said = f"the checkpoint {skipped} cannot be read, so the older {path.name} is used"
+            say(f"{said}: {error}")
         return path, arrays, state
     if bad:
         names = ", ".join(path.name for path, _ in bad)
