@@ -300,3 +300,21 @@ def test_a_loss_first_over_the_limit_at_step_1_keeps_step_0(tmp_path):
     trainer = make_trainer(tmp_path, task=ScaledLoss(dict.fromkeys(range(1, 7), 100.0)))
     summary = trainer.fit()
     assert summary["failed"] and checkpoint_steps(tmp_path) == [0]
+
+
+def test_the_irnn_example_spikes_and_trains_on(monkeypatch):
+    """examples/vanishing_gradients.py's IRNN: at step 2 the loss is thousands of times the
+    initial loss (gradient norm over 1e6, clipped), and the run is healthy again at once."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "examples"))
+    from adding_problem import AddingTask
+    from vanishing_gradients import build
+
+    model = build("IRNN", 64, 0)
+    task = AddingTask(64, 100, 0)
+    trainer = Trainer(model, Adam(model, lr=3e-3), task, steps=40, clip_norm=1.0,
+                      validate_every=40, monitor="val_mse", progress=False)  # fmt: skip
+    summary = trainer.fit()
+    steps = [record for record in trainer.history if record["kind"] == "step"]
+    assert not summary["failed"] and len(steps) == 40
+    assert max(record["loss"] for record in steps) > 1000 * trainer.initial_loss
+    assert max(record["grad_norm"] for record in steps) > 1e6
