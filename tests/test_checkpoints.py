@@ -196,6 +196,15 @@ def test_no_readable_checkpoint_is_one_error(run):
         make_trainer(run, steps=8).fit(resume=True)
 
 
+def test_log_lines_that_are_not_step_records_are_dropped_on_resume(run):
+    log = run / "metrics.jsonl"
+    records = log.read_bytes()
+    log.write_bytes(records + b'{}\n[1]\n{"step": "x"}\n"text"\n\xff\xfe\n{"kind": "st')
+    make_trainer(run, steps=8).fit(resume=True)
+    steps = [json.loads(line)["step"] for line in log.read_text(encoding="utf-8").splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 8
+
+
 def kept_temp_file(monkeypatch, directory: Path, write) -> Path:
     """The temporary file ``write()`` leaves in ``directory`` when killed before its rename."""
     real_replace = os.replace

@@ -52,8 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UserError, UserTypeError
-from rnnkit.io.files import atomic_write_bytes
 from rnnkit.train import checkpoints
+from rnnkit.train.callbacks import drop_records_from
 from rnnkit.train.clip import clip_grad_norm
 from rnnkit.train.progress import Progress
 from rnnkit.train.schedules import ReduceLROnPlateau
@@ -453,15 +453,7 @@ class Trainer:
 
     def _truncate_log(self) -> None:
         """Drop log records after the resumed step (they came from work the kill lost)."""
-        path = self.out_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        kept = [
-            line
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and _complete_record(line) and json.loads(line)["step"] <= self.step
-        ]
-        atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
+        drop_records_from(self.out_dir / "metrics.jsonl", self.step + 1)
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -637,12 +629,3 @@ def _setting(value) -> str:
 def _first_non_finite(arrays: dict[str, np.ndarray]) -> str | None:
     """The name of the first array holding NaN or inf, None if all are finite."""
     return next((name for name, array in arrays.items() if not np.isfinite(array).all()), None)
-
-
-def _complete_record(line: str) -> bool:
-    """Whether a log line is a whole JSON record (a kill can leave half a line)."""
-    try:
-        json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return True
