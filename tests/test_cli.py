@@ -222,14 +222,14 @@ def test_help_of_train_shows_the_way_to_its_options():
 
 
 def test_resume_on_other_text_is_refused(trained, tmp_path):
-    folder, _, out, _ = trained
+    folder, text, out, _ = trained
     other = tmp_path / "other.txt"
     other.write_text("xyz " * 2000, encoding="utf-8")
     result = rnnkit("train", "--text", other, "--out", out, "--resume", "--steps", 20,
                     "--hidden", 16, "--layers", 1, "--embedding", 8, "--batch", 4,
                     "--seq-len", 20)  # fmt: skip
     assert result.returncode == 2
-    assert "another vocabulary" in result.stderr
+    assert f'texts ["{other}"] (the run\'s: ["{text}"])' in result.stderr
 
 
 @pytest.fixture(scope="module")

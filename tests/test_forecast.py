@@ -274,7 +274,7 @@ def test_resume_goes_on_and_refuses_other_data(tmp_path, capsys):
     result = run_cli(capsys, *train, "--csv", data, "--steps", 12)
     assert_one_line_error(result, "rnnkit train forecast", "holds checkpoints of an earlier run")
     result = run_cli(capsys, *train, "--csv", other, "--steps", 12, "--resume")
-    assert_one_line_error(result, "rnnkit train forecast", "trained with other scaling and data")
+    assert_one_line_error(result, "rnnkit train forecast", "trained with another data")
     status, stdout, err = run_cli(capsys, *train, "--csv", data, "--steps", 12, "--resume")
     assert status == 0 and "resumed from" in err and "trained 12 steps" in stdout
     _, extra = load_with_extra(out / "model.safetensors")

@@ -350,7 +350,7 @@ def test_callbacks_are_called_and_can_stop_the_run(tmp_path):
     assert not summary["failed"]
     assert recorder.steps == [1, 2, 3] and recorder.validations == [2] and recorder.ends == 1
     assert OnlyStep.calls == 3
-    assert checkpoint_steps(tmp_path) == [3]
+    assert checkpoint_steps(tmp_path) == [0, 3]
 
 
 def test_progress_is_shown_when_asked(capsys):
@@ -393,7 +393,7 @@ def test_non_finite_loss_or_gradient_stops_without_stepping(tmp_path, fault, nam
     assert named in summary["stop_reason"] and summary["stop_reason"] in capsys.readouterr().err
     assert trainer.optimizer.step_count == 3
     assert_same_params(trainer.model.params, recorder.params[3])  # the bad step never applied
-    assert checkpoint_steps(tmp_path) == [2]  # no checkpoint after the failure
+    assert checkpoint_steps(tmp_path) == [0, 2]  # no checkpoint after the failure
     assert steps_logged(tmp_path) == [1, 2, 3]
 
     again = make_trainer(tmp_path, steps=4)
@@ -476,10 +476,16 @@ def test_half_written_log_line_is_dropped_on_resume(tmp_path):
     assert values_logged(out) == values_logged(tmp_path / "whole")
 
 
-@pytest.mark.parametrize("keep", [1, 2, 3])
+@pytest.mark.parametrize("keep", [2, 3])
 def test_old_checkpoints_beyond_keep_are_removed(tmp_path, keep):
     make_trainer(tmp_path, steps=9, checkpoint_every=2, keep_checkpoints=keep).fit()
-    assert checkpoint_steps(tmp_path) == [2, 4, 6, 8, 9][-keep:]
+    assert checkpoint_steps(tmp_path) == [0, 2, 4, 6, 8, 9][-keep:]
+
+
+def test_a_single_kept_checkpoint_is_refused():
+    """The older checkpoint is what a resume falls back to (a damaged newest, a divergence)."""
+    with pytest.raises(ValueError, match="keep_checkpoints must be at least 2"):
+        make_trainer(keep_checkpoints=1)
 
 
 @pytest.mark.parametrize("resume", [True, False])

@@ -316,7 +316,6 @@ def train_classifier(options: ClassifyOptions, say=print) -> dict:
     Every option and the data are checked before anything is written to ``options.out``.
     """
     from rnnkit.io.models import load_with_extra, save
-    from rnnkit.tasks.saved_models import check_resumable
     from rnnkit.train.optim import Adam
     from rnnkit.train.plots import plot_history
     from rnnkit.train.trainer import Trainer
@@ -376,8 +375,6 @@ def train_classifier(options: ClassifyOptions, say=print) -> dict:
         extra=extra,
         progress_unit="sequences",
     )
-    if options.resume:
-        check_resumable(out, extra, ("classes", "preprocessing", "data"))
     summary = trainer.fit(resume=options.resume)
     if summary["failed"]:
         return summary

@@ -304,7 +304,6 @@ def train_forecaster(options: ForecastOptions, say=print) -> dict:
     Every option and the data are checked before anything is written to ``options.out``.
     """
     from rnnkit.io.models import load_with_extra, save
-    from rnnkit.tasks.saved_models import check_resumable
     from rnnkit.train.optim import Adam
     from rnnkit.train.plots import plot_history
     from rnnkit.train.trainer import Trainer
@@ -371,8 +370,6 @@ def train_forecaster(options: ForecastOptions, say=print) -> dict:
         extra=extra,
         progress_unit="windows",
     )
-    if options.resume:
-        check_resumable(out, extra, ("layout", "columns", "scaling", "data"))
     summary = trainer.fit(resume=options.resume)
     if summary["failed"]:
         return summary

@@ -288,22 +288,6 @@ def load_language_model(path) -> tuple[LanguageModel, Vocabulary]:
     return model, vocabulary
 
 
-def check_resumable(out: Path, vocabulary: Vocabulary) -> None:
-    """ValueError unless the newest checkpoint in ``out`` was trained with ``vocabulary``: resuming
-    on other text would silently give the token ids other meanings."""
-    from rnnkit.train.checkpoints import list_checkpoints, read_checkpoint
-
-    found = list_checkpoints(out / "checkpoints")
-    if not found:
-        return
-    _, state = read_checkpoint(found[-1])
-    if state.get("extra", {}).get("vocabulary") != vocabulary.to_json():
-        raise UserError(
-            f"{found[-1]} was trained on text with another vocabulary; resume with the same "
-            "--text and --level, or train afresh into another --out"
-        )
-
-
 def train_language_model(options: LanguageModelOptions, say=print) -> dict:
     """Train, save ``model.safetensors`` in ``options.out`` and return a summary with a sample.
 
@@ -341,8 +325,6 @@ def train_language_model(options: LanguageModelOptions, say=print) -> dict:
         extra=extra,
         progress_unit="tokens",
     )
-    if options.resume:
-        check_resumable(out, data.vocabulary)
     summary = trainer.fit(resume=options.resume)
     if summary["failed"]:
         return summary

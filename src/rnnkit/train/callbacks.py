@@ -49,7 +49,7 @@ class GradientMonitor:
         if not self._started:
             self._started = True
             if path is not None:
-                _drop_from(path, step)
+                drop_records_from(path, step)
         if step % self.every:
             return
         applied = global_norm(trainer.model)  # after clipping: norm * scale
@@ -87,12 +87,13 @@ class GradientMonitor:
         return None if trainer.out_dir is None else trainer.out_dir / "grad_norms.jsonl"
 
 
-def _drop_from(path: Path, step: int) -> None:
-    """Remove log lines of ``step`` and later (and half-written ones) from ``path``."""
+def drop_records_from(path: Path, step: int) -> None:
+    """Remove the JSON-lines log records of ``step`` and later from ``path`` (and lines that
+    are not whole records: a kill can leave half a line)."""
     if not path.exists():
         return
     kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             if json.loads(line)["step"] < step:
                 kept.append(line)

@@ -2,7 +2,7 @@
 
 A *task* says what a batch is and how the loss is computed; the trainer does the rest (clipping,
 the optimizer step, schedules, validation, early stopping, keeping the best model, logs,
-progress, checkpoints, resuming). A task has three methods:
+progress, checkpoints, resuming, stopping a diverging run). A task has three methods:
 
     batches_per_epoch() -> int
     train_batch(model, epoch, index, carry) -> (loss, count, carry)
@@ -14,6 +14,28 @@ progress, checkpoints, resuming). A task has three methods:
         ``count`` is how many units (tokens, sequences) the batch held, for the speed figure.
     validate(model) -> dict[str, float]
         metrics on held-out data, computed on the inference path.
+
+Divergence. The reference is the *initial loss*: the mean loss of the first ``DIVERGENCE_WINDOW``
+batches at the initial weights, computed before step 1 without changing anything (gradients zeroed,
+random generators restored), so that one easy first batch does not set it. A run has *diverged*
+when the median of its last ``DIVERGENCE_WINDOW`` step losses is over the limit,
+``divergence_factor`` (4) times the initial loss (for a loss that can be negative: the initial loss
+plus ``divergence_factor - 1`` times its size). The median lets single spikes through: the IRNN of
+``examples/vanishing_gradients.py`` has one step far over its initial loss (its gradient norm goes
+above 1e6, clipped) and then trains on. A run is *unhealthy* from the first step whose loss is over
+the limit until ``DIVERGENCE_WINDOW`` steps in a row are back under it; no checkpoint is written
+while it is. A diverged run stops before applying the step, with a message naming the step, the
+median against the initial loss and the gradient norm, and removes the checkpoints written from the
+step before the loss first went over the limit (their weights made those losses), so that the
+newest one left is from before the divergence began. A non-finite loss or gradient stops the run
+the same way. A fresh run writes a checkpoint at step 0, so that there is always one to go back to.
+
+Resuming. The newest checkpoint that can be read is used (a damaged newest file is skipped, with a
+message, for the older one kept beside it), every entry checked (``checkpoints.checked_state``).
+The trainer's settings (learning rate, clipping, length, validation and checkpoint intervals) may
+differ from the checkpoint's: each change is applied and reported. When ``extra`` holds the run's
+``options`` (the tasks' do), all other options (sizes, cell, data, batches, seed, ...) and the rest
+of ``extra`` must equal the checkpoint's, or the resume is refused, naming what differs.
 """
 
 from __future__ import annotations
@@ -22,6 +44,7 @@ import contextlib
 import json
 import math
 import numbers
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,11 +52,27 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UserError, UserTypeError
-from rnnkit.io.files import atomic_write_bytes
 from rnnkit.train import checkpoints
+from rnnkit.train.callbacks import drop_records_from
 from rnnkit.train.clip import clip_grad_norm
 from rnnkit.train.progress import Progress
 from rnnkit.train.schedules import ReduceLROnPlateau
+
+DIVERGENCE_WINDOW = 5  # step losses whose median is checked; batches in the initial loss
+# Options in extra["options"] that a resume may change: they steer the training, not the model,
+# the data or the batches.
+RESUMABLE_OPTIONS = frozenset(
+    {"lr", "clip", "steps", "epochs", "validate_every", "checkpoint_every", "out", "resume"}
+)
+DATA_PATH_OPTIONS = frozenset({"csv", "npz", "tsv"})  # files known by their data's sha256
+SETTINGS = {  # the trainer's settings a resume may change, as its messages name them
+    "lr": "learning rate",
+    "clip_norm": "gradient clipping norm",
+    "total_steps": "total steps",
+    "validate_every": "steps between validations",
+    "checkpoint_every": "steps between checkpoints",
+}
+_AFRESH = "train afresh into another output directory"
 
 
 class Trainer:
@@ -49,8 +88,10 @@ class Trainer:
         schedule: a learning-rate schedule; ``ReduceLROnPlateau`` steps on each validation's
             monitored metric, the others at the end of each epoch.
         validate_every: validate every this many steps (None: at the end of each epoch).
-        checkpoint_every: write a checkpoint every this many steps (and always at the end,
-            unless the run failed). keep_checkpoints: how many of the newest to keep.
+        checkpoint_every: write a checkpoint every this many steps (and at step 0 and at the end,
+            unless the run failed; one due while the run is unhealthy waits until it is not).
+            keep_checkpoints: how many of the newest to keep, at least 2 (the older one is what
+            a resume goes back to when the newest is damaged or was written as a run diverged).
         monitor, mode: the validation metric that decides "best" and early stopping.
         patience: stop after this many validations without improvement (None: never).
         callbacks: objects with any of ``on_step(trainer, record)``,
@@ -59,6 +100,8 @@ class Trainer:
         extra: JSON-able data saved with checkpoints and the best model (e.g. a vocabulary).
         progress: show progress (bar on a terminal, log lines otherwise).
         progress_unit: what the task's ``count`` counts ("tokens", "sequences").
+        divergence_factor: stop when the loss diverges (see the module docstring); None: only
+            when it is not finite.
 
     A run that does not resume starts a new log in ``out_dir``; it refuses (ValueError) to start
     where an earlier run left checkpoints, which would otherwise mix with its own.
@@ -85,6 +128,7 @@ class Trainer:
         extra: dict | None = None,
         progress: bool = True,
         progress_unit: str = "steps",
+        divergence_factor: float | None = 4.0,
     ) -> None:
         if (steps is None) == (epochs is None):
             raise UserError("give the run's length as exactly one of steps or epochs")
@@ -95,6 +139,18 @@ class Trainer:
             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
             patience=patience,
         )  # fmt: skip
+        if keep_checkpoints < 2:
+            raise UserError(
+                f"Trainer: keep_checkpoints must be at least 2 (a resume falls back to the older "
+                f"one when the newest is damaged or diverged), got {keep_checkpoints}"
+            )
+        if divergence_factor is not None and not (
+            isinstance(divergence_factor, numbers.Real) and 1 < divergence_factor < math.inf
+        ):
+            raise UserError(
+                f"Trainer: divergence_factor must be a number > 1 or None, got "
+                f"{divergence_factor!r}; try 4"
+            )
         self.model, self.optimizer, self.task = model, optimizer, task
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.batches_per_epoch = task.batches_per_epoch()
@@ -106,6 +162,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.extra = extra or {}
         self.show_progress, self.progress_unit = progress, progress_unit
+        self.divergence_factor = divergence_factor
+        self.lr = float(optimizer.lr)  # the learning rate this run was given
         # Where the run is; all of it goes into checkpoints.
         self.step = self.epoch = self.index = 0
         self.carry = None
@@ -113,7 +171,12 @@ class Trainer:
         self.bad_validations = 0
         self.epoch_loss = 0.0  # sum of this epoch's step losses so far
         self.stop_reason: str | None = None
-        self.failed = False  # True when a non-finite loss or gradient stopped the run
+        self.failed = False  # True when divergence or a non-finite value stopped the run
+        self.initial_loss: float | None = None  # the divergence check's reference
+        self.recent_losses: list[float] = []  # the last DIVERGENCE_WINDOW step losses
+        self.unhealthy_since: int | None = None  # see the module docstring
+        self.saved_step: int | None = None  # the step of the checkpoint this process last wrote
+        self.checkpoint_due = False
         self.last_validation: dict | None = None
         self.history: list[dict] = []  # records of this process (steps and validations)
 
@@ -122,8 +185,11 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict:
         """Train to the end (or an early stop); returns a summary dict.
 
-        With ``resume``, go on from the newest checkpoint in ``out_dir`` (if any).
+        With ``resume``, go on from the newest checkpoint in ``out_dir`` (if any). Either way,
+        the temporary files that a kill during a write left in ``out_dir`` are removed first.
         """
+        if self.out_dir is not None:
+            self._remove_stale_temp_files()
         if resume:
             self._resume()
         elif self.step == 0:
@@ -151,11 +217,13 @@ class Trainer:
             if end_of_epoch and self.schedule and not isinstance(self.schedule, ReduceLROnPlateau):
                 self.schedule.step()
             if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                self.checkpoint_due = True
+            if self.checkpoint_due and self.unhealthy_since is None:
                 self.save_checkpoint()
         if progress:
             progress.close()
-        saved = self.checkpoint_every and self.step % self.checkpoint_every == 0
-        if self.out_dir is not None and not self.failed and not saved:
+        healthy = not self.failed and self.unhealthy_since is None
+        if healthy and self.saved_step != self.step:
             self.save_checkpoint()
         for callback in self.callbacks:
             if hasattr(callback, "on_end"):
@@ -182,14 +250,25 @@ class Trainer:
                 problems.append(f"the gradient of {bad} is not finite")
             elif not math.isfinite(grad_norm):
                 problems.append(f"the gradient norm is {grad_norm}")
-            self._fail(" and ".join(problems) + " (the step was not applied)", grad_norm)
+            problem = " and ".join(problems) + " (the step was not applied)"
+            self._fail(problem, grad_norm, self.unhealthy_since or self.step + 1)
+            return None
+        self._track(float(loss))
+        if self._diverged():
+            median = statistics.median(self.recent_losses)
+            problem = (
+                f"the loss diverged: the median of the last {DIVERGENCE_WINDOW} step losses, "
+                f"{median:.4g}, is over {self.divergence_factor:g} times the initial loss, "
+                f"{self.initial_loss:.4g} (first over that at step {self.unhealthy_since}; this "
+                "step was not applied)"
+            )
+            self._fail(problem, grad_norm, self.unhealthy_since)
             return None
         self.optimizer.step()
         bad = _first_non_finite(self.model.params)
         if bad is not None:  # a finite gradient times a huge learning rate can overflow
-            self._fail(
-                f"the update made {bad} not finite (the model in memory is broken)", grad_norm
-            )
+            problem = f"the update made {bad} not finite (the model in memory is broken)"
+            self._fail(problem, grad_norm, self.unhealthy_since)
             return None
         self.carry = carry
         epoch = self.epoch  # the epoch this batch belongs to
@@ -220,26 +299,77 @@ class Trainer:
         self._log({"kind": "epoch", "step": self.step, "epoch": finished, "loss": mean})
         self.epoch_loss = 0.0
 
-    def _fail(self, problem: str, grad_norm: float) -> None:
+    def _track(self, loss: float) -> None:
+        """Note the loss of the step being taken for the divergence check."""
+        limit = self._loss_limit()
+        if limit is None:
+            return
+        if loss > limit and self.unhealthy_since is None:
+            self.unhealthy_since = self.step + 1
+        self.recent_losses = [*self.recent_losses, loss][-DIVERGENCE_WINDOW:]
+        full = len(self.recent_losses) == DIVERGENCE_WINDOW
+        if full and max(self.recent_losses) <= limit:
+            self.unhealthy_since = None
+
+    def _diverged(self) -> bool:
+        """Whether the median of the last DIVERGENCE_WINDOW step losses is over the limit."""
+        limit = self._loss_limit()
+        full = len(self.recent_losses) == DIVERGENCE_WINDOW
+        return limit is not None and full and statistics.median(self.recent_losses) > limit
+
+    def _loss_limit(self) -> float | None:
+        """The loss over which a step counts as unhealthy (None: no check)."""
+        if self.divergence_factor is None or self.initial_loss is None:
+            return None
+        return self.initial_loss + (self.divergence_factor - 1) * abs(self.initial_loss)
+
+    def _initial_loss(self) -> float | None:
+        """The mean loss of the first DIVERGENCE_WINDOW batches (the state carried, as steps 1,
+        2, ... see them) at the current weights; nothing changes: the gradients are zeroed and
+        the random generators (dropout) set back. None if no batch gave a finite loss."""
+        generators = self.model.generators()
+        states = {name: generator.bit_generator.state for name, generator in generators.items()}
+        losses, carry = [], None
+        for index in range(min(DIVERGENCE_WINDOW, self.batches_per_epoch)):
+            self.optimizer.zero_grad()
+            loss, _, carry = self.task.train_batch(self.model, 0, index, carry)
+            losses.append(float(loss))
+        self.optimizer.zero_grad()
+        for name, generator in generators.items():
+            generator.bit_generator.state = states[name]
+        finite = [loss for loss in losses if math.isfinite(loss)]
+        return sum(finite) / len(finite) if finite else None
+
+    def _fail(self, problem: str, grad_norm: float, since: int | None) -> None:
         """Stop the run as failed at the step being taken; no checkpoint is written after.
 
-        The message names the step, the problem, the step's gradient norm (before clipping; the
-        log never shows a failed step) and the checkpoint a resume would start from.
+        ``since`` is the step whose loss first went wrong (None: the weights are sound, only the
+        update failed). The checkpoints from the step before it on hold the weights that made
+        those losses and are removed (never step 0's: the initial weights). The message names
+        the step, the problem, the step's gradient norm (before clipping; the log never shows a
+        failed step), what was removed and the checkpoint a resume would start from.
         """
         self.failed = True
         norm = f"; its gradient norm was {grad_norm:.3g}" if math.isfinite(grad_norm) else ""
-        found = (
-            []
-            if self.out_dir is None
-            else checkpoints.list_checkpoints(self.out_dir / "checkpoints")
+        removed, found = [], []
+        if self.out_dir is not None:
+            directory = self.out_dir / "checkpoints"
+            if since is not None:
+                removed = checkpoints.remove_from(directory, max(since - 1, 1))
+            found = checkpoints.list_checkpoints(directory)
+        dropped = (
+            f"removed {', '.join(path.name for path in removed)} (written as it went wrong); "
+            if removed
+            else ""
         )
         kept = (
-            f"the last good checkpoint, {found[-1].name}, is kept"
+            f"the last good checkpoint, {found[-1].name}, is kept (a resume, --resume, goes "
+            "on from it with the settings it is given)"
             if found
             else "no checkpoint was written"
         )
         self.stop_reason = (
-            f"stopped at step {self.step + 1}: {problem}{norm}; {kept}; "
+            f"stopped at step {self.step + 1}: {problem}{norm}; {dropped}{kept}; "
             "lower the learning rate or clip harder"
         )
         self.message(self.stop_reason)
@@ -299,31 +429,32 @@ class Trainer:
                 log.write(json.dumps(record) + "\n")
 
     def _start_fresh(self) -> None:
-        """Begin a new run in ``out_dir``: refuse an earlier run's checkpoints (a resume would
-        pick theirs, and they would push this run's own out); drop a log without checkpoints
-        (from a run killed before its first one)."""
-        if self.out_dir is None:
-            return
-        found = checkpoints.list_checkpoints(self.out_dir / "checkpoints")
-        if found:
-            raise UserError(
-                f"{self.out_dir} holds checkpoints of an earlier run (newest {found[-1].name}); "
-                f"resume it (resume=True, --resume), give another output directory, or delete "
-                f"{found[-1].parent}"
-            )
-        (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
+        """Begin a new run: in ``out_dir``, refuse an earlier run's checkpoints (a resume would
+        pick theirs, and they would push this run's own out) and drop a log without checkpoints
+        (from a run killed before its first one); take the initial loss; write step 0's
+        checkpoint."""
+        if self.out_dir is not None:
+            found = checkpoints.list_checkpoints(self.out_dir / "checkpoints")
+            if found:
+                raise UserError(
+                    f"{self.out_dir} holds checkpoints of an earlier run (newest "
+                    f"{found[-1].name}); resume it (resume=True, --resume), give another output "
+                    f"directory, or delete {found[-1].parent}"
+                )
+            (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
+        if self.divergence_factor is not None:
+            self.initial_loss = self._initial_loss()
+        self.save_checkpoint()
+
+    def _remove_stale_temp_files(self) -> None:
+        removed = checkpoints.remove_stale_temp_files(self.out_dir)
+        if removed:
+            names = ", ".join(path.name for path in removed)
+            self.message(f"removed temporary files left by an interrupted write: {names}")
 
     def _truncate_log(self) -> None:
         """Drop log records after the resumed step (they came from work the kill lost)."""
-        path = self.out_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        kept = [
-            line
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and _complete_record(line) and json.loads(line)["step"] <= self.step
-        ]
-        atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
+        drop_records_from(self.out_dir / "metrics.jsonl", self.step + 1)
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -357,11 +488,16 @@ class Trainer:
             "best": self.best,
             "bad_validations": self.bad_validations,
             "epoch_loss": self.epoch_loss,
+            "initial_loss": self.initial_loss,
+            "recent_losses": self.recent_losses,
+            "settings": self._settings(),
             "extra": self.extra,
         }
-        return checkpoints.write_checkpoint(
+        path = checkpoints.write_checkpoint(
             self.out_dir / "checkpoints", self.step, arrays, state, self.keep_checkpoints
         )
+        self.saved_step, self.checkpoint_due = self.step, False
+        return path
 
     def _architecture(self) -> dict:
         """The model's class and constructor arguments, so a checkpoint says what it holds."""
@@ -370,34 +506,119 @@ class Trainer:
             architecture["config"] = self.model.config()
         return architecture
 
+    def _settings(self) -> dict:
+        """The settings a resume may change (see SETTINGS)."""
+        return {
+            "lr": self.lr,
+            "clip_norm": self.clip_norm,
+            "total_steps": self.total_steps,
+            "validate_every": self.validate_every,
+            "checkpoint_every": self.checkpoint_every,
+        }
+
     def _resume(self) -> None:
         if self.out_dir is None:
             raise UserError("resume needs out_dir: that is where the checkpoints are")
-        found = checkpoints.list_checkpoints(self.out_dir / "checkpoints")
-        if not found:
+        newest = checkpoints.read_newest(self.out_dir / "checkpoints", self.message)
+        if newest is None:
             self.message(f"no checkpoint in {self.out_dir / 'checkpoints'}; starting afresh")
             self._start_fresh()
             return
-        arrays, state = checkpoints.read_checkpoint(found[-1])
-        self.model.load_state_dict(checkpoints.split_prefix(arrays, "model"))
-        self.optimizer.load_state_dict(
-            {**state["optimizer"], **checkpoints.split_prefix(arrays, "optimizer")}
+        path, arrays, raw_state = newest
+        self._check_same_run(path, checkpoints.saved_extra(path, raw_state))
+        state = checkpoints.checked_state(
+            path, raw_state, arrays, self.batches_per_epoch, self.model.generators(), self.monitor
         )
-        if self.schedule and state["schedule"] is not None:
-            self.schedule.load_state_dict(state["schedule"])
-        generators = self.model.generators()
-        for name, generator_state in state["generators"].items():
-            generators[name].bit_generator.state = generator_state
-        carry = checkpoints.split_prefix(arrays, "carry")
-        parts = state["carry_parts"]
-        self.carry = None if parts is None else tuple(carry[str(i)] for i in range(parts))
-        if state.get("carry_is_array"):
-            (self.carry,) = self.carry
+        if state["step"] > self.total_steps:
+            raise UserError(
+                f"checkpoint {path} is at step {state['step']}, past the end of this run (step "
+                f"{self.total_steps}); give more steps to go on from it, or {_AFRESH}"
+            )
+        try:
+            self.model.load_state_dict(checkpoints.split_prefix(arrays, "model"))
+            self.optimizer.load_state_dict(
+                {**state["optimizer"], **checkpoints.split_prefix(arrays, "optimizer")}
+            )
+            if self.schedule and state["schedule"] is not None:
+                self.schedule.load_state_dict(state["schedule"])
+        except UserError as error:
+            raise UserError(f"checkpoint {path}: {error}") from None
+        checkpoints.restore_generators(self.model.generators(), state["generators"], path)
+        self.carry = state["carry"]
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
         self.best, self.bad_validations = state["best"], state["bad_validations"]
-        self.epoch_loss = state.get("epoch_loss", 0.0)
+        self.epoch_loss = state["epoch_loss"]
+        self.recent_losses = state["recent_losses"][-DIVERGENCE_WINDOW:]
+        self.initial_loss = state["initial_loss"]
+        if self.initial_loss is None and self.divergence_factor is not None:
+            self.initial_loss = self._initial_loss()  # a checkpoint of an older rnnkit
+        self.saved_step = self.step
         self._truncate_log()
-        self.message(f"resumed from {found[-1]} at step {self.step}")
+        self.message(f"resumed from {path} at step {self.step}")
+        self._apply_settings(path, state["settings"])
+
+    def _check_same_run(self, path: Path, saved: dict) -> None:
+        """UserError unless the checkpoint's ``extra`` (``saved``) is this run's, but for the
+        options in RESUMABLE_OPTIONS: other weights, data or batches would silently give the
+        saved numbers other meanings."""
+        current = _by_content(json.loads(json.dumps(self.extra)))  # tuples as lists, as saved
+        saved = _by_content(saved)
+        options, saved_options = current.get("options"), saved.get("options")
+        both = isinstance(options, dict) and isinstance(saved_options, dict)
+        if both:
+            names = sorted((set(options) | set(saved_options)) - RESUMABLE_OPTIONS)
+            changed = [name for name in names if options.get(name) != saved_options.get(name)]
+            if changed:
+                shown = ", ".join(
+                    f"{name} {_option(options.get(name))} (the run's: "
+                    f"{_option(saved_options.get(name))})"
+                    for name in changed
+                )
+                raise UserError(
+                    f"cannot resume {path} with other model, data or batch options: {shown}; "
+                    f"resume with the run's values (only {', '.join(sorted(RESUMABLE_OPTIONS))} "
+                    f"may change), or {_AFRESH}"
+                )
+        keys = sorted((set(current) | set(saved)) - ({"options"} if both else set()))
+        changed = [key for key in keys if current.get(key) != saved.get(key)]
+        if changed:
+            raise UserError(
+                f"cannot resume {path}: it was trained with another {' and '.join(changed)}; "
+                f"resume with the same data and options, or {_AFRESH}"
+            )
+
+    def _apply_settings(self, path: Path, saved: dict | None) -> None:
+        """Use this run's settings where they differ from the checkpoint's, saying so (None: an
+        older checkpoint, without its settings)."""
+        current = self._settings()
+        for name, label in SETTINGS.items():
+            if saved is None or saved[name] == current[name]:
+                continue
+            if name == "lr":
+                if self.schedule is not None:
+                    raise UserError(
+                        f"checkpoint {path} was trained with learning rate {saved['lr']:g}, "
+                        f"now {self.lr:g}: with a schedule, the rate is the schedule's; resume "
+                        f"with lr {saved['lr']:g}, or {_AFRESH}"
+                    )
+                self.optimizer.lr = self.lr
+            self.message(
+                f"{label} {_setting(saved[name])} -> {_setting(current[name])} from now on"
+            )
+
+
+def _by_content(extra: dict) -> dict:
+    """``extra`` as a resume compares it: when it identifies its data by content (a ``data``
+    entry with a sha256, see ``rnnkit.data.identity``), the data file's name and the path
+    options that named it are left out, so a renamed copy of the same data resumes."""
+    data = extra.get("data")
+    if not (isinstance(data, dict) and data.get("sha256")):
+        return extra
+    compared = {**extra, "data": {key: value for key, value in data.items() if key != "file"}}
+    if isinstance(extra.get("options"), dict):
+        compared["options"] = {key: value for key, value in extra["options"].items()
+                               if key not in DATA_PATH_OPTIONS}  # fmt: skip
+    return compared
 
 
 def _check_counts(**counts) -> None:
@@ -411,15 +632,16 @@ def _check_counts(**counts) -> None:
             raise UserError(f"Trainer: {name} must be at least 1, got {value}")
 
 
+def _option(value) -> str:
+    """An option's value as JSON, cut short for a message."""
+    text = json.dumps(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _setting(value) -> str:
+    return "none" if value is None else f"{value:g}"
+
+
 def _first_non_finite(arrays: dict[str, np.ndarray]) -> str | None:
     """The name of the first array holding NaN or inf, None if all are finite."""
     return next((name for name, array in arrays.items() if not np.isfinite(array).all()), None)
-
-
-def _complete_record(line: str) -> bool:
-    """Whether a log line is a whole JSON record (a kill can leave half a line)."""
-    try:
-        json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return True
