@@ -5,6 +5,7 @@ and atomic writes (a failed write leaves the old file and no debris)."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -163,8 +164,19 @@ def test_layout_follows_the_format(tmp_path):
         ([np.zeros(2)], None, TypeError),
         ({"x": np.zeros(2)}, {"k": 1}, TypeError),
         ({"x": np.zeros(2)}, {2: "v"}, TypeError),
+        ({"x": np.zeros(2)}, {"rnnkit.sha256": "0" * 64}, ValueError),
     ],
-    ids=["int-name", "reserved-name", "str", "complex", "object", "list", "value", "key"],
+    ids=[
+        "int-name",
+        "reserved-name",
+        "str",
+        "complex",
+        "object",
+        "list",
+        "value",
+        "key",
+        "checksum-key",
+    ],
 )
 def test_writer_rejects_what_the_format_cannot_hold(arrays, metadata, error, tmp_path):
     path = tmp_path / "t.safetensors"
@@ -182,8 +194,10 @@ def test_real_package_reads_our_files(safetensors_numpy, tmp_path):
     path = tmp_path / "ours.safetensors"
     write_safetensors(path, arrays, metadata)
     assert_identical(safetensors_numpy.load_file(path), arrays)
+    content = path.read_bytes()
+    checksum = hashlib.sha256(content[header_of(content)[1] :]).hexdigest()  # of the data buffer
     with safe_open(path, framework="numpy") as file:
-        assert file.metadata() == metadata
+        assert file.metadata() == {**metadata, "rnnkit.sha256": checksum}
 
 
 def test_we_read_real_package_files(safetensors_numpy, tmp_path):
@@ -524,6 +538,30 @@ def test_flipped_header_bytes_are_rejected_or_load(model_file, tmp_path):
     flipped[8] ^= 0x01  # '{' -> 'z'
     path.write_bytes(flipped)
     assert "not valid UTF-8 JSON" in assert_rejected(models.load, path)
+
+
+def without_checksum(content: bytes) -> bytes:
+    """The file ``content`` with its header rewritten without the "rnnkit.sha256" entry."""
+    header, start = header_of(content)
+    header = json.loads(header)
+    del header["__metadata__"]["rnnkit.sha256"]
+    text = json.dumps(header).encode("utf-8")
+    return raw_file(text + b" " * (-len(text) % 8), content[start:])
+
+
+def test_flipped_data_bytes_are_rejected(model_file, tmp_path):
+    """Every byte of the weights is covered by the checksum: a changed one, even one that
+    leaves a finite weight, is refused; a file without a checksum (written elsewhere) loads."""
+    _, start = header_of(model_file)
+    path = tmp_path / "flipped.safetensors"
+    for position in range(start, len(model_file)):
+        content = bytearray(model_file)
+        content[position] ^= 0x01
+        rewrite(path, content)
+        message = assert_rejected(models.load, path)
+        assert "the tensors do not match the checksum stored in the file: it is damaged" in message
+    rewrite(path, without_checksum(model_file))
+    assert models.load(path).config() == LAYERS["GRU"]().config()
 
 
 # --- atomic writes ---------------------------------------------------------------------------
