@@ -22,6 +22,7 @@ from rnnkit.errors import UserError
 from rnnkit.io import models
 from rnnkit.io.files import atomic_write_bytes
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
+from rnnkit.train.checkpoints import write_checkpoint
 
 SAFETENSORS_MISSING = "interoperability tests need the safetensors package: pip install safetensors"
 
@@ -562,6 +563,13 @@ def test_flipped_data_bytes_are_rejected(model_file, tmp_path):
         assert "the tensors do not match the checksum stored in the file: it is damaged" in message
     rewrite(path, without_checksum(model_file))
     assert models.load(path).config() == LAYERS["GRU"]().config()
+
+
+def test_a_checkpoint_given_as_a_model_is_named_as_one(tmp_path):
+    arrays = {f"model/{name}": value for name, value in LAYERS["GRU"]().state_dict().items()}
+    path = write_checkpoint(tmp_path / "checkpoints", 200, arrays, {"step": 200}, keep=2)
+    message = assert_rejected(models.load, path)
+    assert "is a training checkpoint, not a model" in message and "--resume" in message
 
 
 # --- atomic writes ---------------------------------------------------------------------------

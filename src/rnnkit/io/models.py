@@ -30,6 +30,7 @@ FORMAT = "rnnkit-model"
 VERSION = 1
 KEY = "rnnkit"
 FIX = "the file is damaged or was not written by rnnkit.save: re-save the model"
+CHECKPOINT_FORMAT = "rnnkit-checkpoint"  # rnnkit.train.checkpoints.FORMAT, under the same key
 
 _registry: dict[str, type] = {}
 
@@ -139,6 +140,12 @@ def _document(metadata: dict, path) -> dict:
     except (ValueError, RecursionError) as error:
         problem = f"the {KEY!r} metadata is not valid JSON ({error})"
         raise UserError(f"{path}: {problem}; {FIX}") from None
+    if isinstance(document, dict) and document.get("format") == CHECKPOINT_FORMAT:
+        raise UserError(
+            f"{path} is a training checkpoint, not a model; give the model the run saved "
+            "(model.safetensors in the run's folder, beside checkpoints/), or go on training "
+            "from the checkpoint with 'rnnkit train ... --resume'"
+        )
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise UserError(f"{path}: the {KEY!r} metadata lacks the tag format={FORMAT!r}; {FIX}")
     version = document.get("version")
