@@ -484,10 +484,11 @@ BAD_MODELS = {
     "unknown-argument": (lambda a, d: d["config"].update(evil=1), "does not build a LSTM"),
     "bad-size": (lambda a, d: d["config"].update(hidden_size=-1), "does not build a LSTM"),
     "bad-dtype": (lambda a, d: d["config"].update(dtype="object"), "does not build a LSTM"),
-    "missing-tensor": (lambda a, d: _drop(a, "weight_hh_l0"), "missing ['weight_hh_l0']"),
+    "missing-tensor": (lambda a, d: _drop(a, "weight_hh_l0"), "of tensors the model file holds"),
+    "fewer-tensors": (lambda a, d: d["config"].update(bidirectional=False), "unexpected ['"),
     "extra-tensor": (lambda a, d: a.update(spare=np.zeros(2)), "unexpected ['spare']"),
-    "wrong-shape": (lambda a, d: d["config"].update(hidden_size=5), "needs float32 (20, 3)"),
-    "wrong-dtype": (lambda a, d: d["config"].update(dtype="float64"), "needs float64"),
+    "wrong-shape": (lambda a, d: d["config"].update(hidden_size=3), "needs float32 (12, 3)"),
+    "wrong-dtype": (lambda a, d: d["config"].update(dtype="float64"), "288 float64 parameters"),
     "nan-weight": (lambda a, d: a["bias_ih_l0"].fill(np.nan), "NaN"),
 }
 

@@ -7,7 +7,15 @@ The file holds the model's ``state_dict()`` arrays, and its safetensors metadata
 
 ``load`` rebuilds the model as ``cls(**config)``, where ``cls`` is looked up by name among the
 classes registered here (never imported by a name the file chose), then copies the arrays in.
-``extra`` is any JSON-able value the caller wants kept with the model (a vocabulary, scaling).
+``extra`` is any JSON-able value the caller wants kept with the model (a vocabulary, scaling);
+whoever reads it checks it (``rnnkit.io._schema.Fields``).
+
+Nothing in a file is trusted. The model is built under a budget of the bytes the file's tensors
+hold (``rnnkit.nn.module.parameter_budget``): a config asking for more parameters (a hidden size
+of 8000 in the file of a small model) is refused before anything is allocated, so a load takes
+a few times the file's size in memory at most. The config must come back unchanged from the
+model built from it (no key missing, added or coerced), and the tensors must have exactly the
+model's names, shapes and dtypes.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.regressor import SequenceRegressor
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Module, RNNCell
+from rnnkit.nn._checks import short
+from rnnkit.nn.module import parameter_budget
 
 FORMAT = "rnnkit-model"
 VERSION = 1
@@ -38,7 +48,9 @@ _registry: dict[str, type] = {}
 def register(cls: type) -> type:
     """Let ``load`` rebuild ``cls`` (a Module subclass) by its class name; usable as a decorator.
 
-    The class must define ``config()`` whose values ``cls(**config)`` accepts back.
+    The class must define ``config()`` whose values ``cls(**config)`` accepts back and keeps
+    unchanged, and its constructor (or those of the modules it holds) must call
+    ``rnnkit.nn.module.reserve`` before adding parameters.
     """
     if not (isinstance(cls, type) and issubclass(cls, Module)):
         raise UserTypeError(f"register takes a Module subclass, got {cls!r}")
@@ -116,10 +128,15 @@ def load_with_extra(path) -> tuple[Module, object]:
     arrays, metadata = read_safetensors(path)
     document = _document(metadata, path)
     name, config = document["class"], document["config"]
-    try:
-        model = _registry[name](**config)
-    except (TypeError, ValueError, MemoryError) as error:
-        raise UserError(f"{path}: its config does not build a {name} ({error}); {FIX}") from None
+    with parameter_budget(sum(array.nbytes for array in arrays.values())):
+        try:
+            model = _registry[name](**config)
+        except (TypeError, ValueError, MemoryError) as error:  # TypeError: an unknown key
+            problem = str(error)[:300]  # a key named in it may be as long as the file
+            raise UserError(
+                f"{path}: its config does not build a {name} ({problem}); {FIX}"
+            ) from None
+    _check_config(model, config, path)
     _check_tensors(model, arrays, path)
     try:
         model.load_state_dict(arrays)
@@ -168,6 +185,25 @@ def _document(metadata: dict, path) -> dict:
     return document
 
 
+def _check_config(model: Module, config: dict, path) -> None:
+    """UserError unless the model built from ``config`` gives it back unchanged: a key missing
+    (the constructor filled in its default), one it does not keep, or a value it coerced
+    (``"no"`` taken as true) means that the file was not written by ``save``."""
+    built = json.loads(json.dumps(model.config()))  # tuples as lists, as the file holds them
+    if built == config:
+        return
+    name = type(model).__name__
+    missing, unknown = sorted(set(built) - set(config)), sorted(set(config) - set(built))
+    if missing or unknown:
+        problem = f"lacks {_names(missing)}" if missing else f"has keys {_names(unknown)}"
+        raise UserError(f"{path}: its config {problem}, which a {name} does not have; {FIX}")
+    key = next(key for key in built if built[key] != config[key])
+    raise UserError(
+        f"{path}: its config's {key} is {short(config[key])}, but a {name} built from it has "
+        f"{short(built[key])}; {FIX}"
+    )
+
+
 def _check_tensors(model: Module, arrays: dict[str, np.ndarray], path) -> None:
     """ValueError unless the file's tensors have exactly the model's names, shapes and dtypes."""
     missing = sorted(set(model.params) - set(arrays))
@@ -175,7 +211,7 @@ def _check_tensors(model: Module, arrays: dict[str, np.ndarray], path) -> None:
     if missing or unexpected:
         raise UserError(
             f"{path}: the tensors do not match the saved {type(model).__name__} config "
-            f"(missing {missing}, unexpected {unexpected}); {FIX}"
+            f"(missing {_names(missing)}, unexpected {_names(unexpected)}); {FIX}"
         )
     for name, param in model.params.items():
         array = arrays[name]
@@ -184,3 +220,10 @@ def _check_tensors(model: Module, arrays: dict[str, np.ndarray], path) -> None:
                 f"{path}: tensor {name!r} is {array.dtype} {array.shape}, but the saved config "
                 f"needs {param.dtype} {param.shape}; {FIX}"
             )
+
+
+def _names(names: list[str]) -> str:
+    """A list of names for a message: all of a few, the first five of many."""
+    if len(names) <= 5:
+        return str(names)
+    return f"{names[:5]} and {len(names) - 5} more"
