@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rnnkit
+from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UserError
 from rnnkit.io import models
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
@@ -23,6 +24,8 @@ from rnnkit.models.regressor import SequenceRegressor
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.nn.attention import Attention
 from rnnkit.nn.module import parameter_budget
+from rnnkit.tasks import seq2seq as seq2seq_task
+from rnnkit.tasks.language_modeling import load_language_model
 
 # A small model of every registered class, with its options off their defaults where they
 # change the parameters.
@@ -236,3 +239,142 @@ def test_any_changed_field_loads_or_is_refused(mutation, documents, tmp_path_fac
         assert "\n" not in str(error)
     else:  # what loads is what the file says, not a coerced or defaulted reading of it
         assert json.loads(json.dumps(model.config())) == document["config"]
+
+
+# --- the extras of language models and seq2seq models -------------------------------------------
+
+VOCABULARY = {"level": "word", "tokens": ["<unk>", "a", "b", "c", "d"]}
+BAD_VOCABULARIES = {
+    "no-unk": ({"level": "word", "tokens": list("abcde")}, "needs the token '<unk>'"),
+    "empty": ({"level": "char", "tokens": []}, "tokens is a list of 0 items"),
+    "twice": ({"level": "char", "tokens": list("abcda")}, "no token twice"),
+    "not-strings": ({"level": "char", "tokens": ["a", 1, "c", "d", "e"]}, "tokens[1] is 1"),
+    "no-level": ({"tokens": list("abcde")}, "level is missing"),
+    "level": ({"level": "byte", "tokens": list("abcde")}, "level is 'byte', not one of"),
+    "a-list": (["a", "b"], "level is missing (its parent is not an object)"),
+    "size": ({"level": "char", "tokens": list("abcdef")}, "has 6 tokens but the model predicts 5"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_VOCABULARIES)
+def test_language_model_vocabulary_is_checked_at_load(case, tmp_path):
+    model = LanguageModel(5, 4, 4, 1, seed=0)
+    path = tmp_path / "lm.safetensors"
+    models.save(model, path, extra={"vocabulary": VOCABULARY})
+    assert load_language_model(path)[1].tokens == VOCABULARY["tokens"]
+    vocabulary, expected = BAD_VOCABULARIES[case]
+    models.save(model, path, extra={"vocabulary": vocabulary})
+    assert expected in refused(load_language_model, path)
+
+
+def test_word_vocabulary_needs_unk():
+    with pytest.raises(UserError, match="needs the token '<unk>'"):
+        Vocabulary(["a", "b"], "word")
+    assert Vocabulary.from_json(VOCABULARY).encode("a z").tolist() == [1, 0]
+
+
+SEQ2SEQ_EXTRA = {
+    "source_tokens": list("abcde"),
+    "target_tokens": ["<s>", "</s>", "A", "B", "C", "D"],
+    "data": {"tsv": None, "source_level": "char", "target_level": "space",
+             "val_fraction": 0.1, "test_fraction": 0.1, "max_words": None, "seed": 0},
+}  # fmt: skip
+BAD_SEQ2SEQ = {
+    "no-target-tokens": (lambda e: e.pop("target_tokens"), "target_tokens is missing"),
+    "empty-targets": (lambda e: e.update(target_tokens=[]), "must be at least 6"),
+    "short-sources": (lambda e: e["source_tokens"].pop(), "must be at least 5"),
+    "twice": (lambda e: e["source_tokens"].__setitem__(0, "b"), "holds a token twice"),
+    "start": (lambda e: e["target_tokens"].reverse(), "must start with '<s>' and '</s>'"),
+    "not-strings": (lambda e: e["target_tokens"].__setitem__(3, 5), "target_tokens[3] is 5"),
+    "no-data": (lambda e: e.pop("data"), "data is missing"),
+    "level": (lambda e: e["data"].update(source_level=None), "data.source_level is missing"),
+    "fraction": (lambda e: e["data"].update(test_fraction=-1), "at least 0"),
+    "huge": (lambda e: e["data"].update(val_fraction=10**400), "val_fraction is 1000"),
+    "seed": (lambda e: e["data"].update(seed="0"), "data.seed is '0', not a whole number"),
+    "tsv": (lambda e: e["data"].update(tsv=["/etc/passwd"]), "data.tsv is a list"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SEQ2SEQ)
+def test_seq2seq_extra_is_checked_at_load_and_predict(case, tmp_path):
+    model = Seq2Seq(5, 6, 0, 1, 3, 4, seed=0)
+    path = tmp_path / "g2p.safetensors"
+    models.save(model, path, extra=SEQ2SEQ_EXTRA)
+    loaded, extra = seq2seq_task.load_seq2seq(path)
+    assert seq2seq_task.predict(loaded, extra, "abc")[0] is not None
+    change, expected = BAD_SEQ2SEQ[case]
+    extra = json.loads(json.dumps(SEQ2SEQ_EXTRA))
+    change(extra)
+    models.save(model, path, extra=extra)
+    assert expected in refused(seq2seq_task.load_seq2seq, path)
+    with pytest.raises(UserError, match=expected.replace("[", r"\[").replace("(", r"\(")):
+        seq2seq_task.predict(model, extra, "abc")
+
+
+def mutated(document, path: list, value):
+    """A copy of the JSON ``document`` with the value at ``path`` (keys and list indices, taken
+    modulo the sizes found) set to ``value``, or deleted when ``value`` is ``DELETE``."""
+    document = json.loads(json.dumps(document))
+    parent, key = None, None
+    node = document
+    for step in path:
+        if not isinstance(node, dict | list) or not node:
+            break
+        keys = sorted(node) if isinstance(node, dict) else range(len(node))
+        parent, key = node, list(keys)[step % len(keys)]
+        node = node[key]
+    if parent is None:
+        return value
+    if value == DELETE:
+        del parent[key]
+    else:
+        parent[key] = value
+    return document
+
+
+DELETE = "<delete>"
+VALUES = (
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats()  # NaN, inf too
+    | st.sampled_from(["", "<unk>", "<s>", "char", "space", "word", DELETE, 10**400])
+    | st.lists(st.sampled_from(["a", "<unk>", 1]), max_size=4) | st.just({})
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def task_models(tmp_path_factory):
+    """The arrays and documents of a saved language model and seq2seq model, with extras."""
+    folder = tmp_path_factory.mktemp("task_models")
+    found = {}
+    for kind, model, extra in (
+        ("lm", LanguageModel(5, 4, 4, 1, seed=0), {"vocabulary": VOCABULARY}),
+        ("seq2seq", Seq2Seq(5, 6, 0, 1, 3, 4, seed=0), SEQ2SEQ_EXTRA),
+    ):
+        models.save(model, folder / kind, extra=extra)
+        arrays, metadata = read_safetensors(folder / kind)
+        found[kind] = arrays, json.loads(metadata["rnnkit"])
+    return found
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["lm", "seq2seq"]),
+    path=st.lists(st.integers(0, 10), min_size=1, max_size=3),
+    value=VALUES,
+)
+def test_any_changed_extra_field_loads_and_predicts_or_is_refused(
+    kind, path, value, task_models, tmp_path_factory
+):
+    """Any field of a language model's or seq2seq model's saved extra changed: loading it (and
+    predicting with the seq2seq model) works or raises UserError."""
+    arrays, document = task_models[kind]
+    file = tmp_path_factory.getbasetemp() / "extra.safetensors"
+    write(file, arrays, {**document, "extra": mutated(document["extra"], path, value)})
+    try:
+        if kind == "lm":
+            model, vocabulary = load_language_model(file)
+            assert len(vocabulary) == model.vocab_size
+        else:
+            model, extra = seq2seq_task.load_seq2seq(file)
+            seq2seq_task.predict(model, extra, "abc", beam=2)
+    except UserError as error:  # also: a source token the changed table lacks
+        assert "\n" not in str(error)

@@ -23,6 +23,7 @@ import numpy as np
 
 from rnnkit.data import cmudict
 from rnnkit.errors import UserError
+from rnnkit.io._schema import Fields
 from rnnkit.models.seq2seq import ATTENTIONS, Seq2Seq, target_mask
 from rnnkit.train.losses import cross_entropy
 
@@ -294,7 +295,7 @@ def train_seq2seq(options: Seq2SeqOptions, say=print) -> dict:
 
 
 def load_seq2seq(path):
-    """(model, extra) saved by ``train_seq2seq``; ValueError for other files."""
+    """(model, extra) saved by ``train_seq2seq``, the extra checked; ValueError for other files."""
     from rnnkit.io.models import load_with_extra
 
     model, extra = load_with_extra(path)
@@ -302,7 +303,32 @@ def load_seq2seq(path):
         raise UserError(
             f"{path} holds a {type(model).__name__}, not a model from 'rnnkit train seq2seq'"
         )
-    return model, extra
+    return model, checked_extra(model, extra, f"{path}: its saved extra")
+
+
+def checked_extra(model: Seq2Seq, extra, where: str) -> dict:
+    """``extra`` with its token tables (one token per id, the targets starting with <s> and
+    </s>) and its data description checked against ``model``, every data key present; a
+    one-line UserError naming the field (and ``where``) otherwise."""
+    fields = Fields(extra, where, "re-train the model with 'rnnkit train seq2seq'")
+    sizes = {"source_tokens": model.source_vocab, "target_tokens": model.target_vocab}
+    for name, size in sizes.items():
+        tokens = fields.get(name, list, items=str, low=size, high=size)
+        if len(set(tokens)) != len(tokens):
+            fields.fail(name, "holds a token twice")
+    if extra["target_tokens"][:2] != [START, END] or (model.start_id, model.end_id) != (0, 1):
+        fields.fail("target_tokens", f"must start with {START!r} and {END!r}, ids 0 and 1")
+    fields.get("data", dict)
+    data = {
+        "tsv": fields.get("data.tsv", str, optional=True),
+        "source_level": fields.get("data.source_level", str, choices=cmudict.LEVELS),
+        "target_level": fields.get("data.target_level", str, choices=cmudict.LEVELS),
+        "val_fraction": fields.get("data.val_fraction", float, low=0, high=0.5),
+        "test_fraction": fields.get("data.test_fraction", float, low=0, high=0.5),
+        "max_words": fields.get("data.max_words", int, low=1, optional=True),
+        "seed": fields.get("data.seed", int, low=0, high=2**63 - 1),
+    }
+    return {**extra, "data": data}
 
 
 def tables_of(extra: dict) -> tuple[TokenTable, TokenTable]:
@@ -334,8 +360,10 @@ def evaluate(path, tsv: str | None = None, beam: int = 1, limit: int | None = No
 def predict(model, extra: dict, text: str, beam: int = 1) -> tuple[list[str], np.ndarray | None]:
     """The target tokens for ``text`` and the attention weights (steps, source tokens).
 
-    ValueError for an empty text or tokens never seen in training.
+    ValueError for an empty text, tokens never seen in training, or an ``extra`` that is not the
+    model's.
     """
+    extra = checked_extra(model, extra, "the model's saved extra")
     source_table, target_table = tables_of(extra)
     level = extra["data"]["source_level"]
     tokens = cmudict.split_tokens(text.strip().lower() if extra["data"]["tsv"] is None
