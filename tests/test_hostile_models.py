@@ -188,6 +188,9 @@ def test_messages_show_at_most_a_little_of_a_value(name, tmp_path):
         changed["config"][key] = "y" * 100_000
         write(path, arrays, changed)
         assert len(refused(models.load, path)) < 1000
+    for key in ("class", "version"):
+        write(path, arrays, {**document, key: "y" * 100_000})
+        assert len(refused(models.load, path)) < 1000
 
 
 @st.composite

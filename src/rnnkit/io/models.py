@@ -168,7 +168,7 @@ def _document(metadata: dict, path) -> dict:
     version = document.get("version")
     if version != VERSION:
         raise UserError(
-            f"{path} has model format version {version!r}, but this rnnkit reads version "
+            f"{path} has model format version {short(version)}, but this rnnkit reads version "
             f"{VERSION}; load it with the rnnkit version that saved it"
         )
     missing = sorted({"class", "config", "extra"} - set(document))
@@ -177,7 +177,7 @@ def _document(metadata: dict, path) -> dict:
     name, config = document["class"], document["config"]
     if not isinstance(name, str) or name not in _registry:
         raise UserError(
-            f"{path} holds a model of class {name!r}, which is not registered (known: "
+            f"{path} holds a model of class {short(name)}, which is not registered (known: "
             f"{registered()}); import the module that registers it before loading"
         )
     if not isinstance(config, dict):
