@@ -279,8 +279,9 @@ def test_word_vocabulary_needs_unk():
 SEQ2SEQ_EXTRA = {
     "source_tokens": list("abcde"),
     "target_tokens": ["<s>", "</s>", "A", "B", "C", "D"],
-    "data": {"tsv": None, "source_level": "char", "target_level": "space",
-             "val_fraction": 0.1, "test_fraction": 0.1, "max_words": None, "seed": 0},
+    "data": {"kind": "tsv", "file": "pairs.tsv", "sha256": "0" * 64, "source_level": "char",
+             "target_level": "space", "val_fraction": 0.1, "test_fraction": 0.1,
+             "max_words": None, "seed": 0},
 }  # fmt: skip
 BAD_SEQ2SEQ = {
     "no-target-tokens": (lambda e: e.pop("target_tokens"), "target_tokens is missing"),
@@ -291,10 +292,13 @@ BAD_SEQ2SEQ = {
     "not-strings": (lambda e: e["target_tokens"].__setitem__(3, 5), "target_tokens[3] is 5"),
     "no-data": (lambda e: e.pop("data"), "data is missing"),
     "level": (lambda e: e["data"].update(source_level=None), "data.source_level is missing"),
-    "fraction": (lambda e: e["data"].update(test_fraction=-1), "at least 0"),
+    "fraction": (lambda e: e["data"].update(test_fraction=-1), "each must be above 0"),
     "huge": (lambda e: e["data"].update(val_fraction=10**400), "val_fraction is 1000"),
     "seed": (lambda e: e["data"].update(seed="0"), "data.seed is '0', not a whole number"),
-    "tsv": (lambda e: e["data"].update(tsv=["/etc/passwd"]), "data.tsv is a list"),
+    "file": (lambda e: e["data"].update(file=["/etc/passwd"]), "data.file is a list"),
+    "kind": (lambda e: e["data"].update(kind="passwd"), "data.kind is 'passwd', not one of"),
+    "sha256": (lambda e: e["data"].update(sha256="x"), "not 64 hexadecimal digits"),
+    "legacy-tsv": (lambda e: e.update(data={"tsv": 5}), "data.path is 5, not a string"),
 }
 
 
@@ -312,6 +316,26 @@ def test_seq2seq_extra_is_checked_at_load_and_predict(case, tmp_path):
     assert expected in refused(seq2seq_task.load_seq2seq, path)
     with pytest.raises(UserError, match=expected.replace("[", r"\[").replace("(", r"\(")):
         seq2seq_task.predict(model, extra, "abc")
+
+
+def test_seq2seq_evaluate_reads_no_path_from_the_model(tmp_path):
+    """A seq2seq model trained on a TSV file remembers its name and sha256; evaluating it needs
+    the file given with --tsv, so a model file cannot make rnnkit read (and quote) any file. An
+    older file's "tsv" path is refused the same way, its base name kept to name it."""
+    secret = tmp_path / "secret.tsv"
+    secret.write_text("root:x:0:0\n")
+    model = Seq2Seq(5, 6, 0, 1, 3, 4, seed=0)
+    path = tmp_path / "g2p.safetensors"
+    legacy = {**SEQ2SEQ_EXTRA, "data": {"tsv": str(secret), "source_level": "char",
+              "target_level": "space", "val_fraction": 0.1, "test_fraction": 0.1,
+              "max_words": None, "seed": 0}}  # fmt: skip
+    for extra in (SEQ2SEQ_EXTRA, legacy):
+        models.save(model, path, extra=extra)
+        with pytest.raises(UserError, match="never reads a path stored in a model file") as info:
+            seq2seq_task.evaluate(path)
+        assert "root" not in str(info.value) and "give it with --tsv FILE" in str(info.value)
+    assert seq2seq_task.load_seq2seq(path)[1]["data"]["file"] == "secret.tsv"
+    assert seq2seq_task.predict(model, legacy, "abc")[0] is not None
 
 
 def mutated(document, path: list, value):
