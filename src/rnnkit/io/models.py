@@ -25,6 +25,7 @@ import json
 import numpy as np
 
 from rnnkit.errors import UserError, UserTypeError
+from rnnkit.io._schema import _shown
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.conditional import ConditionalGenerator
@@ -33,7 +34,6 @@ from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.regressor import SequenceRegressor
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Module, RNNCell
-from rnnkit.nn._checks import short
 from rnnkit.nn.module import parameter_budget
 
 FORMAT = "rnnkit-model"
@@ -168,7 +168,7 @@ def _document(metadata: dict, path) -> dict:
     version = document.get("version")
     if version != VERSION:
         raise UserError(
-            f"{path} has model format version {short(version)}, but this rnnkit reads version "
+            f"{path} has model format version {_shown(version)}, but this rnnkit reads version "
             f"{VERSION}; load it with the rnnkit version that saved it"
         )
     missing = sorted({"class", "config", "extra"} - set(document))
@@ -177,7 +177,7 @@ def _document(metadata: dict, path) -> dict:
     name, config = document["class"], document["config"]
     if not isinstance(name, str) or name not in _registry:
         raise UserError(
-            f"{path} holds a model of class {short(name)}, which is not registered (known: "
+            f"{path} holds a model of class {_shown(name)}, which is not registered (known: "
             f"{registered()}); import the module that registers it before loading"
         )
     if not isinstance(config, dict):
@@ -199,8 +199,8 @@ def _check_config(model: Module, config: dict, path) -> None:
         raise UserError(f"{path}: its config {problem}, which a {name} does not have; {FIX}")
     key = next(key for key in built if built[key] != config[key])
     raise UserError(
-        f"{path}: its config's {key} is {short(config[key])}, but a {name} built from it has "
-        f"{short(built[key])}; {FIX}"
+        f"{path}: its config's {key} is {_shown(config[key])}, but a {name} built from it has "
+        f"{_shown(built[key])}; {FIX}"
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io._schema import _shown
 from rnnkit.models.encoder import SequenceEncoder
 from rnnkit.models.pooling import POOLINGS, pool
 from rnnkit.nn import _checks
@@ -49,9 +50,7 @@ class SequenceClassifier(Module):
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise UserError(
-                f"num_classes must be a whole number >= 2, got {_checks.short(num_classes)}"
-            )
+            raise UserError(f"num_classes must be a whole number >= 2, got {_shown(num_classes)}")
         _checks.choice("SequenceClassifier", "pooling", pooling, POOLINGS)
         seeds = _checks.generator("SequenceClassifier", seed).integers(2**32, size=3)
         self.num_classes, self.pooling = num_classes, pooling

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io._schema import _shown
 from rnnkit.models.language_model import CELLS
 from rnnkit.nn import _checks
 from rnnkit.nn.dropout import Dropout
@@ -22,8 +23,8 @@ def check_input_kind(owner: str, vocab_size, input_size) -> None:
     if (vocab_size is None) == (input_size is None):
         raise UserError(
             f"{owner}: give exactly one of vocab_size (token ids through an embedding) and "
-            f"input_size (numeric features), got vocab_size={_checks.short(vocab_size)}, "
-            f"input_size={_checks.short(input_size)}"
+            f"input_size (numeric features), got vocab_size={_shown(vocab_size)}, "
+            f"input_size={_shown(input_size)}"
         )
 
 

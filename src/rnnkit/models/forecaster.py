@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io._schema import _shown
 from rnnkit.models.encoder import SequenceEncoder
 from rnnkit.nn import _checks
 from rnnkit.nn.dropout import Dropout
@@ -44,7 +45,7 @@ class Forecaster(Module):
     ) -> None:
         super().__init__()
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise UserError(f"horizon must be a whole number >= 1, got {_checks.short(horizon)}")
+            raise UserError(f"horizon must be a whole number >= 1, got {_shown(horizon)}")
         seeds = _checks.generator("Forecaster", seed).integers(2**32, size=3)
         self.input_size, self.horizon = input_size, horizon
         self.encoder = self._add_child(
@@ -114,8 +115,7 @@ class ForecastEnsemble(Module):
         whole = isinstance(members, int) and not isinstance(members, bool)
         if not (whole and 1 <= members <= MAX_MEMBERS):
             raise UserError(
-                f"members must be a whole number >= 1 and <= {MAX_MEMBERS}, "
-                f"got {_checks.short(members)}"
+                f"members must be a whole number >= 1 and <= {MAX_MEMBERS}, got {_shown(members)}"
             )
         seeds = _checks.generator("ForecastEnsemble", seed).integers(2**32, size=members)
         self.members = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
-from rnnkit.nn._checks import short
+from rnnkit.io._schema import _shown
 
 SCHEMES = ("uniform", "xavier_orthogonal", "identity")
 
@@ -21,7 +21,7 @@ SCHEMES = ("uniform", "xavier_orthogonal", "identity")
 def check_scheme(scheme: str, cell_name: str) -> None:
     """Raise a one-line ValueError for an unknown scheme or one that does not fit the cell."""
     if not (isinstance(scheme, str) and scheme in SCHEMES):
-        raise UserError(f"init={short(scheme)} is not a known scheme; use one of {list(SCHEMES)}")
+        raise UserError(f"init={_shown(scheme)} is not a known scheme; use one of {list(SCHEMES)}")
     if scheme == "identity" and cell_name not in ("RNN", "RNNCell"):
         raise UserError(
             f"init='identity' (IRNN) is for the Elman RNN, not {cell_name}; "
