@@ -261,7 +261,7 @@ def test_seq2seq_trains_predicts_and_evaluates(pairs_tsv, tmp_path):
     assert result.stdout.startswith("abc\t")
     if importlib.util.find_spec("matplotlib"):  # the picture needs the plot extra
         assert png.stat().st_size > 0
-    result = rnnkit("evaluate", model, "--json", "--beam", 2)  # on the remembered test split
+    result = rnnkit("evaluate", model, "--tsv", pairs_tsv, "--json", "--beam", 2)  # its test split
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)) == {"word_accuracy", "phoneme_error_rate", "words"}
     result = rnnkit("predict", model, "--input", "xyz")

@@ -69,11 +69,11 @@ def test_train_evaluate_predict_and_plot(tmp_path):
     )  # fmt: skip
     summary = task.train_seq2seq(options, say=lambda text: None)
     path = summary["model_path"]
-    held_out = task.evaluate(path)  # no data: the saved split's test pairs
+    held_out = task.evaluate(path, options.tsv)  # the training file: its saved test split
     assert held_out == summary["test"] and held_out["words"] == 12
     assert held_out["phoneme_error_rate"] < 0.3
-    _, _, test = task.load_pairs(task.data_source(options))
-    _, val, _ = task.load_pairs(task.data_source(options))
+    pairs, identity = task.read_pairs(options.tsv, "char", "space")
+    _, val, test = task.split_pairs(pairs, task.data_source(options, identity))
     assert {tuple(s) for s, _ in test}.isdisjoint(tuple(s) for s, _ in val)
     model, extra = task.load_seq2seq(path)
     tokens, weights = task.predict(model, extra, "abca")

@@ -5,6 +5,7 @@ and atomic writes (a failed write leaves the old file and no debris)."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -21,6 +22,7 @@ from rnnkit.errors import UserError
 from rnnkit.io import models
 from rnnkit.io.files import atomic_write_bytes
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
+from rnnkit.train.checkpoints import write_checkpoint
 
 SAFETENSORS_MISSING = "interoperability tests need the safetensors package: pip install safetensors"
 
@@ -163,8 +165,19 @@ def test_layout_follows_the_format(tmp_path):
         ([np.zeros(2)], None, TypeError),
         ({"x": np.zeros(2)}, {"k": 1}, TypeError),
         ({"x": np.zeros(2)}, {2: "v"}, TypeError),
+        ({"x": np.zeros(2)}, {"rnnkit.sha256": "0" * 64}, ValueError),
     ],
-    ids=["int-name", "reserved-name", "str", "complex", "object", "list", "value", "key"],
+    ids=[
+        "int-name",
+        "reserved-name",
+        "str",
+        "complex",
+        "object",
+        "list",
+        "value",
+        "key",
+        "checksum-key",
+    ],
 )
 def test_writer_rejects_what_the_format_cannot_hold(arrays, metadata, error, tmp_path):
     path = tmp_path / "t.safetensors"
@@ -182,8 +195,10 @@ def test_real_package_reads_our_files(safetensors_numpy, tmp_path):
     path = tmp_path / "ours.safetensors"
     write_safetensors(path, arrays, metadata)
     assert_identical(safetensors_numpy.load_file(path), arrays)
+    content = path.read_bytes()
+    checksum = hashlib.sha256(content[header_of(content)[1] :]).hexdigest()  # of the data buffer
     with safe_open(path, framework="numpy") as file:
-        assert file.metadata() == metadata
+        assert file.metadata() == {**metadata, "rnnkit.sha256": checksum}
 
 
 def test_we_read_real_package_files(safetensors_numpy, tmp_path):
@@ -469,10 +484,11 @@ BAD_MODELS = {
     "unknown-argument": (lambda a, d: d["config"].update(evil=1), "does not build a LSTM"),
     "bad-size": (lambda a, d: d["config"].update(hidden_size=-1), "does not build a LSTM"),
     "bad-dtype": (lambda a, d: d["config"].update(dtype="object"), "does not build a LSTM"),
-    "missing-tensor": (lambda a, d: _drop(a, "weight_hh_l0"), "missing ['weight_hh_l0']"),
+    "missing-tensor": (lambda a, d: _drop(a, "weight_hh_l0"), "of tensors the model file holds"),
+    "fewer-tensors": (lambda a, d: d["config"].update(bidirectional=False), "unexpected ['"),
     "extra-tensor": (lambda a, d: a.update(spare=np.zeros(2)), "unexpected ['spare']"),
-    "wrong-shape": (lambda a, d: d["config"].update(hidden_size=5), "needs float32 (20, 3)"),
-    "wrong-dtype": (lambda a, d: d["config"].update(dtype="float64"), "needs float64"),
+    "wrong-shape": (lambda a, d: d["config"].update(hidden_size=3), "needs float32 (12, 3)"),
+    "wrong-dtype": (lambda a, d: d["config"].update(dtype="float64"), "288 float64 parameters"),
     "nan-weight": (lambda a, d: a["bias_ih_l0"].fill(np.nan), "NaN"),
 }
 
@@ -524,6 +540,37 @@ def test_flipped_header_bytes_are_rejected_or_load(model_file, tmp_path):
     flipped[8] ^= 0x01  # '{' -> 'z'
     path.write_bytes(flipped)
     assert "not valid UTF-8 JSON" in assert_rejected(models.load, path)
+
+
+def without_checksum(content: bytes) -> bytes:
+    """The file ``content`` with its header rewritten without the "rnnkit.sha256" entry."""
+    header, start = header_of(content)
+    header = json.loads(header)
+    del header["__metadata__"]["rnnkit.sha256"]
+    text = json.dumps(header).encode("utf-8")
+    return raw_file(text + b" " * (-len(text) % 8), content[start:])
+
+
+def test_flipped_data_bytes_are_rejected(model_file, tmp_path):
+    """Every byte of the weights is covered by the checksum: a changed one, even one that
+    leaves a finite weight, is refused; a file without a checksum (written elsewhere) loads."""
+    _, start = header_of(model_file)
+    path = tmp_path / "flipped.safetensors"
+    for position in range(start, len(model_file)):
+        content = bytearray(model_file)
+        content[position] ^= 0x01
+        rewrite(path, content)
+        message = assert_rejected(models.load, path)
+        assert "the tensors do not match the checksum stored in the file: it is damaged" in message
+    rewrite(path, without_checksum(model_file))
+    assert models.load(path).config() == LAYERS["GRU"]().config()
+
+
+def test_a_checkpoint_given_as_a_model_is_named_as_one(tmp_path):
+    arrays = {f"model/{name}": value for name, value in LAYERS["GRU"]().state_dict().items()}
+    path = write_checkpoint(tmp_path / "checkpoints", 200, arrays, {"step": 200}, keep=2)
+    message = assert_rejected(models.load, path)
+    assert "is a training checkpoint, not a model" in message and "--resume" in message
 
 
 # --- atomic writes ---------------------------------------------------------------------------

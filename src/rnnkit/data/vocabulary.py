@@ -3,7 +3,8 @@
 Character level: every distinct character of the training text is a token; text with a character
 the model never saw is refused with an error naming it. Word level: words, punctuation marks and
 newlines are tokens (whitespace between them is dropped, and restored as single spaces on
-decoding); words rarer than ``min_count``, and words never seen in training, map to ``<unk>``.
+decoding); words rarer than ``min_count``, and words never seen in training, map to ``<unk>``,
+which every word vocabulary holds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io._schema import Fields
 
 LEVELS = ("char", "word")
 UNK = "<unk>"
@@ -47,6 +49,8 @@ class Vocabulary:
             raise UserError(f"level={level!r} is not one of {list(LEVELS)}")
         if len(set(tokens)) != len(tokens) or not tokens:
             raise UserError("a vocabulary needs at least one token and no token twice")
+        if level == "word" and UNK not in tokens:
+            raise UserError(f"a word vocabulary needs the token {UNK!r}, for words never seen")
         self.tokens = list(tokens)
         self.level = level
         self.ids = {token: index for index, token in enumerate(self.tokens)}
@@ -104,15 +108,15 @@ class Vocabulary:
         return {"level": self.level, "tokens": self.tokens}
 
     @classmethod
-    def from_json(cls, data: dict) -> Vocabulary:
-        """The vocabulary saved by ``to_json``; ValueError if ``data`` is not one."""
-        if not (
-            isinstance(data, dict)
-            and isinstance(data.get("tokens"), list)
-            and all(isinstance(token, str) for token in data["tokens"])
-        ):
-            raise UserError(
-                "the saved vocabulary is not an object with a list of string tokens; "
-                "the model file is damaged: re-train or re-save it"
-            )
-        return cls(data["tokens"], data.get("level"))
+    def from_json(cls, data, where: str = "the saved vocabulary") -> Vocabulary:
+        """The vocabulary saved by ``to_json``; a one-line UserError if ``data`` is not one.
+
+        ``where`` names it in messages, e.g. "model.safetensors: its saved vocabulary".
+        """
+        fields = Fields(data, where, "the model file is damaged: re-train or re-save it")
+        level = fields.get("level", str, choices=LEVELS)
+        tokens = fields.get("tokens", list, items=str, low=1)
+        try:
+            return cls(tokens, level)
+        except UserError as error:
+            return fields.fail("tokens", f"are not a vocabulary ({error})")

@@ -11,7 +11,7 @@ or out of range::
 
 from __future__ import annotations
 
-import math
+import sys
 
 from rnnkit.errors import UserError
 
@@ -71,8 +71,8 @@ class Fields:
 def _is(value, kind: type) -> bool:
     if isinstance(value, bool):
         return kind is bool
-    if kind is float:
-        return isinstance(value, int | float) and math.isfinite(value)
+    if kind is float:  # finite and within a float's range: math.isfinite(10**400) raises
+        return isinstance(value, int | float) and abs(value) <= sys.float_info.max
     return isinstance(value, kind)
 
 

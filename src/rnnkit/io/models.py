@@ -7,7 +7,15 @@ The file holds the model's ``state_dict()`` arrays, and its safetensors metadata
 
 ``load`` rebuilds the model as ``cls(**config)``, where ``cls`` is looked up by name among the
 classes registered here (never imported by a name the file chose), then copies the arrays in.
-``extra`` is any JSON-able value the caller wants kept with the model (a vocabulary, scaling).
+``extra`` is any JSON-able value the caller wants kept with the model (a vocabulary, scaling);
+whoever reads it checks it (``rnnkit.io._schema.Fields``).
+
+Nothing in a file is trusted. The model is built under a budget of the bytes the file's tensors
+hold (``rnnkit.nn.module.parameter_budget``): a config asking for more parameters (a hidden size
+of 8000 in the file of a small model) is refused before anything is allocated, so a load takes
+a few times the file's size in memory at most. The config must come back unchanged from the
+model built from it (no key missing, added or coerced), and the tensors must have exactly the
+model's names, shapes and dtypes.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import json
 import numpy as np
 
 from rnnkit.errors import UserError, UserTypeError
+from rnnkit.io._schema import _shown
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.conditional import ConditionalGenerator
@@ -25,11 +34,13 @@ from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.regressor import SequenceRegressor
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Module, RNNCell
+from rnnkit.nn.module import parameter_budget
 
 FORMAT = "rnnkit-model"
 VERSION = 1
 KEY = "rnnkit"
 FIX = "the file is damaged or was not written by rnnkit.save: re-save the model"
+CHECKPOINT_FORMAT = "rnnkit-checkpoint"  # rnnkit.train.checkpoints.FORMAT, under the same key
 
 _registry: dict[str, type] = {}
 
@@ -37,7 +48,9 @@ _registry: dict[str, type] = {}
 def register(cls: type) -> type:
     """Let ``load`` rebuild ``cls`` (a Module subclass) by its class name; usable as a decorator.
 
-    The class must define ``config()`` whose values ``cls(**config)`` accepts back.
+    The class must define ``config()`` whose values ``cls(**config)`` accepts back and keeps
+    unchanged, and its constructor (or those of the modules it holds) must call
+    ``rnnkit.nn.module.reserve`` before adding parameters.
     """
     if not (isinstance(cls, type) and issubclass(cls, Module)):
         raise UserTypeError(f"register takes a Module subclass, got {cls!r}")
@@ -115,10 +128,15 @@ def load_with_extra(path) -> tuple[Module, object]:
     arrays, metadata = read_safetensors(path)
     document = _document(metadata, path)
     name, config = document["class"], document["config"]
-    try:
-        model = _registry[name](**config)
-    except (TypeError, ValueError, MemoryError) as error:
-        raise UserError(f"{path}: its config does not build a {name} ({error}); {FIX}") from None
+    with parameter_budget(sum(array.nbytes for array in arrays.values())):
+        try:
+            model = _registry[name](**config)
+        except (TypeError, ValueError, MemoryError) as error:  # TypeError: an unknown key
+            problem = str(error)[:300]  # a key named in it may be as long as the file
+            raise UserError(
+                f"{path}: its config does not build a {name} ({problem}); {FIX}"
+            ) from None
+    _check_config(model, config, path)
     _check_tensors(model, arrays, path)
     try:
         model.load_state_dict(arrays)
@@ -139,12 +157,18 @@ def _document(metadata: dict, path) -> dict:
     except (ValueError, RecursionError) as error:
         problem = f"the {KEY!r} metadata is not valid JSON ({error})"
         raise UserError(f"{path}: {problem}; {FIX}") from None
+    if isinstance(document, dict) and document.get("format") == CHECKPOINT_FORMAT:
+        raise UserError(
+            f"{path} is a training checkpoint, not a model; give the model the run saved "
+            "(model.safetensors in the run's folder, beside checkpoints/), or go on training "
+            "from the checkpoint with 'rnnkit train ... --resume'"
+        )
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise UserError(f"{path}: the {KEY!r} metadata lacks the tag format={FORMAT!r}; {FIX}")
     version = document.get("version")
     if version != VERSION:
         raise UserError(
-            f"{path} has model format version {version!r}, but this rnnkit reads version "
+            f"{path} has model format version {_shown(version)}, but this rnnkit reads version "
             f"{VERSION}; load it with the rnnkit version that saved it"
         )
     missing = sorted({"class", "config", "extra"} - set(document))
@@ -153,12 +177,31 @@ def _document(metadata: dict, path) -> dict:
     name, config = document["class"], document["config"]
     if not isinstance(name, str) or name not in _registry:
         raise UserError(
-            f"{path} holds a model of class {name!r}, which is not registered (known: "
+            f"{path} holds a model of class {_shown(name)}, which is not registered (known: "
             f"{registered()}); import the module that registers it before loading"
         )
     if not isinstance(config, dict):
         raise UserError(f"{path}: the saved config is a {type(config).__name__}, not an object")
     return document
+
+
+def _check_config(model: Module, config: dict, path) -> None:
+    """UserError unless the model built from ``config`` gives it back unchanged: a key missing
+    (the constructor filled in its default), one it does not keep, or a value it coerced
+    (``"no"`` taken as true) means that the file was not written by ``save``."""
+    built = json.loads(json.dumps(model.config()))  # tuples as lists, as the file holds them
+    if built == config:
+        return
+    name = type(model).__name__
+    missing, unknown = sorted(set(built) - set(config)), sorted(set(config) - set(built))
+    if missing or unknown:
+        problem = f"lacks {_names(missing)}" if missing else f"has keys {_names(unknown)}"
+        raise UserError(f"{path}: its config {problem}, which a {name} does not have; {FIX}")
+    key = next(key for key in built if built[key] != config[key])
+    raise UserError(
+        f"{path}: its config's {key} is {_shown(config[key])}, but a {name} built from it has "
+        f"{_shown(built[key])}; {FIX}"
+    )
 
 
 def _check_tensors(model: Module, arrays: dict[str, np.ndarray], path) -> None:
@@ -168,7 +211,7 @@ def _check_tensors(model: Module, arrays: dict[str, np.ndarray], path) -> None:
     if missing or unexpected:
         raise UserError(
             f"{path}: the tensors do not match the saved {type(model).__name__} config "
-            f"(missing {missing}, unexpected {unexpected}); {FIX}"
+            f"(missing {_names(missing)}, unexpected {_names(unexpected)}); {FIX}"
         )
     for name, param in model.params.items():
         array = arrays[name]
@@ -177,3 +220,10 @@ def _check_tensors(model: Module, arrays: dict[str, np.ndarray], path) -> None:
                 f"{path}: tensor {name!r} is {array.dtype} {array.shape}, but the saved config "
                 f"needs {param.dtype} {param.shape}; {FIX}"
             )
+
+
+def _names(names: list[str]) -> str:
+    """A list of names for a message: all of a few, the first five of many."""
+    if len(names) <= 5:
+        return str(names)
+    return f"{names[:5]} and {len(names) - 5} more"

@@ -11,12 +11,16 @@ Layout of a file (https://github.com/huggingface/safetensors, "Format"):
 
 The writer orders tensors as the reference implementation does (largest item size first, then
 by name, so that each tensor starts at a multiple of its item size) and pads the header with
-spaces to a multiple of 8 bytes. The reader trusts nothing: every inconsistency is a one-line
-ValueError naming the file, and nothing in a file is ever executed.
+spaces to a multiple of 8 bytes. It also stores the SHA-256 of the data buffer in the metadata
+(``"rnnkit.sha256"``, hex); the reader checks it when present, so a byte changed inside the
+weights is refused instead of loading silently (files from elsewhere, without it, still load),
+and returns the metadata without it. The reader trusts nothing: every inconsistency is a
+one-line ValueError naming the file, and nothing in a file is ever executed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -44,6 +48,7 @@ DTYPES = {
 }
 NAMES = {dtype.newbyteorder("="): name for name, dtype in DTYPES.items()}
 METADATA = "__metadata__"
+CHECKSUM = "rnnkit.sha256"  # metadata key: the SHA-256 of the data buffer, in hex
 FIELDS = {"dtype", "shape", "data_offsets"}
 MAX_HEADER = 100_000_000  # bytes; the reference implementation's limit
 DAMAGED = "the file is truncated, damaged or not a safetensors file: re-save it"
@@ -52,17 +57,24 @@ DAMAGED = "the file is truncated, damaged or not a safetensors file: re-save it"
 def write_safetensors(path, arrays: dict, metadata: dict | None = None) -> None:
     """Write ``arrays`` (name -> NumPy array) and ``metadata`` (str -> str) to ``path`` atomically.
 
-    Any array layout or byte order is accepted; the file holds C-order little-endian data.
+    Any array layout or byte order is accepted; the file holds C-order little-endian data, and
+    its metadata also holds the data's checksum (``CHECKSUM``).
 
     Raises:
         TypeError: a name or metadata entry is not a string, or a dtype has no safetensors code
             (supported: float16/32/64, int8-64, uint8-64, bool).
-        ValueError: a tensor is named ``"__metadata__"``, or ``path`` is a directory.
+        ValueError: a tensor is named ``"__metadata__"``, a metadata key is ``CHECKSUM``, or
+            ``path`` is a directory.
     """
     tensors = _checked_arrays(arrays)
-    header = {} if metadata is None else {METADATA: _checked_metadata(metadata)}
+    metadata = _checked_metadata({} if metadata is None else metadata)
     # The data: largest item size first, then by name, so that every tensor starts aligned.
     order = sorted(tensors, key=lambda name: (-tensors[name].dtype.itemsize, name))
+    data = [_little_endian(tensors[name]).tobytes() for name in order]
+    checksum = hashlib.sha256()
+    for chunk in data:
+        checksum.update(chunk)
+    header = {METADATA: {**metadata, CHECKSUM: checksum.hexdigest()}}
     entries, offset = {}, 0
     for name in order:
         array = tensors[name]
@@ -75,16 +87,16 @@ def write_safetensors(path, arrays: dict, metadata: dict | None = None) -> None:
     header.update(sorted(entries.items()))  # the header lists the tensors by name
     header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)  # pad so the data buffer starts 8-aligned
-    chunks = [struct.pack("<Q", len(header_bytes)), header_bytes]
-    chunks += [_little_endian(tensors[name]).tobytes() for name in order]
-    atomic_write_bytes(path, b"".join(chunks))
+    atomic_write_bytes(path, b"".join([struct.pack("<Q", len(header_bytes)), header_bytes, *data]))
 
 
 def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The arrays (name -> writable NumPy array, names sorted) and metadata ({} if none).
+    """The arrays (name -> writable NumPy array, names sorted) and metadata ({} if none; without
+    the checksum, which is checked when the file has one).
 
     Raises:
-        ValueError: the file is not a valid safetensors file; the message names the problem.
+        ValueError: the file is not a valid safetensors file, or its data does not match its
+            checksum; the message names the problem.
         UserError: the path is a directory, FIFO or device (never read: it may never end).
         OSError: the file cannot be opened (missing, no permission).
     """
@@ -97,6 +109,12 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     metadata = _metadata(header.pop(METADATA, {}), path)
     entries = {name: _entry(name, entry, path) for name, entry in header.items()}
     _check_tiling(entries, len(buffer), path)
+    checksum = metadata.pop(CHECKSUM, None)
+    if checksum is not None and checksum != hashlib.sha256(buffer).hexdigest():
+        raise UserError(
+            f"{path}: the tensors do not match the checksum stored in the file: it is damaged; "
+            "re-save or re-download it"
+        )
     arrays = {}
     for name in sorted(entries):
         dtype, shape, (begin, end) = entries[name]
@@ -137,6 +155,8 @@ def _checked_metadata(metadata: dict) -> dict[str, str]:
         raise UserTypeError(
             "metadata must be a dict of str -> str; encode other values, e.g. with json.dumps"
         )
+    if CHECKSUM in metadata:
+        raise UserError(f"{CHECKSUM!r} is reserved for the data's checksum; rename that key")
     return dict(metadata)
 
 

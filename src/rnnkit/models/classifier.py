@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io._schema import _shown
 from rnnkit.models.encoder import SequenceEncoder
 from rnnkit.models.pooling import POOLINGS, pool
+from rnnkit.nn import _checks
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module
@@ -48,10 +50,9 @@ class SequenceClassifier(Module):
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise UserError(f"num_classes must be a whole number >= 2, got {num_classes!r}")
-        if pooling not in POOLINGS:
-            raise UserError(f"pooling={pooling!r} is not one of {list(POOLINGS)}")
-        seeds = np.random.default_rng(seed).integers(2**32, size=3)
+            raise UserError(f"num_classes must be a whole number >= 2, got {_shown(num_classes)}")
+        _checks.choice("SequenceClassifier", "pooling", pooling, POOLINGS)
+        seeds = _checks.generator("SequenceClassifier", seed).integers(2**32, size=3)
         self.num_classes, self.pooling = num_classes, pooling
         self.encoder = self._add_child(
             "encoder",

@@ -47,19 +47,18 @@ class ConditionalGenerator(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise UserError(f"ConditionalGenerator: cell={cell!r} is not one of {list(CELLS)}")
-        _checks.sizes("ConditionalGenerator", input_size=input_size, vocab_size=vocab_size)
-        for name, value in (("start_id", start_id), ("end_id", end_id)):
-            if not (isinstance(value, int) and 0 <= value < vocab_size):
-                raise UserError(
-                    f"ConditionalGenerator: {name} must be an id in [0, {vocab_size}), got {value}"
-                )
+        name = "ConditionalGenerator"
+        _checks.choice(name, "cell", cell, CELLS)
+        _checks.sizes(
+            name, input_size=input_size, vocab_size=vocab_size,
+            embedding_dim=embedding_dim, hidden_size=hidden_size, num_layers=num_layers,
+        )  # fmt: skip
+        _checks.token_ids(name, vocab_size, start_id=start_id, end_id=end_id)
         self.input_size, self.vocab_size = input_size, vocab_size
         self.start_id, self.end_id = start_id, end_id
         self.embedding_dim, self.hidden_size = embedding_dim, hidden_size
         self.num_layers, self.cell = num_layers, cell
-        seeds = np.random.default_rng(seed).integers(2**32, size=4)
+        seeds = _checks.generator(name, seed).integers(2**32, size=4)
         self.bridge = self._add_child(
             "bridge", Linear(input_size, hidden_size * num_layers, dtype=dtype, seed=seeds[0])
         )

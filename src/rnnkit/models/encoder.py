@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io._schema import _shown
 from rnnkit.models.language_model import CELLS
+from rnnkit.nn import _checks
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.module import Module
@@ -21,7 +23,8 @@ def check_input_kind(owner: str, vocab_size, input_size) -> None:
     if (vocab_size is None) == (input_size is None):
         raise UserError(
             f"{owner}: give exactly one of vocab_size (token ids through an embedding) and "
-            f"input_size (numeric features), got vocab_size={vocab_size}, input_size={input_size}"
+            f"input_size (numeric features), got vocab_size={_shown(vocab_size)}, "
+            f"input_size={_shown(input_size)}"
         )
 
 
@@ -49,10 +52,13 @@ class SequenceEncoder(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        check_input_kind(type(self).__name__, vocab_size, input_size)
-        if cell not in CELLS:
-            raise UserError(f"cell={cell!r} is not one of {list(CELLS)}")
-        seeds = np.random.default_rng(seed).integers(2**32, size=3)
+        name = type(self).__name__
+        check_input_kind(name, vocab_size, input_size)
+        _checks.choice(name, "cell", cell, CELLS)
+        _checks.sizes(name, embedding_dim=embedding_dim, hidden_size=hidden_size,
+                      num_layers=num_layers)  # fmt: skip
+        _checks.probability(name, dropout=dropout)
+        seeds = _checks.generator(name, seed).integers(2**32, size=3)
         self.embedding = None
         if vocab_size is not None:
             embedding = Embedding(vocab_size, embedding_dim, dtype=dtype, seed=seeds[0])

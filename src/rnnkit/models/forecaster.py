@@ -11,10 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io._schema import _shown
 from rnnkit.models.encoder import SequenceEncoder
+from rnnkit.nn import _checks
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module
+
+MAX_MEMBERS = 1000  # an ensemble's size; each member's seed is drawn before any is built
 
 
 class Forecaster(Module):
@@ -41,8 +45,8 @@ class Forecaster(Module):
     ) -> None:
         super().__init__()
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise UserError(f"horizon must be a whole number >= 1, got {horizon!r}")
-        seeds = np.random.default_rng(seed).integers(2**32, size=3)
+            raise UserError(f"horizon must be a whole number >= 1, got {_shown(horizon)}")
+        seeds = _checks.generator("Forecaster", seed).integers(2**32, size=3)
         self.input_size, self.horizon = input_size, horizon
         self.encoder = self._add_child(
             "encoder",
@@ -108,9 +112,12 @@ class ForecastEnsemble(Module):
         self, input_size: int, horizon: int = 1, *, members: int = 5, seed=None, **options
     ) -> None:
         super().__init__()
-        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-            raise UserError(f"members must be a whole number >= 1, got {members!r}")
-        seeds = np.random.default_rng(seed).integers(2**32, size=members)
+        whole = isinstance(members, int) and not isinstance(members, bool)
+        if not (whole and 1 <= members <= MAX_MEMBERS):
+            raise UserError(
+                f"members must be a whole number >= 1 and <= {MAX_MEMBERS}, got {_shown(members)}"
+            )
+        seeds = _checks.generator("ForecastEnsemble", seed).integers(2**32, size=members)
         self.members = [
             self._add_child(f"member{index}", Forecaster(input_size, horizon, seed=each, **options))
             for index, each in enumerate(seeds)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.nn import _checks
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
-from rnnkit.nn.module import Module
+from rnnkit.nn.module import Module, reserve
 from rnnkit.nn.recurrent import GRU, LSTM, RNN
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -33,8 +34,9 @@ class TiedOutput(Module):
 
     def __init__(self, embedding: Embedding, *, seed: int | None = None) -> None:
         super().__init__()
-        self.embedding = embedding
         weight = embedding.params["weight"]
+        reserve(embedding.num_embeddings, weight.dtype, "the tied output layer")
+        self.embedding = embedding
         bound = 1.0 / np.sqrt(embedding.embedding_dim)
         bias = np.random.default_rng(seed).uniform(-bound, bound, embedding.num_embeddings)
         self._add_param("bias", bias.astype(weight.dtype))
@@ -86,14 +88,18 @@ class LanguageModel(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise UserError(f"cell={cell!r} is not one of {list(CELLS)}")
+        name = "LanguageModel"
+        _checks.choice(name, "cell", cell, CELLS)
+        _checks.sizes(name, vocab_size=vocab_size, embedding_dim=embedding_dim,
+                      hidden_size=hidden_size, num_layers=num_layers)  # fmt: skip
+        _checks.probability(name, dropout=dropout)
+        _checks.flags(name, tie_weights=tie_weights)
         if tie_weights and embedding_dim != hidden_size:
             raise UserError(
                 f"tie_weights needs embedding_dim == hidden_size (the output layer uses the "
                 f"embedding matrix), got {embedding_dim} and {hidden_size}; make them equal"
             )
-        rng = np.random.default_rng(seed)
+        rng = _checks.generator(name, seed)
         seeds = rng.integers(2**32, size=5)
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
         self.hidden_size, self.num_layers = hidden_size, num_layers

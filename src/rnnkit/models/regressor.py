@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io._schema import _shown
 from rnnkit.models.encoder import SequenceEncoder
 from rnnkit.models.pooling import valid_steps
+from rnnkit.nn import _checks
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module
@@ -42,8 +44,8 @@ class SequenceRegressor(Module):
     ) -> None:
         super().__init__()
         if isinstance(output_size, bool) or not isinstance(output_size, int) or output_size < 1:
-            raise UserError(f"output_size must be a whole number >= 1, got {output_size!r}")
-        seeds = np.random.default_rng(seed).integers(2**32, size=3)
+            raise UserError(f"output_size must be a whole number >= 1, got {_shown(output_size)}")
+        seeds = _checks.generator("SequenceRegressor", seed).integers(2**32, size=3)
         self.encoder = self._add_child(
             "encoder",
             SequenceEncoder(

@@ -70,22 +70,20 @@ class Seq2Seq(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise UserError(f"Seq2Seq: cell={cell!r} is not one of {list(CELLS)}")
-        if attention not in ATTENTIONS:
-            raise UserError(f"Seq2Seq: attention={attention!r} is not one of {list(ATTENTIONS)}")
-        _checks.sizes("Seq2Seq", source_vocab=source_vocab, target_vocab=target_vocab)
-        for name, value in (("start_id", start_id), ("end_id", end_id)):
-            if not (isinstance(value, int) and 0 <= value < target_vocab):
-                raise UserError(
-                    f"Seq2Seq: {name} must be an id in [0, {target_vocab}), got {value}"
-                )
+        _checks.choice("Seq2Seq", "cell", cell, CELLS)
+        _checks.choice("Seq2Seq", "attention", attention, ATTENTIONS)
+        _checks.sizes(
+            "Seq2Seq", source_vocab=source_vocab, target_vocab=target_vocab,
+            embedding_dim=embedding_dim, hidden_size=hidden_size, num_layers=num_layers,
+        )  # fmt: skip
+        _checks.flags("Seq2Seq", bidirectional=bidirectional)
+        _checks.token_ids("Seq2Seq", target_vocab, start_id=start_id, end_id=end_id)
         self.source_vocab, self.target_vocab = source_vocab, target_vocab
         self.start_id, self.end_id = start_id, end_id
         self.embedding_dim, self.hidden_size = embedding_dim, hidden_size
         self.num_layers, self.bidirectional = num_layers, bool(bidirectional)
         self.cell, self.attention_kind = cell, attention
-        seeds = np.random.default_rng(seed).integers(2**32, size=8)
+        seeds = _checks.generator("Seq2Seq", seed).integers(2**32, size=8)
         self.rng = np.random.default_rng(seeds[7])  # teacher forcing draws
         directions = 2 if bidirectional else 1
         key_size = hidden_size * directions

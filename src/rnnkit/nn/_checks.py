@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError, UserTypeError
+from rnnkit.io._schema import _shown
 from rnnkit.nn.module import _to_numpy
 
 
@@ -121,41 +122,73 @@ def sizes(owner: str, **values) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
             raise UserTypeError(f"{owner}: {name} must be an int, got {type(value).__name__}")
         if value < 1:
-            raise UserError(f"{owner}: {name} must be at least 1, got {value}")
+            raise UserError(f"{owner}: {name} must be at least 1, got {_shown(value)}")
+
+
+def probability(owner: str, **values) -> None:
+    """TypeError/ValueError unless every value is a number in [0, 1) (a dropout rate)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserTypeError(f"{owner}: {name} must be a number in [0, 1), got {_shown(value)}")
+        if not 0 <= value < 1:
+            raise UserError(f"{owner}: {name} must be in [0, 1), got {_shown(value)}")
+
+
+def token_ids(owner: str, vocab_size: int, **values) -> None:
+    """ValueError unless every value is an int id in [0, vocab_size)."""
+    for name, value in values.items():
+        whole = isinstance(value, int | np.integer) and not isinstance(value, bool)
+        if not (whole and 0 <= value < vocab_size):
+            raise UserError(
+                f"{owner}: {name} must be an id in [0, {vocab_size}), got {_shown(value)}"
+            )
+
+
+def choice(owner: str, name: str, value, choices) -> None:
+    """ValueError unless ``value`` is one of the strings ``choices``."""
+    if not (isinstance(value, str) and value in choices):
+        raise UserError(f"{owner}: {name}={_shown(value)} is not one of {list(choices)}")
 
 
 def flags(owner: str, **values) -> None:
     """TypeError unless every flag is a bool."""
     for name, value in values.items():
         if not isinstance(value, bool | np.bool_):
-            raise UserTypeError(f"{owner}: {name} must be True or False, got {value!r}")
+            raise UserTypeError(f"{owner}: {name} must be True or False, got {_shown(value)}")
 
 
 def float_dtype(owner: str, dtype) -> np.dtype:
     """float32 or float64 as a NumPy dtype; ValueError for anything else."""
     try:
         dtype = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):  # ValueError: a string such as "(99999999999,)f8"
         dtype = None
     if dtype not in (np.float32, np.float64):
-        raise UserError(f"{owner}: dtype must be float32 or float64, got {dtype}; pick one of them")
+        raise UserError(
+            f"{owner}: dtype must be float32 or float64, got {str(dtype)[:40]}; pick one of them"
+        )
     return dtype
 
 
 def generator(owner: str, seed) -> np.random.Generator:
-    """A Generator from a seed (an int, or None for fresh entropy)."""
+    """A Generator from a seed (an int >= 0, or None for fresh entropy)."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
-        raise UserTypeError(f"{owner}: seed must be an int or None, got {seed!r}")
+        raise UserTypeError(f"{owner}: seed must be an int or None, got {_shown(seed)}")
+    if seed is not None and seed < 0:
+        raise UserError(f"{owner}: seed must be a whole number >= 0, got {_shown(seed)}")
     return np.random.default_rng(seed)
 
 
 def forget_bias(owner: str, value, gates: int, bias: bool) -> None:
-    """ValueError unless ``value`` is None or a finite number given to an LSTM with biases."""
+    """ValueError unless ``value`` is None or a number in [-1e6, 1e6] given to an LSTM with
+    biases (a larger one only saturates the gate, and may not fit the parameters' dtype)."""
     if value is None:
         return
     if gates != 4:
         raise UserError(f"{owner}: forget_bias is for LSTM only; leave it out")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise UserError(f"{owner}: forget_bias must be a finite number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not abs(value) <= 1e6:
+        raise UserError(
+            f"{owner}: forget_bias must be a finite number in [-1e6, 1e6], got {_shown(value)}"
+        )
     if not bias:
         raise UserError(f"{owner}: forget_bias needs bias=True; drop one of them")

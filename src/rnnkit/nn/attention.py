@@ -24,7 +24,7 @@ import numpy as np
 
 from rnnkit.errors import UserError
 from rnnkit.nn import _checks
-from rnnkit.nn.module import Module, single_use
+from rnnkit.nn.module import Module, amount, reserve, single_use
 
 KINDS = ("bahdanau", "general", "dot")
 
@@ -87,8 +87,7 @@ class Attention(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if kind not in KINDS:
-            raise UserError(f"Attention: kind={kind!r} is not one of {list(KINDS)}")
+        _checks.choice("Attention", "kind", kind, KINDS)
         attention_size = query_size if attention_size is None else attention_size
         _checks.sizes(
             "Attention", query_size=query_size, key_size=key_size, attention_size=attention_size
@@ -98,16 +97,18 @@ class Attention(Module):
                 f"Attention: kind='dot' needs query_size == key_size, got {query_size} and "
                 f"{key_size}; use kind='general' to compare vectors of different sizes"
             )
+        self._dtype = _checks.float_dtype("Attention", dtype)
         self.query_size, self.key_size = int(query_size), int(key_size)
         self.kind, self.attention_size = kind, int(attention_size)
-        self._dtype = _checks.float_dtype("Attention", dtype)
-        rng = np.random.default_rng(seed)
+        A, Q, K = self.attention_size, self.query_size, self.key_size
+        count = {"bahdanau": A * (Q + K + 2), "general": Q * K, "dot": 0}[kind]
+        reserve(count, self._dtype, f"Attention({amount(Q)}, {amount(K)}, {kind!r})")
+        rng = _checks.generator("Attention", seed)
 
         def uniform(shape, fan_in):
             bound = 1.0 / np.sqrt(fan_in)
             return rng.uniform(-bound, bound, shape).astype(self._dtype)
 
-        A, Q, K = self.attention_size, self.query_size, self.key_size
         if kind == "bahdanau":
             self._add_param("weight_query", uniform((A, Q), Q))
             self._add_param("weight_key", uniform((A, K), K))

@@ -13,8 +13,8 @@ from rnnkit.errors import UserError
 from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction
-from rnnkit.nn.init import check_scheme, initial_weights
-from rnnkit.nn.module import Module, single_use
+from rnnkit.nn.init import check_scheme, initial_weights, weight_count
+from rnnkit.nn.module import Module, amount, reserve, single_use
 
 FUSED_CELL_BATCH = 8  # up to this batch a compiled row-by-row step beats two BLAS calls
 
@@ -44,13 +44,15 @@ class _Cell(Module):
         _checks.flags(name, bias=bias)
         check_scheme(init, name)
         _checks.forget_bias(name, forget_bias, self._gates, bias)
+        dtype = _checks.float_dtype(name, dtype)
+        count = weight_count(input_size, hidden_size, self._gates, bias)
+        reserve(count, dtype, f"{name}({amount(input_size)}, {amount(hidden_size)})")
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.bias = bool(bias)
         self.init = init
         self.forget_bias = forget_bias
         self.rng = _checks.generator(name, seed)
-        dtype = _checks.float_dtype(name, dtype)
         weights = initial_weights(
             init, input_size, hidden_size, self._gates, bias, self.rng, dtype, forget_bias
         )
@@ -173,10 +175,7 @@ class RNNCell(_Cell):
         nonlinearity: str = "tanh",
         **options,
     ) -> None:
-        if nonlinearity not in rnn.NONLINEARITIES:
-            raise UserError(
-                f"RNNCell: nonlinearity={nonlinearity!r} is not one of {list(rnn.NONLINEARITIES)}"
-            )
+        _checks.choice("RNNCell", "nonlinearity", nonlinearity, rnn.NONLINEARITIES)
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, bias, **options)
 

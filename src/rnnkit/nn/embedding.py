@@ -6,7 +6,7 @@ import numpy as np
 
 from rnnkit.errors import UserError, UserTypeError
 from rnnkit.nn import _checks
-from rnnkit.nn.module import Module, _to_numpy
+from rnnkit.nn.module import Module, _to_numpy, amount, reserve
 
 
 class Embedding(Module):
@@ -24,12 +24,17 @@ class Embedding(Module):
     ) -> None:
         super().__init__()
         _checks.sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+        dtype = _checks.float_dtype("Embedding", dtype)
+        reserve(
+            num_embeddings * embedding_dim, dtype,
+            f"Embedding({amount(num_embeddings)}, {amount(embedding_dim)})",
+        )  # fmt: skip
         self.num_embeddings = int(num_embeddings)
         self.embedding_dim = int(embedding_dim)
-        weight = np.random.default_rng(seed).standard_normal(
+        weight = _checks.generator("Embedding", seed).standard_normal(
             (self.num_embeddings, self.embedding_dim)
         )
-        self._add_param("weight", weight.astype(_checks.float_dtype("Embedding", dtype)))
+        self._add_param("weight", weight.astype(dtype))
 
     def config(self) -> dict:
         return {

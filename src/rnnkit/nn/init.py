@@ -13,19 +13,26 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io._schema import _shown
 
 SCHEMES = ("uniform", "xavier_orthogonal", "identity")
 
 
 def check_scheme(scheme: str, cell_name: str) -> None:
     """Raise a one-line ValueError for an unknown scheme or one that does not fit the cell."""
-    if scheme not in SCHEMES:
-        raise UserError(f"init={scheme!r} is not a known scheme; use one of {list(SCHEMES)}")
+    if not (isinstance(scheme, str) and scheme in SCHEMES):
+        raise UserError(f"init={_shown(scheme)} is not a known scheme; use one of {list(SCHEMES)}")
     if scheme == "identity" and cell_name not in ("RNN", "RNNCell"):
         raise UserError(
             f"init='identity' (IRNN) is for the Elman RNN, not {cell_name}; "
             "use 'uniform' or 'xavier_orthogonal'"
         )
+
+
+def weight_count(input_size: int, hidden_size: int, gates: int, bias: bool) -> int:
+    """The number of values ``initial_weights`` returns for one layer and direction."""
+    rows = gates * hidden_size
+    return rows * (input_size + hidden_size + (2 if bias else 0))
 
 
 def orthogonal(size: int, rng: np.random.Generator) -> np.ndarray:

