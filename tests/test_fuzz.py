@@ -1,0 +1,228 @@
+"""Fuzzing the command as an attacker, a careless user and a broken file system would.
+
+Every command that loads a model gets hostile model files (tests/hostile.py); every path option
+gets a FIFO, a directory and a missing path; the training options get values out of range.
+Whatever comes, the command must end with status 0, 1 (a run that failed, e.g. diverged) or 2,
+never with a traceback or an internal error, never read a file nobody named on its command line,
+and never print a secret planted where a model file points. A longer, audited run of the same
+edits over 1,000 files, each in its own process: ``python benchmarks/fuzz_cli.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hostile
+from rnnkit.cli import main
+
+_opened: list[str] | None = None  # the paths opened while recording, else None
+
+
+def _audit(event: str, args: tuple) -> None:
+    recorded = event in ("open", "os.listdir", "os.scandir") and args and _opened is not None
+    if recorded and isinstance(args[0], str | bytes | os.PathLike):
+        _opened.append(os.path.realpath(os.fsdecode(args[0])))
+
+
+sys.addaudithook(_audit)  # cannot be removed: it records only inside ``command``
+
+
+def command(*args, seconds: int = 60) -> tuple[int, str, list[str]]:
+    """``(status, stdout + stderr, paths opened)`` of ``rnnkit *args`` run in-process; a run
+    longer than ``seconds`` (a FIFO read, say) fails the test instead of hanging it."""
+    global _opened
+
+    def hung(signum, frame):
+        raise TimeoutError(f"rnnkit {' '.join(map(str, args))} ran over {seconds} s")
+
+    output = io.StringIO()
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    _opened = []
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            try:
+                status = main([str(arg) for arg in args])
+            except SystemExit as exit_:
+                status = exit_.code
+    finally:
+        opened, _opened = _opened, None
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    return status, output.getvalue(), opened
+
+
+def assert_handled(status, output: str) -> None:
+    """Exit 0, 1 or 2, no traceback, no internal error; an error ends with its one line."""
+    assert status in (0, 1, 2), (status, output)
+    assert "Traceback" not in output and "internal error" not in output, output
+    if status == 2:
+        last = output.strip().splitlines()[-1]
+        assert last.startswith("rnnkit") and ": error: " in last, output
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fuzz")
+    secret = folder / "secret.txt"
+    secret.write_text(hostile.CANARY)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        trained = hostile.train_seeds(folder / "seeds")
+    return folder, secret, trained
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(sorted(hostile.KINDS)), seed=st.integers(0, 2**32 - 1))
+def test_hostile_model_files_through_every_command(seeds, kind, seed):
+    folder, secret, trained = seeds
+    description, data = next(hostile.variants(trained[kind]["model"], np.random.default_rng(seed),
+                                              secret))  # fmt: skip
+    path = folder / f"hostile-{kind}.safetensors"
+    path.write_bytes(data)
+    for argv in hostile.commands(trained[kind], path):
+        status, output, opened = command(*argv)
+        assert_handled(status, output)
+        assert hostile.CANARY not in output, (description, argv)
+        named = {os.path.realpath(arg) for arg in argv}
+        assert not [p for p in opened if p.startswith(str(folder)) and p not in named], (
+            description, argv, opened,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def odd_paths(tmp_path):
+    """A FIFO, a directory and a missing path."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    return {"FIFO": fifo, "directory": tmp_path, "missing": tmp_path / "missing.txt"}
+
+
+PATH_COMMANDS = [
+    ["generate", "{path}"],
+    ["evaluate", "{path}"],
+    ["predict", "{path}"],
+    ["diagnose", "{path}", "--text", "{path}"],
+    ["train", "--text", "{path}", "--out", "{out}"],
+    ["train", "classify", "--csv", "{path}", "--out", "{out}"],
+    ["train", "classify", "--npz", "{path}", "--out", "{out}"],
+    ["train", "forecast", "--csv", "{path}", "--target", "x", "--out", "{out}"],
+    ["train", "seq2seq", "--tsv", "{path}", "--out", "{out}"],
+]
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "directory", "missing"])
+@pytest.mark.parametrize("args", PATH_COMMANDS, ids=lambda args: " ".join(args[:3]))
+def test_paths_that_are_not_files_are_refused_at_once(odd_paths, tmp_path, kind, args):
+    path = odd_paths[kind]
+    status, output, _ = command(
+        *[arg.format(path=path, out=tmp_path / "out") for arg in args], seconds=20
+    )
+    assert status == 2, output
+    assert len(output.strip().splitlines()) == 1 and str(path) in output, output
+    expected = {"FIFO": "FIFO", "directory": "directory", "missing": "no such file"}[kind]
+    assert expected in output, output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_an_unreadable_file_is_one_line_naming_it(tmp_path):
+    text = tmp_path / "locked.txt"
+    text.write_text("some text")
+    text.chmod(0)
+    status, output, _ = command("train", "--text", text, "--out", tmp_path / "out")
+    assert status == 2 and str(text) in output and "ermission" in output, output
+
+
+OPTION_VALUES = ["-1", "0", "nan", "inf", "1e400", "abc", "", "10000000000000", "2.5", "-0"]
+LM_OPTIONS = ["--hidden", "--layers", "--embedding", "--batch", "--seq-len", "--lr", "--clip",
+              "--dropout", "--val-fraction", "--min-count", "--seed", "--validate-every",
+              "--checkpoint-every", "--level", "--cell"]  # fmt: skip
+DIAGNOSE_OPTIONS = ["--length", "--hidden", "--layers", "--seed", "--forget-bias",
+                    "--spectral-radius", "--cell", "--init"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_text(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "play.txt"
+    path.write_text(hostile.TEXT, encoding="utf-8")
+    return path
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(option=st.sampled_from(LM_OPTIONS), value=st.sampled_from(OPTION_VALUES))
+def test_training_options_out_of_range(small_text, tmp_path, option, value):
+    out = tmp_path / f"out{abs(hash((option, value)))}"
+    status, output, _ = command(
+        "train", "--text", small_text, "--steps", "1", "--hidden", "8", "--embedding", "4",
+        "--batch", "2", "--seq-len", "8", option, value, "--out", out,
+    )  # fmt: skip
+    assert_handled(status, output)
+    if status == 2:
+        assert not out.exists(), output  # nothing written before the refusal
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(option=st.sampled_from(DIAGNOSE_OPTIONS), value=st.sampled_from(OPTION_VALUES))
+def test_diagnose_options_out_of_range(option, value):
+    status, output, _ = command("diagnose", "--length", "20", "--hidden", "8", option, value)
+    assert_handled(status, output)
+
+
+def test_sizes_too_large_for_the_machine_are_refused_with_the_estimate(small_text, tmp_path):
+    status, output, _ = command("train", "--text", small_text, "--hidden", "100000", "--batch",
+                                "2", "--seq-len", "8", "--out", tmp_path / "out")  # fmt: skip
+    assert status == 2 and "TiB" in output and "may use" in output, output
+    assert not (tmp_path / "out").exists()
+    status, output, _ = command("diagnose", "--length", "100000", "--hidden", "2000")
+    assert status == 2 and "GiB" in output and "may use" in output, output
+
+
+def test_an_internal_error_says_it_is_one_and_debug_shows_the_traceback(monkeypatch, small_text):
+    import rnnkit.cli
+
+    def broken(args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(rnnkit.cli, "_generate", broken)
+    status, output, _ = command("generate", small_text)
+    assert status == 1 and "internal error: KeyError" in output and "bug in rnnkit" in output
+    assert "--debug" in output and "Traceback" not in output
+    with pytest.raises(KeyError):
+        main(["generate", str(small_text), "--debug"])
+
+
+def test_numpy_warnings_do_not_print_before_the_message(small_text, tmp_path):
+    status, output, _ = command("train", "--text", small_text, "--steps", "3", "--hidden", "8",
+                                "--lr", "1e30", "--out", tmp_path / "out")  # fmt: skip
+    assert "RuntimeWarning" not in output, output
+
+
+def test_a_disk_error_names_the_file(monkeypatch, tmp_path):
+    import errno
+
+    import rnnkit
+    from rnnkit.io import files
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "write", full)
+    target = tmp_path / "model.safetensors"
+    with pytest.raises(OSError, match=f"cannot write {target}: No space left on device"):
+        rnnkit.save(rnnkit.LSTM(2, 3, seed=0), target)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_a_seed_below_zero_says_what_a_seed_must_be(tmp_path):
+    status, output, _ = command("train", "--seed", "-1", "--out", tmp_path / "out")
+    assert status == 2 and "seed must be a whole number >= 0" in output, output
