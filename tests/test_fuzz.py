@@ -230,6 +230,33 @@ def test_a_disk_error_names_the_file(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
 
+def test_a_picture_is_never_left_half_written(monkeypatch, tmp_path):
+    """A picture written straight to its file is half a file when the write fails midway."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from rnnkit.diagnostics import diagnose_fresh, plot_grad_norms
+
+    print_png = FigureCanvasAgg.print_png
+
+    def failing_on_files(canvas, target, **options):
+        if isinstance(target, io.BytesIO):  # drawn in memory: nothing on disk yet
+            return print_png(canvas, target)
+        with contextlib.ExitStack() as stack:
+            file = target if hasattr(target, "write") else stack.enter_context(open(target, "wb"))
+            file.write(b"\x89PNG half")
+            raise OSError("the disk went away")
+
+    picture = tmp_path / "norms.png"
+    picture.write_bytes(b"the old picture")
+    monkeypatch.setattr(FigureCanvasAgg, "print_png", failing_on_files)
+    with contextlib.suppress(OSError):
+        plot_grad_norms(diagnose_fresh("rnn", length=5, hidden=4, seed=0), picture)
+    written = picture.read_bytes()
+    assert written == b"the old picture" or (written[:4] == b"\x89PNG" and len(written) > 1000)
+    assert [path.name for path in tmp_path.iterdir()] == ["norms.png"]
+
+
 def test_a_seed_below_zero_says_what_a_seed_must_be(tmp_path):
     for args in (["train"], ["generate", "model.safetensors"], ["diagnose"]):
         status, output, _ = command(*args, "--seed", "-1")

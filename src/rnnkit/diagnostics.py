@@ -408,6 +408,8 @@ def plot_grad_norms(result: dict, path) -> Path:
             "plot_grad_norms needs matplotlib, which is not installed; "
             "install it with: pip install 'rnnkit[plot]'"
         ) from error
+    from rnnkit.train.plots import save_figure  # here: rnnkit.train imports this module
+
     path = Path(path)
     figure, axes = plt.subplots(figsize=(7, 4))
     for label, norms in result["grad_norms_by_layer"].items():
@@ -418,6 +420,5 @@ def plot_grad_norms(result: dict, path) -> Path:
     axes.grid(alpha=0.3, which="both")
     axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
     return path

@@ -409,6 +409,8 @@ def plot_attention(source_tokens, target_tokens, weights, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from rnnkit.train.plots import save_figure
+
     rows = [*target_tokens, END][: len(weights)]
     figure, axes = plt.subplots(figsize=(1 + 0.45 * len(source_tokens), 1 + 0.4 * len(rows)))
     axes.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
@@ -417,5 +419,4 @@ def plot_attention(source_tokens, target_tokens, weights, path) -> None:
     axes.set_xlabel("input")
     axes.set_ylabel("output")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)

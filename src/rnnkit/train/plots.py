@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+from rnnkit.errors import UserError
+from rnnkit.io.files import atomic_write_bytes
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -15,6 +19,22 @@ def read_metrics(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def save_figure(figure, path) -> None:
+    """Write a matplotlib ``figure`` to ``path`` atomically, in the format its suffix names (PNG
+    without one), and close it. It is drawn in memory first: a kill or a full disk leaves the
+    old file, never half a picture."""
+    import matplotlib.pyplot as plt
+
+    image = io.BytesIO()
+    try:
+        figure.savefig(image, format=Path(path).suffix[1:].lower() or "png", dpi=100)
+    except ValueError as error:  # a suffix matplotlib cannot write
+        raise UserError(f"cannot draw {path}: {error}; give a .png file") from None
+    finally:
+        plt.close(figure)
+    atomic_write_bytes(path, image.getvalue())
 
 
 def plot_history(metrics_path: Path, png_path: Path) -> bool:
@@ -42,6 +62,5 @@ def plot_history(metrics_path: Path, png_path: Path) -> bool:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(png_path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, png_path)
     return True

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.train.plots import save_figure
+
 
 def _pyplot():
     try:
@@ -47,8 +49,7 @@ def plot_confusion(confusion, labels: list[str], png_path: Path, title: str) -> 
     axes.set_title(title)
     figure.colorbar(image, ax=axes, label="share of the true class")
     figure.tight_layout()
-    figure.savefig(png_path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, png_path)
     return True
 
 
@@ -78,6 +79,5 @@ def plot_forecast(
     axes.legend()
     figure.autofmt_xdate()
     figure.tight_layout()
-    figure.savefig(png_path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, png_path)
     return True
