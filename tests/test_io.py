@@ -10,6 +10,7 @@ import io
 import json
 import os
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -634,3 +635,12 @@ def test_write_failing_midway_leaves_the_old_file_and_no_temp(failure, monkeypat
     assert path.read_bytes() == old
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     assert isinstance(models.load(path), rnnkit.RNNCell)
+
+
+def test_loading_repeats_no_warning_of_the_constructor(tmp_path):
+    with pytest.warns(UserWarning, match="dropout acts between layers"):
+        model = rnnkit.LSTM(2, 3, dropout=0.5, seed=0)
+    rnnkit.save(model, tmp_path / "lstm.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rnnkit.load(tmp_path / "lstm.safetensors").config() == model.config()

@@ -21,6 +21,7 @@ model's names, shapes and dtypes.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 
@@ -128,7 +129,10 @@ def load_with_extra(path) -> tuple[Module, object]:
     arrays, metadata = read_safetensors(path)
     document = _document(metadata, path)
     name, config = document["class"], document["config"]
-    with parameter_budget(sum(array.nbytes for array in arrays.values())):
+    budget = parameter_budget(sum(array.nbytes for array in arrays.values()))
+    # The constructors' warnings (dropout with one layer) spoke when the model was made.
+    with budget, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         try:
             model = _registry[name](**config)
         except (TypeError, ValueError, MemoryError) as error:  # TypeError: an unknown key

@@ -113,8 +113,9 @@ def read_newest(directory: Path, say) -> tuple[Path, dict[str, np.ndarray], dict
             bad.append((path, error))
             continue
         for skipped, error in bad:
-            said = f"the checkpoint {skipped} cannot be read, so the older {path.name} is used"
-            say(f"{said}: {error}")
+            problem = str(error).rsplit("; ", 1)[0]  # its fix (re-save the file) does not apply
+            say(f"the checkpoint {skipped} cannot be read, so the older {path.name} is used: "
+                f"{problem}")  # fmt: skip
         return path, arrays, state
     if bad:
         names = ", ".join(path.name for path, _ in bad)
