@@ -11,12 +11,13 @@ a Python audit hook that records every file it opens and every directory it list
 
 A run fails when it:
 - ends other than with status 0 or 2 (1 is rnnkit's "internal error", i.e. a bug), prints a
-  traceback, or prints more than one line on stderr with status 2;
+  traceback, or with status 2 does not end with its one line of error;
 - takes more than 60 s, or its peak resident memory (``wait4``'s ru_maxrss, which counts the
   pages it shares with this process too) exceeds 500 MB, or it runs out of memory (each child
   may map 6 GiB; a size that cannot fit must be refused before it is allocated);
-- opens or lists a path that is neither on its command line nor part of the Python
-  installation, the rnnkit package or the system's /proc, /sys and /dev;
+- opens or lists a path that is neither on its command line (or in a folder named there, such
+  as a run's --out) nor part of the Python installation, the rnnkit package or the system's
+  /proc, /sys and /dev;
 - prints the planted secret's contents.
 
 Prints a summary and the failures, and exits 1 if there is any.
@@ -128,8 +129,10 @@ def problems_of(run, roots: list[str]) -> list[str]:
         found.append(f"exit status {status}")
     if "Traceback" in output:
         found.append("printed a traceback")
-    if status == 2 and len([line for line in output.splitlines() if line.strip()]) != 1:
-        found.append("error not on one line")
+    lines = [line for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if ": error: " in line]
+    if status == 2 and (len(errors) != 1 or errors[0] != lines[-1]):
+        found.append("error not one last line")
     if rss_mb > RSS_LIMIT_MB:
         found.append(f"peak resident memory {rss_mb:.0f} MB")
     if "not enough memory (" in output:  # a MemoryError caught, not a size refused in advance
@@ -141,7 +144,7 @@ def problems_of(run, roots: list[str]) -> list[str]:
         inside = resolved.startswith(SYSTEM_ROOTS) or any(
             (resolved + "/").startswith(root) for root in roots
         )
-        if not inside and resolved not in paths:
+        if not inside and not hostile.under(resolved, paths):
             found.append(f"read {path}")
     return found
 
@@ -174,10 +177,10 @@ def main_fuzz() -> int:
         description, data = next(generators[kind])
         path = files_dir / f"{number:05d}-{kind}.safetensors"
         path.write_bytes(data)
-        described[str(path)] = f"{kind}: {description}"
         for argv in hostile.commands(seeds[kind], path):
             on_line = {os.path.realpath(arg) for arg in argv if os.path.exists(arg)}
             jobs.append((argv, on_line))
+            described[tuple(argv)] = f"{kind}: {description}"
     scratch = folder / "runs"
     scratch.mkdir(exist_ok=True)
     roots = allowed_roots()
@@ -193,7 +196,7 @@ def main_fuzz() -> int:
         found = problems_of(run, roots)
         if found:
             last = run[4].strip().splitlines()[-1:] or [""]
-            failures.append((argv, described[argv[1]], found, last[0][:200]))
+            failures.append((argv, described[tuple(argv)], found, last[0][:200]))
     seconds = time.perf_counter() - started
     print(f"ran {len(jobs)} commands in {seconds:.0f} s; exit statuses {dict(statuses)}; "
           f"peak resident memory {peak_mb:.0f} MB; slowest run {slowest:.1f} s")  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import struct
 from pathlib import Path
 
@@ -74,16 +75,19 @@ def train_seeds(folder: Path) -> dict[str, dict]:
         assert status in (0, None), f"training the {kind} seed model failed"
         seeds[kind] = {"model": out / "model.safetensors", "data": data, "inputs": inputs}
     checkpoints = sorted((folder / "lm" / "checkpoints").glob("step-*.safetensors"))
-    seeds["checkpoint"] = {"model": checkpoints[-1], "data": ["--text", text], "inputs": []}
+    seeds["checkpoint"] = {"model": checkpoints[-1], "data": ["--text", text], "inputs": [],
+                           "train": [str(arg) for arg in runs["lm"][0]]}  # fmt: skip
     return seeds
 
 
 def commands(seed: dict, path: Path) -> list[list[str]]:
-    """Every command line that loads the model at ``path``: with and without data."""
+    """Every command line that loads the model at ``path``: with and without data; for a
+    checkpoint also ``rnnkit train ... --resume`` from a run folder (``path`` with the suffix
+    ``.run``, made afresh here) whose only checkpoint it is."""
     model = str(path)
     data, inputs = [str(arg) for arg in seed["data"]], [str(arg) for arg in seed["inputs"]]
     text = [arg for arg in data if arg.endswith(".txt")] or [str(path)]
-    return [
+    lines = [
         ["generate", model, "--length", "5", "--seed", "0"],
         ["evaluate", model],
         ["evaluate", model, *data],
@@ -91,6 +95,18 @@ def commands(seed: dict, path: Path) -> list[list[str]]:
         ["predict", model, *inputs],
         ["diagnose", model, "--text", text[-1], "--length", "10"],
     ]
+    if "train" in seed:
+        run = path.with_suffix(".run")
+        shutil.rmtree(run, ignore_errors=True)
+        (run / "checkpoints").mkdir(parents=True)
+        shutil.copyfile(path, run / "checkpoints" / seed["model"].name)
+        lines.append([*seed["train"], "--resume", "--out", str(run)])
+    return lines
+
+
+def under(path: str, named: set[str]) -> bool:
+    """Whether the (resolved) ``path`` is one of ``named`` or inside a folder among them."""
+    return any(path == name or path.startswith(name.rstrip("/") + "/") for name in named)
 
 
 def read_parts(path: Path) -> tuple[dict, bytes]:

@@ -40,8 +40,11 @@ def save_figure(figure, path) -> None:
 def plot_history(metrics_path: Path, png_path: Path) -> bool:
     """Draw training loss per step and validation metrics to ``png_path``.
 
-    Returns False (and draws nothing) when matplotlib is not installed.
+    Returns False (and draws nothing) when matplotlib is not installed or there is no log (a
+    run resumed at its last step, from a folder without one).
     """
+    if not Path(metrics_path).is_file():
+        return False
     try:
         import matplotlib
 
