@@ -97,3 +97,12 @@ def test_options_are_checked():
         task.Seq2SeqOptions(teacher_forcing=1.5).check()
     with pytest.raises(ValueError, match="exactly one"):
         task.Seq2SeqOptions(epochs=2).check()
+
+
+def test_a_tsv_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    bad = tmp_path / "pairs.tsv"
+    bad.write_bytes(b"ab\t\xff\xfe\n")
+    result = run_cli(capsys, "train", "seq2seq", "--tsv", bad, "--out", tmp_path / "out")
+    assert_one_line_error(result, "rnnkit train seq2seq", "is not UTF-8 text (byte 3)")

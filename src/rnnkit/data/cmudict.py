@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UserError
-from rnnkit.io.files import regular_file
+from rnnkit.io.files import regular_file, utf8_text
 
 LEVELS = ("char", "space")
 _WORD = re.compile(r"[a-z']+")
@@ -44,8 +44,12 @@ def cmudict_path() -> Path:
 
 def read_cmudict(path=None) -> list[tuple[list[str], list[str]]]:
     """(letters, phonemes) of every kept entry, in the file's order; see the module docstring."""
+    return parse_cmudict(Path(path or cmudict_path()).read_text(encoding="utf-8"))
+
+
+def parse_cmudict(text: str) -> list[tuple[list[str], list[str]]]:
+    """``read_cmudict`` of the dictionary's text."""
     pairs = []
-    text = Path(path or cmudict_path()).read_text(encoding="utf-8")
     for line in text.splitlines():
         fields = line.split("#", 1)[0].split()
         if len(fields) < 2 or "(" in fields[0] or not _WORD.fullmatch(fields[0]):
@@ -61,16 +65,22 @@ def split_tokens(text: str, level: str) -> list[str]:
     return list(text) if level == "char" else text.split()
 
 
+TSV_WANTED = "a UTF-8 file of source<TAB>target lines"
+
+
 def read_tsv(path, source_level: str = "char", target_level: str = "space"):
     """(source tokens, target tokens) of every line of a two-column TSV file.
 
-    ValueError naming the line for a line without exactly two columns or with an empty side;
-    blank lines are skipped.
+    ValueError naming the line for a line without exactly two columns or with an empty side, or
+    for a file that is not UTF-8; blank lines are skipped.
     """
+    content = regular_file(path, "--tsv", TSV_WANTED).read_bytes()
+    return parse_tsv(utf8_text(content, "--tsv", path), path, source_level, target_level)
+
+
+def parse_tsv(text: str, path, source_level: str = "char", target_level: str = "space"):
+    """``read_tsv`` of the text of the file ``path`` (named in the messages)."""
     pairs = []
-    text = regular_file(path, "--tsv", "a UTF-8 file of source<TAB>target lines").read_text(
-        encoding="utf-8"
-    )
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

@@ -18,6 +18,7 @@ import numpy as np
 
 from rnnkit.data.identity import read_user_file
 from rnnkit.errors import UserError
+from rnnkit.io.files import utf8_text
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
@@ -115,12 +116,7 @@ def read_csv(name, option: str = "--csv") -> Table:
     """The table in the UTF-8 CSV file ``name``, with its identity (kind "csv", the file's base
     name and sha256); one-line errors name ``option`` and the fix."""
     content, identity = read_user_file(name, option, "a path to a CSV file", "csv")
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise UserError(
-            f"{option} {name} is not UTF-8 text (byte {error.start}); convert it with iconv"
-        ) from None
+    text = utf8_text(content, option, name, "utf-8-sig")
     if not text.strip():
         raise UserError(f"{option} {name} is empty; give a CSV file with a header and rows")
     table = parse_csv(text, str(name))

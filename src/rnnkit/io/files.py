@@ -42,6 +42,18 @@ def regular_file(name, option: str, wanted: str) -> Path:
     return path
 
 
+def utf8_text(content: bytes, option: str, name, encoding: str = "utf-8") -> str:
+    """``content`` (the file ``name`` the user gave with ``option``) decoded as UTF-8
+    (``encoding="utf-8-sig"`` also drops a byte-order mark); UserError naming the first bad byte
+    otherwise."""
+    try:
+        return content.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise UserError(
+            f"{option} {name} is not UTF-8 text (byte {error.start}); convert it with iconv"
+        ) from None
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Replace the file at ``path`` with ``data`` (bytes-like) in one step.
 

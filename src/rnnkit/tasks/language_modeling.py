@@ -21,7 +21,7 @@ import numpy as np
 from rnnkit.data.stream import TokenStream
 from rnnkit.data.vocabulary import LEVELS, Vocabulary, first_token_end
 from rnnkit.errors import UserError
-from rnnkit.io.files import regular_file
+from rnnkit.io.files import regular_file, utf8_text
 from rnnkit.models.language_model import CELLS, LanguageModel
 from rnnkit.models.sampling import complete
 from rnnkit.train.losses import cross_entropy
@@ -122,12 +122,7 @@ def split_text(text: str, val_fraction: float) -> tuple[str, str]:
 def read_text(name: str, option: str = "--text") -> str:
     """The contents of the UTF-8 text file ``name``; one-line errors name ``option`` and the fix."""
     path = regular_file(name, option, "a path to a UTF-8 text file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise UserError(
-            f"{option} {name} is not UTF-8 text (byte {error.start}); convert it with iconv"
-        ) from None
+    text = utf8_text(path.read_bytes(), option, name)
     if not text:
         raise UserError(f"{option} {name} is empty; give a file with text in it")
     return text

