@@ -46,7 +46,8 @@ def check_fits(nbytes: float, what: str, fix: str) -> None:
 
 
 def format_bytes(nbytes: float) -> str:
-    """``1.5 GiB``, ``300 MiB``, ``12 KiB``."""
+    """``1.5 GiB``, ``300 MiB``, ``12 KiB``; any int, however large (a size read from a file)."""
+    nbytes = min(nbytes, 10**300)  # a larger int would overflow the float division
     for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if nbytes >= size:
             return f"{nbytes / size:.3g} {unit}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -40,6 +41,18 @@ def regular_file(name, option: str, wanted: str) -> Path:
         kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
         raise UserError(f"{option} {name} is {kind}, not a regular file; give {wanted}")
     return path
+
+
+TEMP_BYTES = 6  # random bytes in a temporary file's name: ".<name>.<12 hex digits>.tmp"
+
+
+def leftover_temp_files(directory: Path, names: str) -> list[Path]:
+    """The temporary files of ``atomic_write_bytes`` in ``directory`` (a kill during a write
+    leaves one) whose target's name matches the regular expression ``names``."""
+    if not directory.is_dir():
+        return []
+    pattern = re.compile(rf"^\.(?:{names})\.[0-9a-f]{{{2 * TEMP_BYTES}}}\.tmp$")
+    return [path for path in directory.iterdir() if pattern.match(path.name)]
 
 
 def utf8_text(content: bytes, option: str, name, encoding: str = "utf-8") -> str:
@@ -78,7 +91,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
         raise FileNotFoundError(
             f"cannot write {path}: the directory {directory} does not exist; create it first"
         )
-    temp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    temp = directory / f".{path.name}.{secrets.token_hex(TEMP_BYTES)}.tmp"
     # Mode 0o666 lets the umask decide the permissions, as for any newly created file.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(temp, flags, 0o666)

@@ -68,7 +68,7 @@ def reserve(count: int, dtype: np.dtype, what: str) -> None:
     process. Every module that adds parameters calls this first; ``what`` names it.
 
     The memory estimate counts the parameters, their gradients, and the float64 values that the
-    initialisation draws before casting them (capped where a float could not hold it).
+    initialisation draws before casting them.
     """
     budget = _budget.get()
     if budget is not None:
@@ -76,15 +76,11 @@ def reserve(count: int, dtype: np.dtype, what: str) -> None:
         if budget.used > budget.total:
             raise UserError(
                 f"{what} needs {amount(count)} {dtype.name} parameters, which would bring the "
-                f"model to {_bytes(budget.used)}, more than the {_bytes(budget.total)} of "
-                "tensors the model file holds"
+                f"model to {format_bytes(budget.used)}, more than the "
+                f"{format_bytes(budget.total)} of tensors the model file holds"
             )
-    nbytes = min(count * (2 * dtype.itemsize + 8), 10**300)
+    nbytes = count * (2 * dtype.itemsize + 8)
     check_fits(nbytes, f"{what}'s {amount(count)} parameters", "use smaller sizes")
-
-
-def _bytes(nbytes: int) -> str:
-    return format_bytes(min(nbytes, 10**300))  # a larger int would overflow the float division
 
 
 def amount(count: int) -> str:

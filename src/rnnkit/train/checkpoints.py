@@ -24,15 +24,15 @@ import numpy as np
 
 from rnnkit.errors import UserError
 from rnnkit.io._schema import Fields, _shown
+from rnnkit.io.files import leftover_temp_files
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
 
 FORMAT = "rnnkit-checkpoint"
 _NAME = re.compile(r"^step-(\d+)\.safetensors$")
-# The temporary files of rnnkit.io.files.atomic_write_bytes (".<name>.<12 hex digits>.tmp") left
-# by a kill during a write: in checkpoints/ those of checkpoints, in a run's directory those of
-# the files a run writes there (model and best weights, logs, pictures).
-_STALE_CHECKPOINT = re.compile(r"^\.step-\d+\.safetensors\.[0-9a-f]{12}\.tmp$")
-_STALE_OUTPUT = re.compile(r"^\.[\w.-]+\.(safetensors|jsonl|png)\.[0-9a-f]{12}\.tmp$")
+# The files whose temporary files a kill during a write may leave: in checkpoints/ checkpoints,
+# in a run's directory the files a run writes there (model and best weights, logs, pictures).
+_CHECKPOINT_NAMES = r"step-\d+\.safetensors"
+_OUTPUT_NAMES = r"[\w.-]+\.(?:safetensors|jsonl|png)"
 _FIX = "resume from an intact checkpoint, or train afresh into another output directory"
 
 
@@ -70,13 +70,8 @@ def remove_from(directory: Path, step: int) -> list[Path]:
 def remove_stale_temp_files(out_dir: Path) -> list[Path]:
     """Remove the temporary files a kill during a write left in ``out_dir`` and its
     ``checkpoints/``; returns the paths removed. Only rnnkit's own names are touched."""
-    stale = []
-    for directory, pattern in (
-        (out_dir, _STALE_OUTPUT),
-        (out_dir / "checkpoints", _STALE_CHECKPOINT),
-    ):
-        if directory.is_dir():
-            stale += [path for path in directory.iterdir() if pattern.match(path.name)]
+    stale = leftover_temp_files(out_dir, _OUTPUT_NAMES)
+    stale += leftover_temp_files(out_dir / "checkpoints", _CHECKPOINT_NAMES)
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
