@@ -109,6 +109,14 @@ def test_a_run_folder_with_only_its_last_checkpoint_resumes(seeds, tmp_path):
     assert (run / "model.safetensors").is_file()
 
 
+def test_a_beam_too_wide_is_refused_not_searched(seeds):
+    _, _, trained = seeds
+    model = trained["seq2seq"]["model"]
+    status, output, _ = command("predict", model, "--input", "abc", "--beam", "1000000000",
+                                seconds=20)  # fmt: skip
+    assert status == 2 and "beam must be in [1, 100]" in output, output
+
+
 @pytest.fixture
 def odd_paths(tmp_path):
     """A FIFO, a directory and a missing path."""

@@ -37,33 +37,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
-MAX_BEAM = 100  # wider beams keep up to MAX_BEAM x vocabulary hypotheses a step for no gain
-
-
-def _beam_width(text: str) -> int:
-    value = _positive_int(text)
-    if value > MAX_BEAM:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_BEAM}, got {value}; try 5")
-    return value
-
-
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number >= 0 (the random seed), got {text!r}"
-        ) from None
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(
             f"the random seed must be a whole number >= 0, got {value}; e.g. --seed 0"
@@ -316,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(evaluate, labels=True)
     evaluate.add_argument("--tsv", metavar="FILE", help="seq2seq: source<TAB>target pairs")
     evaluate.add_argument(
-        "--beam", type=_beam_width, default=1, help="seq2seq: beam width, 1 (greedy) to 100"
+        "--beam", type=_positive_int, default=1, help="seq2seq: beam width, 1 (greedy) to 100"
     )
     evaluate.add_argument(
         "--plot", metavar="PNG", help="draw the confusion matrix or the forecast to this file"
@@ -337,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", action="append", metavar="TEXT",
                          help="seq2seq: a source to transcribe (repeatable)")  # fmt: skip
     predict.add_argument(
-        "--beam", type=_beam_width, default=1, help="seq2seq: beam width, 1 (greedy) to 100"
+        "--beam", type=_positive_int, default=1, help="seq2seq: beam width, 1 (greedy) to 100"
     )
     predict.add_argument("--attention-png", metavar="PNG",
                          help="seq2seq: draw the attention of the (first) input")  # fmt: skip

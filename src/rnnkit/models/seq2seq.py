@@ -40,6 +40,9 @@ DECODER_CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
 ATTENTIONS = {"bahdanau": "bahdanau", "luong": "general", "none": None}
 
 
+MAX_BEAM = 100  # wider beams keep up to MAX_BEAM x vocabulary hypotheses a step for no gain
+
+
 class Seq2Seq(Module):
     """Encoder-decoder over token ids; see the module docstring for the equations.
 
@@ -307,8 +310,11 @@ class Seq2Seq(Module):
         their current length). ``beam=1`` is greedy decoding.
         """
         source = np.asarray(source).reshape(-1, 1)  # (S, 1)
-        if beam < 1 or max_length < 1:
-            raise UserError(f"beam and max_length must be >= 1, got {beam} and {max_length}")
+        if not (1 <= beam <= MAX_BEAM and max_length >= 1):
+            raise UserError(
+                f"beam must be in [1, {MAX_BEAM}] and max_length >= 1, got {beam} and "
+                f"{max_length}; try beam=5"
+            )
         lengths = None if source_length is None else np.array([source_length])
         base, state, feed, _ = self._encode(source, lengths)
         live = [([], 0.0, [])]  # (ids, log-probability, attention rows), state rows in order

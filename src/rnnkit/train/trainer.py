@@ -508,13 +508,7 @@ class Trainer:
 
     def _settings(self) -> dict:
         """The settings a resume may change (see SETTINGS)."""
-        return {
-            "lr": self.lr,
-            "clip_norm": self.clip_norm,
-            "total_steps": self.total_steps,
-            "validate_every": self.validate_every,
-            "checkpoint_every": self.checkpoint_every,
-        }
+        return {name: getattr(self, name) for name in SETTINGS}
 
     def _resume(self) -> None:
         if self.out_dir is None:
