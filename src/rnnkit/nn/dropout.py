@@ -20,8 +20,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, *, locked: bool = False, seed: int | None = None) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise UserError(f"Dropout: p must be in [0, 1), got {p}; p is the drop probability")
+        _checks.probability("Dropout", p=p)  # p: the probability of dropping a unit
         self.p = float(p)
         self.locked = bool(locked)
         self.rng = np.random.default_rng(seed)
