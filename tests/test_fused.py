@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.kernels import _fused, gru, lstm, rnn
+from rnnkit.backends.compiled import _fused
+from rnnkit.kernels import gru, lstm, rnn
 from rnnkit.nn.cells import FUSED_CELL_BATCH
 
 pytestmark = pytest.mark.skipif(

@@ -4,8 +4,9 @@ all are with ``RNNKIT_PROCESS_SETTINGS=0`` (the benchmark runs PyTorch so, as it
 
 - ``OPENBLAS_THREAD_TIMEOUT=4``: after each product, OpenBLAS's idle threads spin for about
   2**28 cycles (0.1 s here) before they sleep, taking a core from the two threads of the
-  compiled time loops (``kernels._fused.by_rows``); with 4 they sleep at once. Measured here: an
-  LSTM's forward loop at (32, 200, 256, 512) right after a product, 120-128 ms against 77-81 ms.
+  compiled time loops (``backends.compiled._fused.by_rows``); with 4 they sleep at once.
+  Measured here: an LSTM's forward loop at (32, 200, 256, 512) right after a product,
+  120-128 ms against 77-81 ms.
   OpenBLAS reads it when NumPy loads it: it has no effect if NumPy was imported first.
 - glibc's allocator keeps freed memory for the next arrays (``mallopt``: blocks up to 1 GiB from
   the heap, not fresh mappings, and the heap not trimmed below 1 GiB; skipped when

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels import _fused
+from rnnkit.backends.compiled import _fused
 from rnnkit.kernels._common import (
     bias_gradient,
     bias_sum,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels import _fused
+from rnnkit.backends.compiled import _fused
 from rnnkit.kernels._common import (
     bias_gradients,
     bias_sum,

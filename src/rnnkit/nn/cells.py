@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.backends.compiled import _fused
 from rnnkit.errors import UserError
-from rnnkit.kernels import _fused, gru, lstm, rnn
+from rnnkit.kernels import gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction
 from rnnkit.nn.init import check_scheme, initial_weights, weight_count

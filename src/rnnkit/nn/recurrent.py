@@ -16,7 +16,8 @@ import warnings
 import numpy as np
 
 from rnnkit._memory import check_fits
-from rnnkit.kernels import _fused, gru, lstm, rnn
+from rnnkit.backends.compiled import _fused
+from rnnkit.kernels import gru, lstm, rnn
 from rnnkit.nn import _checks
 from rnnkit.nn._direction import forward_direction, infer_direction
 from rnnkit.nn.init import check_scheme, initial_weights, weight_count

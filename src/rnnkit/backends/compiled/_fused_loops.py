@@ -10,10 +10,10 @@ import numba
 import numpy as np
 from numba import types
 
-from rnnkit.kernels._fused import COMPILE_OPTIONS, SGEMM, P, Q, blas_library
-from rnnkit.kernels._packed import pack as pack  # the kernels pack the weights they pass
-from rnnkit.kernels._packed import pack_transpose as pack_transpose
-from rnnkit.kernels._packed import packed_product
+from rnnkit.backends.compiled._fused import COMPILE_OPTIONS, SGEMM, P, Q, blas_library
+from rnnkit.backends.compiled._packed import pack as pack  # the kernels pack the weights they pass
+from rnnkit.backends.compiled._packed import pack_transpose as pack_transpose
+from rnnkit.backends.compiled._packed import packed_product
 
 # cblas_sgemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), called by
 # name: the symbol is looked up when compiled (or cached) code is loaded, so the cache holds no

@@ -18,7 +18,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from rnnkit.kernels._fused import COMPILE_OPTIONS
+from rnnkit.backends.compiled._fused import COMPILE_OPTIONS
 
 # Vector registers: 32 of 16 floats with AVX-512, 16 of 8 without. A tile holds ROWS x VECTORS
 # accumulators, plus VECTORS for the weight's row and one for the broadcast value.

@@ -88,7 +88,9 @@ def loops(*arrays: np.ndarray):
 @functools.cache
 def _imported_loops():
     """The module ``_fused_loops``, imported once (a cell step asks for it at every step)."""
-    from rnnkit.kernels import _fused_loops  # imports numba: a few tenths of a second, once
+    from rnnkit.backends.compiled import (
+        _fused_loops,
+    )  # imports numba: a few tenths of a second, once
 
     return _fused_loops
 
