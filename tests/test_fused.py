@@ -1,5 +1,6 @@
-"""The fused float32 loops (numba, products through NumPy's OpenBLAS) against the NumPy path:
-the same numbers to float32 rounding, for every cell, equal and ragged batches."""
+"""The compiled back end's parts (numba, products through NumPy's OpenBLAS): its steps against
+the cells' reference steps, its products, threads and streaming steps. Whole layers against the
+reference loop: tests/test_backends.py."""
 
 import importlib.util
 import multiprocessing
@@ -11,8 +12,8 @@ import pytest
 
 import rnnkit
 from rnnkit.backends.compiled import _fused
-from rnnkit.kernels import gru, lstm, rnn
-from rnnkit.nn.cells import FUSED_CELL_BATCH
+from rnnkit.cells import gru, lstm
+from rnnkit.nn.cells import COMPILED_STEP_BATCH
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("numba") is None, reason="numba absent: pip install 'rnnkit[fast]'"
@@ -31,93 +32,6 @@ def test_rational_tanh_is_within_its_stated_error():
     assert error.max() < 3.2e-7
 
 
-GATES = {gru: 3, lstm: 4, rnn: 1}  # kernel -> gates per hidden unit
-STATE_PARTS = {gru: 1, lstm: 2, rnn: 1}  # the state is (h,) or (h, c)
-KERNELS = {  # id -> (kernel, its options)
-    "lstm": (lstm, {}),
-    "gru": (gru, {}),
-    "rnn_tanh": (rnn, {"nonlinearity": "tanh"}),
-    "rnn_relu": (rnn, {"nonlinearity": "relu"}),
-}
-
-
-def run(kernel, enabled: bool, monkeypatch, lengths, options=None, batch=5):
-    """Outputs and gradients of ``kernel`` on seeded random float32 data, fused or not."""
-    monkeypatch.setattr(_fused, "ENABLED", enabled)
-    rng = np.random.default_rng(0)
-    steps, hidden = 7, 12
-    width = GATES[kernel] * hidden
-
-    def states():
-        return tuple(
-            rng.standard_normal((batch, hidden), dtype=np.float32)
-            for _ in range(STATE_PARTS[kernel])
-        )
-
-    x = rng.standard_normal((steps, batch, 6), dtype=np.float32)
-    state0 = states()
-    w_ih = (2 * rng.standard_normal((width, 6)) / np.sqrt(6)).astype(np.float32)
-    w_hh = (rng.standard_normal((width, hidden)) / np.sqrt(hidden)).astype(np.float32)
-    b_hh, b_ih = (rng.standard_normal(width, dtype=np.float32) for _ in range(2))
-    assert (_fused.loops(x, w_hh, b_hh, *state0) is not None) == enabled  # the path asked for
-    weights = (w_ih, w_hh, b_ih, b_hh)
-    y, state, cache = kernel.forward(x, state0, *weights, lengths, **(options or {}))
-    dy = rng.standard_normal(y.shape, dtype=np.float32)
-    dh_record = np.zeros_like(y)  # dL/dh[t] at every step, as the diagnostics read it
-    grads = kernel.backward(dy, states(), cache, dh_record)
-    return (y, *state, dh_record), grads
-
-
-def flat(grads: tuple) -> list:
-    """A kernel's backward results as one list of arrays: dx, dxw, the parts of dstate0, dW_hh,
-    db_ih, db_hh."""
-    d_x, d_xw, d_state0, *d_weights = grads
-    return [d_x, d_xw, *d_state0, *d_weights]
-
-
-LENGTHS = pytest.mark.parametrize(
-    "lengths", [None, np.array([7, 3, 1, 7, 5])], ids=["equal", "ragged"]
-)
-
-
-def assert_fused_matches_numpy(kernel, options, lengths, monkeypatch):
-    (fused_out, fused_grads), (numpy_out, numpy_grads) = (
-        run(kernel, enabled, monkeypatch, lengths, options) for enabled in (True, False)
-    )
-    for fused, reference in zip(fused_out, numpy_out, strict=True):
-        np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=2e-6)
-    for fused, reference in zip(flat(fused_grads), flat(numpy_grads), strict=True):
-        np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("name", KERNELS)
-@LENGTHS
-def test_fused_forward_and_backward_match_numpy(name, monkeypatch, lengths):
-    kernel, options = KERNELS[name]
-    assert_fused_matches_numpy(kernel, options, lengths, monkeypatch)
-
-
-@pytest.mark.parametrize("name", KERNELS)
-def test_a_batch_split_between_two_threads_gives_the_same_numbers(name, monkeypatch):
-    """From SPLIT_BATCH sequences up the compiled loops run the batch in two halves side by
-    side (here 8 and 11 rows, ragged): the numbers are those of one loop over all rows, exactly,
-    and match the NumPy path."""
-    kernel, options = KERNELS[name]
-    batch = 19
-    lengths = np.random.default_rng(5).integers(1, 8, batch)
-    split = run(kernel, True, monkeypatch, lengths, options, batch)
-    monkeypatch.setattr(_fused, "SPLIT_BATCH", batch + 1)
-    whole = run(kernel, True, monkeypatch, lengths, options, batch)
-    reference = run(kernel, False, monkeypatch, lengths, options, batch)
-    split_grads, whole_grads = flat(split[1]), flat(whole[1])
-    for ours, theirs in zip([*split[0], *split_grads], [*whole[0], *whole_grads], strict=True):
-        np.testing.assert_array_equal(ours, theirs)
-    for ours, theirs in zip(split[0], reference[0], strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=2e-6)
-    for ours, theirs in zip(split_grads, flat(reference[1]), strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
-
-
 def test_only_c_ordered_float32_takes_the_fused_path(monkeypatch):
     monkeypatch.setattr(_fused, "ENABLED", True)
     assert _fused.loops(np.zeros((2, 3))) is None
@@ -132,7 +46,7 @@ def test_without_numpys_openblas_the_numpy_path_runs(monkeypatch):
     assert _fused.loops(np.zeros((4, 6), np.float32)) is None
 
 
-@pytest.mark.parametrize("batch", [1, 3, 20])  # 20: above FUSED_CELL_BATCH, the layer's path
+@pytest.mark.parametrize("batch", [1, 3, 20])  # 20: above COMPILED_STEP_BATCH, the layer's path
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("cell_class", [rnnkit.LSTMCell, rnnkit.GRUCell], ids=["lstm", "gru"])
 def test_a_cell_step_in_one_compiled_call_matches_the_training_path(
@@ -158,7 +72,7 @@ def test_a_cell_step_in_one_compiled_call_matches_the_training_path(
         for got, want in pairs:
             assert got.dtype == np.float32 and got.shape == (batch, 9)
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
-    assert compiled == [batch <= FUSED_CELL_BATCH] * 2
+    assert compiled == [batch <= COMPILED_STEP_BATCH] * 2
     parts[0][0, 0] = np.inf  # the compiled step declines; the checked path names the problem
     state = tuple(parts) if cell_class is rnnkit.LSTMCell else parts[0]
     with pytest.raises(ValueError, match=r"state.* contains NaN or inf"):
@@ -180,7 +94,7 @@ def test_a_cell_step_declines_arrays_its_signature_or_its_shape_checks_refuse(ce
     x = np.zeros((2, 6), np.float32)
 
     def state(shape, dtype=np.float32):
-        parts = tuple(np.zeros(shape, dtype) for _ in range(cell._state_parts))
+        parts = tuple(np.zeros(shape, dtype) for _ in range(len(cell.cell.state)))
         return parts if len(parts) == 2 else parts[0]
 
     assert cell._compiled_step(x, state((2, 9))) is not None
@@ -267,8 +181,10 @@ def test_step_backwards_match_numpy_in_place_or_not(in_place):
     fused = _fused.loops(np.zeros(1, np.float32))
     dh, dc, c_prev, tanh_c = (uniform(batch, hidden) for _ in range(4))
     gates = uniform(batch, 4 * hidden)
-    expected_dz, expected_dc = np.empty_like(gates), np.empty_like(dc)
-    lstm.step_backward(dh, dc, gates.copy(), c_prev, tanh_c, expected_dz, expected_dc)
+    i, f, g, o = np.split(gates, 4, axis=1)
+    no_weight = {"weight_hh": np.zeros((4 * hidden, hidden), np.float32)}
+    saved = (c_prev, c_prev, i, f, g, o, tanh_c)  # (h_prev is read by dW_hh only)
+    expected_dz, (_, expected_dc) = lstm.step_backward((dh, dc), saved, no_weight, {})[:2]
     ours_gates, dc_prev = gates.copy(), np.empty_like(dc)
     dz = ours_gates if in_place else np.empty_like(gates)
     scratch = np.empty(4 * hidden, np.float32)
@@ -278,13 +194,19 @@ def test_step_backwards_match_numpy_in_place_or_not(in_place):
 
     hw_n, h_prev = uniform(batch, hidden), uniform(batch, hidden)
     gates = uniform(batch, 3 * hidden)
-    expected = [np.empty_like(gates), np.empty_like(gates), np.empty_like(dh)]
-    gru.step_backward(dh, gates.copy(), hw_n, h_prev, *expected)
+    r, z, n = np.split(gates, 3, axis=1)
+    no_weight = {"weight_hh": np.zeros((3 * hidden, hidden), np.float32)}
+    expected_dxw, (expected_direct,), _ = gru.step_backward(
+        (dh,), (h_prev, r, z, n, hw_n), no_weight, {}
+    )  # with W_hh zero, dh_prev is the direct part dh * z
+    expected_dhw = np.concatenate(
+        [expected_dxw[:, : 2 * hidden], expected_dxw[:, 2 * hidden :] * r], 1
+    )
     ours_gates = gates.copy()
     dxw = ours_gates if in_place else np.empty_like(gates)
     ours = [dxw, np.empty_like(gates), np.empty_like(dh)]
     fused.gru_step_backward(dh, ours_gates, hw_n, h_prev, *ours, 0, batch)
-    for got, want in zip(ours, expected, strict=True):
+    for got, want in zip(ours, (expected_dxw, expected_dhw, expected_direct), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
@@ -319,34 +241,12 @@ def test_packing_a_transpose_equals_packing_its_copy(inner, width):
     np.testing.assert_array_equal(fused.pack_transpose(weight), expected)
 
 
-@pytest.mark.parametrize("name", KERNELS)
-def test_a_fortran_ordered_initial_state_gives_the_same_numbers(name):
-    """The compiled loops' products read their rows C-ordered: a state that comes in
-    Fortran-ordered is read as it is, not misread."""
-    kernel, options = KERNELS[name]
-    rng = np.random.default_rng(6)
-    batch, hidden = 3, 5
-    width = GATES[kernel] * hidden
-    x = rng.standard_normal((4, batch, 3), dtype=np.float32)
-    weights = (rng.standard_normal((width, size), dtype=np.float32) for size in (3, hidden))
-    weights = (*weights, None, None)  # w_ih, w_hh, no biases
-    state = tuple(
-        rng.standard_normal((batch, hidden), dtype=np.float32) for _ in range(STATE_PARTS[kernel])
-    )
-    fortran = tuple(np.asfortranarray(part) for part in state)
-    y, final, _ = kernel.forward(x, state, *weights, None, **options)
-    y_f, final_f, _ = kernel.forward(x, fortran, *weights, None, **options)
-    for ours, theirs in zip((y, *final), (y_f, *final_f), strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
-
-
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["one_way", "bidirectional"])
 def test_lstm_inference_with_the_projection_in_its_loop_matches_the_training_path(
     bidirectional, monkeypatch
 ):
     """``lstm.infer`` (the input projection inside the compiled loop) gives the numbers of
-    ``forward``, ragged and in two halves (19 sequences); None for float64."""
-    monkeypatch.setattr(_fused, "ENABLED", True)
+    ``forward``, ragged and in two halves (19 sequences)."""
     rng = np.random.default_rng(7)
     batch = 19
     layer = rnnkit.LSTM(5, 9, 2, bidirectional=bidirectional, seed=0)
@@ -356,6 +256,3 @@ def test_lstm_inference_with_the_projection_in_its_loop_matches_the_training_pat
     (trained_y, trained_state), _ = layer.forward(x, lengths=lengths)
     for got, want in zip((inferred[0], *inferred[1]), (trained_y, *trained_state), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    weights = [layer.params[f"{role}_l0"] for role in ("weight_ih", "weight_hh", "bias_ih")]
-    state = (np.zeros((batch, 9)),) * 2
-    assert lstm.infer(x.astype(np.float64), state, *weights, None, None) is None

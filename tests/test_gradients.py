@@ -8,21 +8,15 @@ import numpy as np
 import pytest
 
 import rnnkit
+from rnnkit import cells
 
 INPUTS, HIDDEN, BATCH, STEPS = 3, 4, 3, 5
 RAGGED = np.array([5, 2, 4])  # unsorted, one full-length sequence
 
-LAYERS = {
-    "rnn_tanh": (rnnkit.RNN, {"nonlinearity": "tanh"}),
-    "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"}),
-    "lstm": (rnnkit.LSTM, {}),
-    "gru": (rnnkit.GRU, {}),
-}
-CELLS = {
-    "rnn_tanh": (rnnkit.RNNCell, {"nonlinearity": "tanh"}),
-    "rnn_relu": (rnnkit.RNNCell, {"nonlinearity": "relu"}),
-    "lstm": (rnnkit.LSTMCell, {}),
-    "gru": (rnnkit.GRUCell, {}),
+CASES = {  # id -> (registered cell, its options): every cell, and each option that matters
+    "rnn_tanh": ("rnn", {"nonlinearity": "tanh"}),
+    "rnn_relu": ("rnn", {"nonlinearity": "relu"}),
+    **{name: (name, {}) for name in cells.names() if name != "rnn"},
 }
 
 
@@ -37,12 +31,20 @@ def public(state_parts: tuple):
 
 
 def make_layer(kind: str, **options):
-    layer_class, kind_options = LAYERS[kind]
-    return layer_class(INPUTS, HIDDEN, dtype=np.float64, seed=0, **kind_options, **options)
+    cell, cell_options = CASES[kind]
+    return rnnkit.Recurrent(
+        cell, INPUTS, HIDDEN, dtype=np.float64, seed=0, **cell_options, **options
+    )
 
 
-def random_state(kind: str, shape: tuple, rng: np.random.Generator) -> tuple:
-    return tuple(0.5 * rng.standard_normal(shape) for _ in range(2 if kind == "lstm" else 1))
+def make_cell(kind: str):
+    cell, cell_options = CASES[kind]
+    return rnnkit.RecurrentCell(cell, INPUTS, HIDDEN, dtype=np.float64, seed=0, **cell_options)
+
+
+def random_state(module, leading: tuple, rng: np.random.Generator) -> tuple:
+    """One random array per part of ``module``'s state, each ``leading`` + (its width,)."""
+    return tuple(0.5 * rng.standard_normal((*leading, size)) for size in module.state_sizes)
 
 
 def check_layer_gradients(layer, kind, x, lengths, with_state, gradient_check):
@@ -51,13 +53,13 @@ def check_layer_gradients(layer, kind, x, lengths, with_state, gradient_check):
     Without a state the layer starts from zeros; its d_state0 is checked through explicit zeros.
     """
     rng = np.random.default_rng(1)
-    stack = (layer.num_layers * (2 if layer.bidirectional else 1), BATCH, HIDDEN)
-    state0 = random_state(kind, stack, rng)
+    stack = (layer.num_layers * (2 if layer.bidirectional else 1), BATCH)
+    state0 = random_state(layer, stack, rng)
     if not with_state:
         state0 = tuple(np.zeros_like(part) for part in state0)
     (output, _), backward = layer.forward(x, lengths, public(state0) if with_state else None)
     R_y = rng.standard_normal(output.shape)
-    R_s = random_state(kind, stack, rng)
+    R_s = random_state(layer, stack, rng)
     layer.zero_grad()
     d_x, d_state0 = backward(R_y, public(R_s))
 
@@ -78,7 +80,7 @@ def check_layer_gradients(layer, kind, x, lengths, with_state, gradient_check):
 @pytest.mark.parametrize("lengths", [None, RAGGED], ids=["equal", "ragged"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("num_layers", [1, 2], ids=["1_layer", "2_layers"])
-@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("kind", CASES)
 def test_layer_gradients_match_finite_differences(
     kind, num_layers, bidirectional, lengths, with_state, gradient_check
 ):
@@ -87,21 +89,21 @@ def test_layer_gradients_match_finite_differences(
     check_layer_gradients(layer, kind, x, lengths, with_state, gradient_check)
 
 
-@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("kind", CASES)
 def test_summed_directions_gradients_match_finite_differences(kind, gradient_check):
     layer = make_layer(kind, num_layers=2, bidirectional=True, merge="sum")
     x = np.random.default_rng(2).standard_normal((STEPS, BATCH, INPUTS))
     check_layer_gradients(layer, kind, x, RAGGED, True, gradient_check)
 
 
-@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("kind", CASES)
 def test_batch_first_gradients_match_finite_differences(kind, gradient_check):
     layer = make_layer(kind, bidirectional=True, batch_first=True)
     x = np.random.default_rng(2).standard_normal((BATCH, STEPS, INPUTS))
     check_layer_gradients(layer, kind, x, RAGGED, True, gradient_check)
 
 
-@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("kind", CASES)
 def test_biasless_gradients_match_finite_differences(kind, gradient_check):
     layer = make_layer(kind, num_layers=2, bidirectional=True, bias=False)
     assert not any(name.startswith("bias") for name in layer.params)
@@ -110,17 +112,16 @@ def test_biasless_gradients_match_finite_differences(kind, gradient_check):
 
 
 @pytest.mark.parametrize("with_state", [True, False], ids=["state", "no_state"])
-@pytest.mark.parametrize("kind", CELLS)
+@pytest.mark.parametrize("kind", CASES)
 def test_cell_gradients_match_finite_differences(kind, with_state, gradient_check):
-    cell_class, kind_options = CELLS[kind]
-    cell = cell_class(INPUTS, HIDDEN, dtype=np.float64, seed=0, **kind_options)
+    cell = make_cell(kind)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((BATCH, INPUTS))
-    state0 = random_state(kind, (BATCH, HIDDEN), rng)
+    state0 = random_state(cell, (BATCH,), rng)
     if not with_state:
         state0 = tuple(np.zeros_like(part) for part in state0)
     _, backward = cell.forward(x, public(state0) if with_state else None)
-    R = random_state(kind, (BATCH, HIDDEN), rng)
+    R = random_state(cell, (BATCH,), rng)
     cell.zero_grad()
     d_x, d_state0 = backward(public(R))
 
@@ -135,12 +136,12 @@ def test_cell_gradients_match_finite_differences(kind, with_state, gradient_chec
     gradient_check(loss, checks)
 
 
-@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("kind", CASES)
 def test_ragged_batch_matches_each_sequence_run_alone(kind):
     layer = make_layer(kind, num_layers=2, bidirectional=True)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((STEPS, BATCH, INPUTS))  # noise in the padding: it must be ignored
-    state = random_state(kind, (4, BATCH, HIDDEN), rng)
+    state = random_state(layer, (4, BATCH), rng)
     output, final = layer(x, RAGGED, public(state))
     for b, length in enumerate(RAGGED):
         assert np.all(output[length:, b] == 0.0)

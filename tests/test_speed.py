@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 
 def test_the_race_times_both_libraries_in_their_own_processes():
     with _speed._Race() as race:
-        times = race.times(("layer", "GRU", (2, 3, 4, 5), 1, False), repeats=2, warmup=1)
+        times = race.times(("layer", "gru", (2, 3, 4, 5), 1, False), repeats=2, warmup=1)
         assert set(times) == {"inference", "training"}
         for ours, theirs in times.values():
             assert len(ours) == len(theirs) == 2

@@ -10,17 +10,19 @@ import numpy as np
 import pytest
 
 import rnnkit
+from rnnkit import cells
+from rnnkit.backends import compiled
 
 STEPS, BATCH, INPUTS, HIDDEN = 7, 4, 5, 6
 RAGGED = np.array([7, 3, 5, 1])  # unsorted: torch packs with enforce_sorted=False
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
 
-KINDS = {  # kind: (rnnkit layer, rnnkit cell, torch name, options of both)
-    "rnn_tanh": (rnnkit.RNN, rnnkit.RNNCell, "RNN", {"nonlinearity": "tanh"}),
-    "rnn_relu": (rnnkit.RNN, rnnkit.RNNCell, "RNN", {"nonlinearity": "relu"}),
-    "lstm": (rnnkit.LSTM, rnnkit.LSTMCell, "LSTM", {}),
-    "gru": (rnnkit.GRU, rnnkit.GRUCell, "GRU", {}),
+KINDS = {  # kind: (registered cell, options of both): every cell PyTorch also has
+    "rnn_tanh": ("rnn", {"nonlinearity": "tanh"}),
+    "rnn_relu": ("rnn", {"nonlinearity": "relu"}),
+    **{name: (name, {}) for name in cells.names() if cells.get(name).torch_name and name != "rnn"},
 }
+BACKENDS = pytest.mark.parametrize("backend", ["numpy", "compiled"])
 SHAPES = [pytest.param(1, False, id="1_layer_uni"), pytest.param(2, True, id="2_layers_bi")]
 
 
@@ -34,17 +36,31 @@ def public(state_parts: tuple):
     return state_parts[0] if len(state_parts) == 1 else tuple(state_parts)
 
 
-def random_parts(kind: str, shape: tuple, rng: np.random.Generator) -> tuple:
-    count = 2 if kind == "lstm" else 1
-    return tuple(rng.standard_normal(shape).astype(np.float32) for _ in range(count))
+def random_parts(module, leading: tuple, rng: np.random.Generator) -> tuple:
+    """One random float32 array per part of ``module``'s state, each ``leading`` + (width,)."""
+    return tuple(
+        rng.standard_normal((*leading, size)).astype(np.float32) for size in module.state_sizes
+    )
 
 
-def make_pair(torch, kind: str, **options):
+def runnable(kind: str, backend: str) -> None:
+    """Skip, saying why, where ``backend`` cannot run the kind's cell (numba absent ...)."""
+    cell, options = KINDS[kind]
+    reason = compiled.unsupported(cells.get(cell), options, np.float32)
+    if backend == "compiled" and reason is not None:
+        pytest.skip(f"the compiled back end cannot run {kind}: {reason}")
+
+
+def make_pair(torch, kind: str, backend=None, **options):
     """An rnnkit layer and a torch layer of the same shape, each with its own random weights."""
-    layer_class, _, torch_name, kind_options = KINDS[kind]
+    cell, kind_options = KINDS[kind]
     torch.manual_seed(0)
+    torch_name = cells.get(cell).torch_name
     torch_layer = getattr(torch.nn, torch_name)(INPUTS, HIDDEN, **kind_options, **options)
-    return layer_class(INPUTS, HIDDEN, seed=0, **kind_options, **options), torch_layer
+    layer = rnnkit.Recurrent(
+        cell, INPUTS, HIDDEN, seed=0, backend=backend, **kind_options, **options
+    )
+    return layer, torch_layer
 
 
 def copy_to_torch(torch, layer, torch_layer) -> None:
@@ -94,11 +110,10 @@ def assert_parity(torch, kind, layer, torch_layer, lengths, with_state) -> None:
     rng = np.random.default_rng(1)
     shape = (BATCH, STEPS, INPUTS) if layer.batch_first else (STEPS, BATCH, INPUTS)
     x = rng.standard_normal(shape).astype(np.float32)
-    directions = 2 if layer.bidirectional else 1
-    stack = (layer.num_layers * directions, BATCH, HIDDEN)
-    state0 = random_parts(kind, stack, rng)
-    R_y = rng.standard_normal((*shape[:2], directions * HIDDEN)).astype(np.float32)
-    R_s = random_parts(kind, stack, rng)
+    stack = (layer.num_layers * layer.directions, BATCH)
+    state0 = random_parts(layer, stack, rng)
+    R_y = rng.standard_normal((*shape[:2], layer.output_size)).astype(np.float32)
+    R_s = random_parts(layer, stack, rng)
     ours = run_rnnkit(layer, x, lengths, state0 if with_state else None, R_y, R_s)
     if not with_state:
         state0 = tuple(np.zeros_like(part) for part in state0)
@@ -112,8 +127,12 @@ def assert_parity(torch, kind, layer, torch_layer, lengths, with_state) -> None:
 @pytest.mark.parametrize("lengths", [None, RAGGED], ids=["equal", "ragged"])
 @pytest.mark.parametrize(("num_layers", "bidirectional"), SHAPES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_layer_matches_torch(torch, kind, num_layers, bidirectional, lengths, with_state):
-    layer, torch_layer = make_pair(torch, kind, num_layers=num_layers, bidirectional=bidirectional)
+@BACKENDS
+def test_layer_matches_torch(torch, backend, kind, num_layers, bidirectional, lengths, with_state):
+    runnable(kind, backend)
+    layer, torch_layer = make_pair(
+        torch, kind, backend, num_layers=num_layers, bidirectional=bidirectional
+    )
     copy_to_torch(torch, layer, torch_layer)
     assert_parity(torch, kind, layer, torch_layer, lengths, with_state)
 
@@ -148,8 +167,7 @@ def test_lstm_inference_at_a_large_batch_matches_torch(
     rng = np.random.default_rng(3)
     x = rng.standard_normal((batch, STEPS, INPUTS) if batch_first else (STEPS, batch, INPUTS))
     x = x.astype(np.float32)
-    stack = (num_layers * (2 if bidirectional else 1), batch, HIDDEN)
-    state0 = random_parts("lstm", stack, rng)
+    state0 = random_parts(layer, (num_layers * layer.directions, batch), rng)
     y, state = layer(x, state=state0)
     with torch.no_grad():
         torch_y, torch_state = torch_layer(
@@ -162,15 +180,18 @@ def test_lstm_inference_at_a_large_batch_matches_torch(
 
 @pytest.mark.parametrize("with_state", [True, False], ids=["state", "no_state"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_cell_matches_torch(torch, kind, with_state):
-    _, cell_class, torch_name, kind_options = KINDS[kind]
-    cell = cell_class(INPUTS, HIDDEN, seed=0, **kind_options)
+@BACKENDS
+def test_cell_matches_torch(torch, backend, kind, with_state):
+    runnable(kind, backend)
+    name, kind_options = KINDS[kind]
+    cell = rnnkit.RecurrentCell(name, INPUTS, HIDDEN, seed=0, backend=backend, **kind_options)
+    torch_name = cells.get(name).torch_name
     torch_cell = getattr(torch.nn, f"{torch_name}Cell")(INPUTS, HIDDEN, **kind_options)
     copy_to_torch(torch, cell, torch_cell)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((BATCH, INPUTS)).astype(np.float32)
-    state0 = random_parts(kind, (BATCH, HIDDEN), rng)
-    R = random_parts(kind, (BATCH, HIDDEN), rng)
+    state0 = random_parts(cell, (BATCH,), rng)
+    R = random_parts(cell, (BATCH,), rng)
 
     cell.zero_grad()
     new_state, backward = cell.forward(x, public(state0) if with_state else None)

@@ -1,6 +1,7 @@
 """rnnkit: recurrent neural networks in NumPy with hand-derived, exact BPTT."""
 
 from rnnkit import _environment  # noqa: F401 (first: before NumPy loads OpenBLAS)
+from rnnkit.backends import backend_info, set_default_backend
 from rnnkit.errors import UserError, UserTypeError
 from rnnkit.io.models import load, register, save
 from rnnkit.nn import (
@@ -13,6 +14,8 @@ from rnnkit.nn import (
     Linear,
     LSTMCell,
     Module,
+    Recurrent,
+    RecurrentCell,
     RNNCell,
     Sequential,
 )
@@ -28,11 +31,15 @@ __all__ = [
     "Linear",
     "Module",
     "RNNCell",
+    "Recurrent",
+    "RecurrentCell",
     "Sequential",
     "UserError",
     "UserTypeError",
+    "backend_info",
     "load",
     "register",
     "save",
+    "set_default_backend",
 ]
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """rnnkit against PyTorch's CPU RNNs, side by side in the same run.
 
-For every cell (RNN tanh, LSTM, GRU) and shape (B, T, I, H) of the grid, it times inference
+For every cell with a PyTorch twin (RNN tanh, LSTM, GRU; or the registered cells asked for:
+one without a twin is timed alone) and shape (B, T, I, H) of the grid, it times inference
 (calling the layer) and a training step (forward, a sum-of-outputs loss, backward) of rnnkit and of
 ``torch.nn``, each library in its own process, alternating call by call after a warm-up, and
 reports medians, min-max, the ratio rnnkit / PyTorch and the GFLOP/s the matrix products reach
@@ -11,6 +12,7 @@ pays to load compiled code), each in fresh processes.
 
     rnnkit bench                                    # the whole grid; prints a table
     rnnkit bench --quick --json out.json            # (or python benchmarks/speed.py ...)
+    rnnkit bench --cell gru --cell lstm             # some registered cells only
 
 Needs torch (``pip install torch==2.13.0``). Both libraries use the same number of threads.
 """
@@ -29,17 +31,17 @@ from pathlib import Path
 import numpy as np
 
 import rnnkit
+from rnnkit import cells
 from rnnkit.errors import UserError
 
 SHAPES = [(1, 100, 32, 32), (16, 50, 64, 64), (32, 100, 64, 128), (64, 100, 128, 256),
           (32, 200, 256, 512)]  # fmt: skip
-GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
 
 def matmul_flops(cell: str, batch: int, steps: int, inputs: int, hidden: int, train: bool) -> float:
-    """FLOPs of the matrix products: input projection and recurrent product (x3 for training:
-    forward, and the two gradient products of each)."""
-    forward = 2 * steps * batch * GATES[cell] * hidden * (inputs + hidden)
+    """FLOPs of the matrix products of a registered ``cell``: input projection and recurrent
+    product (x3 for training: forward, and the two gradient products of each)."""
+    forward = 2 * steps * batch * cells.get(cell).gates * hidden * (inputs + hidden)
     return 3 * forward if train else forward
 
 
@@ -81,7 +83,7 @@ def case_functions(library: str, case: tuple) -> dict:
     if kind == "streaming":
         return _streaming_functions(library, *spec)
     cell, (batch, steps, inputs, hidden), layers, bidirectional = spec  # JSON: lists
-    ours = getattr(rnnkit, cell)(inputs, hidden, layers, bidirectional=bidirectional, seed=0)
+    ours = rnnkit.Recurrent(cell, inputs, hidden, layers, bidirectional=bidirectional, seed=0)
     x = np.random.default_rng(1).standard_normal((steps, batch, inputs), dtype=np.float32)
     if library == "rnnkit":
 
@@ -92,7 +94,9 @@ def case_functions(library: str, case: tuple) -> dict:
         return {"inference": lambda: ours(x), "training": train}
     import torch
 
-    theirs = getattr(torch.nn, cell)(inputs, hidden, layers, bidirectional=bidirectional)
+    theirs = getattr(torch.nn, cells.get(cell).torch_name)(
+        inputs, hidden, layers, bidirectional=bidirectional
+    )
     _copy_weights(ours, theirs)
     x_torch = torch.from_numpy(x)
 
@@ -223,17 +227,19 @@ class _Race:
 
     def times(self, case: tuple, repeats: int, warmup: int = 2) -> dict:
         """``{mode: (rnnkit's seconds, torch's seconds)}``, ``repeats`` calls each, alternating
-        between the libraries call by call."""
-        for library in self.LIBRARIES:
+        between the libraries call by call; torch's None for a cell without a PyTorch twin."""
+        twin = case[0] == "streaming" or cells.get(case[1]).torch_name is not None
+        libraries = self.LIBRARIES if twin else ("rnnkit",)
+        for library in libraries:
             self._ask(library, ["case", case, warmup])
         modes = ("streaming step",) if case[0] == "streaming" else ("inference", "training")
         results = {}
         for mode in modes:
-            per_library = {library: [] for library in self.LIBRARIES}
+            per_library = {library: [] for library in libraries}
             for _ in range(repeats):
-                for library in self.LIBRARIES:
+                for library in libraries:
                     per_library[library].append(self._ask(library, ["time", mode]))
-            results[mode] = tuple(per_library[library] for library in self.LIBRARIES)
+            results[mode] = tuple(per_library.get(library) for library in self.LIBRARIES)
         return results
 
 
@@ -244,25 +250,31 @@ def layer_case(race, cell, shape, repeats, layers=1, bidirectional=False) -> lis
     for mode, (times_ours, times_theirs) in race.times(case, repeats).items():
         flops = matmul_flops(cell, batch, steps, inputs, hidden, mode == "training")
         flops *= layers * (2 if bidirectional else 1)  # upper layers read H features: roughly
-        rows.append(_row(cell, shape, mode, times_ours, times_theirs, flops, layers, bidirectional))
+        label = cells.get(cell).torch_name or cell  # "LSTM", as PyTorch names it, if it does
+        rows.append(
+            _row(label, shape, mode, times_ours, times_theirs, flops, layers, bidirectional)
+        )
     return rows
 
 
 def streaming_case(race, repeats: int, hidden: int = 128, inputs: int = 32) -> dict:
     times = race.times(("streaming", inputs, hidden), repeats)["streaming step"]
     per_step = ([t / STREAMING_STEPS for t in part] for part in times)
-    flops = matmul_flops("LSTM", 1, 1, inputs, hidden, False)
+    flops = matmul_flops("lstm", 1, 1, inputs, hidden, False)
     return _row("LSTMCell", (1, 1, inputs, hidden), "streaming step", *per_step, flops, 1, False)
 
 
 def _row(cell, shape, mode, times_ours, times_theirs, flops, layers, bidirectional) -> dict:
-    ours, theirs = statistics.median(times_ours), statistics.median(times_theirs)
+    """One result; the torch entries and the ratio None when PyTorch has no such cell."""
+    ours = statistics.median(times_ours)
+    theirs = None if times_theirs is None else statistics.median(times_theirs)
     return {
         "cell": cell, "shape": list(shape), "mode": mode, "layers": layers,
         "bidirectional": bidirectional,
         "rnnkit_ms": ours * 1e3, "rnnkit_range_ms": _range_ms(times_ours),
-        "torch_ms": theirs * 1e3, "torch_range_ms": _range_ms(times_theirs),
-        "ratio": ours / theirs, "rnnkit_gflops": flops / ours / 1e9,
+        "torch_ms": None if theirs is None else theirs * 1e3,
+        "torch_range_ms": None if theirs is None else _range_ms(times_theirs),
+        "ratio": None if theirs is None else ours / theirs, "rnnkit_gflops": flops / ours / 1e9,
     }  # fmt: skip
 
 
@@ -339,9 +351,15 @@ def startup_seconds(runs: int = 5) -> dict:
     return {"help": statistics.median(helps), "first_step": statistics.median(firsts)}
 
 
-def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> dict:
-    """Time the grid, print the table, write the JSON to ``json_path`` (atomically) if given;
-    returns the results. ValueError when torch is not installed."""
+def run(
+    repeats: int = 7, quick: bool = False, json_path: str | None = None, cell_names=None
+) -> dict:
+    """Time the grid for ``cell_names`` (registered cells; None: those with a PyTorch twin),
+    print the table, write the JSON to ``json_path`` (atomically) if given; returns the
+    results. UserError when torch is not installed."""
+    if cell_names is None:
+        cell_names = [name for name in cells.names() if cells.get(name).torch_name]
+    cell_names = [cells.get(name).name for name in cell_names]  # each checked
     try:
         import torch
     except ImportError:
@@ -355,10 +373,10 @@ def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> 
     peak = sgemm_peak()
     rows = []
     with _Race() as race:
-        for cell in ("LSTM", "GRU", "RNN"):
+        for cell in cell_names:
             for shape in shapes:
                 rows += layer_case(race, cell, shape, repeats)
-        rows += layer_case(race, "LSTM", (32, 100, 64, 128), repeats, 2, bidirectional=True)
+        rows += layer_case(race, "lstm", (32, 100, 64, 128), repeats, 2, bidirectional=True)
         rows.append(streaming_case(race, repeats))
     largest = shapes[-1]
     memory = {lib: peak_memory_mb(lib, "LSTM", largest) for lib in ("rnnkit", "torch")}
@@ -369,9 +387,11 @@ def run(repeats: int = 7, quick: bool = False, json_path: str | None = None) -> 
     for row in rows:
         name = row["cell"] + (" bi x2" if row["bidirectional"] else "")
         shape = ",".join(map(str, row["shape"]))
+        theirs = "-" if row["torch_ms"] is None else f"{row['torch_ms']:.3f}"
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
         print(
-            f"| {name} | {shape} | {row['mode']} | {row['rnnkit_ms']:.3f} | {row['torch_ms']:.3f} "
-            f"| {row['ratio']:.2f} | {row['rnnkit_gflops']:.1f} "
+            f"| {name} | {shape} | {row['mode']} | {row['rnnkit_ms']:.3f} | {theirs} "
+            f"| {ratio} | {row['rnnkit_gflops']:.1f} "
             f"({100 * row['rnnkit_gflops'] / peak:.0f}%) |"
         )
     print(f"peak memory of an LSTM training step at {largest}: rnnkit {memory['rnnkit']:.0f} MB, "

@@ -25,6 +25,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from rnnkit import cells
 from rnnkit.errors import UserError
 
 TRAIN_TASKS = ("lm", "classify", "forecast", "seq2seq")
@@ -75,7 +76,7 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
     add("--text", action="append", dest="texts", metavar="FILE",
         help="UTF-8 text to train on (repeatable); default: Shakespeare's plays")  # fmt: skip
     add("--level", choices=("char", "word"), default=defaults["level"])
-    add("--cell", choices=("rnn", "lstm", "gru"), default=defaults["cell"])
+    add("--cell", choices=cells.names(), default=defaults["cell"])
     add("--embedding", type=_positive_int, default=defaults["embedding"], help="embedding size")
     add("--hidden", type=_positive_int, default=defaults["hidden"], help="hidden units per layer")
     add("--layers", type=_positive_int, default=defaults["layers"])
@@ -105,7 +106,7 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
 def _add_common_options(parser: argparse.ArgumentParser, defaults: dict) -> None:
     """The recurrent stack, the optimisation, the split and the output of classify and forecast."""
     add = parser.add_argument
-    add("--cell", choices=("rnn", "lstm", "gru"), default=defaults["cell"])
+    add("--cell", choices=cells.names(), default=defaults["cell"])
     add("--hidden", type=_positive_int, default=defaults["hidden"], help="hidden units per layer")
     add("--layers", type=_positive_int, default=defaults["layers"])
     add("--dropout", type=_number, default=defaults["dropout"], help="in [0, 1)")
@@ -187,7 +188,7 @@ def _add_seq2seq_options(parser: argparse.ArgumentParser) -> None:
     add("--source-level", choices=("char", "space"), default=defaults["source_level"],
         help="TSV source tokens: characters or space-separated")  # fmt: skip
     add("--target-level", choices=("char", "space"), default=defaults["target_level"])
-    add("--cell", choices=("rnn", "lstm", "gru"), default=defaults["cell"])
+    add("--cell", choices=cells.names(), default=defaults["cell"])
     add("--attention", choices=ATTENTIONS, default=defaults["attention"])
     add("--embedding", type=_positive_int, default=defaults["embedding"])
     add("--hidden", type=_positive_int, default=defaults["hidden"])
@@ -216,7 +217,7 @@ def _add_diagnose_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("model", nargs="?", help="a language model to diagnose (default: a fresh layer)")
     add("--text", metavar="FILE", help="with MODEL: the text it reads (its first --length tokens)")
-    add("--cell", choices=("rnn", "lstm", "gru"), default="rnn")
+    add("--cell", choices=cells.names(), default="rnn")
     add("--nonlinearity", choices=("tanh", "relu"), default="tanh", help="RNN only")
     add("--init", choices=("uniform", "xavier_orthogonal", "identity"), default="uniform")
     add("--forget-bias", type=_number, default=None, help="LSTM only")
@@ -343,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="the two smallest shapes only")
     bench.add_argument("--repeats", type=_positive_int, default=7, help="timed runs per case")
     bench.add_argument("--json", metavar="FILE", help="also write the results to FILE")
+    bench.add_argument(
+        "--cell", action="append", choices=cells.names(), dest="cells",
+        help="a registered cell to time (repeatable; default: those PyTorch also has)",
+    )  # fmt: skip
     for command in (*tasks.choices.values(), generate, evaluate, predict, diagnose, bench):
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the traceback of an error")  # fmt: skip
@@ -620,7 +625,7 @@ def _predict_seq2seq(args, model, extra) -> None:
 def _bench(args) -> None:
     from rnnkit._speed import run
 
-    run(args.repeats, args.quick, args.json)
+    run(args.repeats, args.quick, args.json, args.cells)
 
 
 def main(argv: list[str] | None = None) -> int:

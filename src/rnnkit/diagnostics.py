@@ -35,35 +35,34 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.errors import UserError
-from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.cells import RecurrentCell
 from rnnkit.nn.module import Module
-from rnnkit.nn.recurrent import GRU, LSTM, RNN, _Recurrent
+from rnnkit.nn.recurrent import Recurrent
 
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-STEP_CELLS = {RNN: RNNCell, LSTM: LSTMCell, GRU: GRUCell}
 FRESH_INPUTS = 2  # input features of the fresh layer (as in the adding problem)
 
 
 # ---------------------------------------------------------------- any model
 
 
-def recurrent_layers(model: Module) -> dict[str, _Recurrent]:
+def recurrent_layers(model: Module) -> dict[str, Recurrent]:
     """The recurrent layers (RNN, LSTM, GRU) in ``model``, itself included, by name.
 
     A layer's name is the prefix of its parameters in ``model.params`` ("rnn" for
     ``rnn.weight_hh_l0``), else its attribute path; the model itself is named by its class.
     """
-    found: dict[str, _Recurrent] = {}
+    found: dict[str, Recurrent] = {}
     seen: set[int] = set()
 
     def visit(module: Module, path: str) -> None:
         if id(module) in seen:
             return
         seen.add(id(module))
-        if isinstance(module, _Recurrent):
+        if isinstance(module, Recurrent):
             found[_layer_name(model, module, path)] = module
             return
         for attribute, value in vars(module).items():
@@ -77,7 +76,7 @@ def recurrent_layers(model: Module) -> dict[str, _Recurrent]:
     return found
 
 
-def _layer_name(model: Module, layer: _Recurrent, path: str) -> str:
+def _layer_name(model: Module, layer: Recurrent, path: str) -> str:
     key, array = next(iter(layer.params.items()))
     for name, value in model.params.items():
         if value is array:
@@ -159,7 +158,7 @@ def l2_norm(array) -> float:
     return largest * float(np.sqrt(np.square(array / largest).sum()))
 
 
-def step_jacobian_norms(layer: _Recurrent, x: np.ndarray) -> np.ndarray:
+def step_jacobian_norms(layer: Recurrent, x: np.ndarray) -> np.ndarray:
     """Largest singular value of d state[t] / d state[t-1] at every step, for each sequence.
 
     Args:
@@ -177,12 +176,13 @@ def step_jacobian_norms(layer: _Recurrent, x: np.ndarray) -> np.ndarray:
             "time-major batch (transpose a batch-first one with x.transpose(1, 0, 2))"
         )
     cell = _first_cell(layer)
-    hidden, parts = layer.hidden_size, layer._state_parts
-    size = parts * hidden  # the state's size S
+    widths = layer.state_sizes  # each part's width
+    size = sum(widths)  # the state's size S
     steps, batch, _ = x.shape
     basis = np.tile(np.eye(size, dtype=layer.dtype), (batch, 1))  # (B*S, S): row b*S+i is e_i
-    d_new = tuple(basis[:, k * hidden : (k + 1) * hidden] for k in range(parts))  # each (B*S, H)
-    state = tuple(np.zeros((batch, hidden), dtype=layer.dtype) for _ in range(parts))
+    starts = np.cumsum((0, *widths))
+    d_new = tuple(basis[:, a:b] for a, b in zip(starts[:-1], starts[1:], strict=True))
+    state = tuple(np.zeros((batch, width), dtype=layer.dtype) for width in widths)
     norms = np.empty((steps, batch))
     for t in range(steps):
         rows = tuple(np.repeat(part, size, axis=0) for part in state)  # (B*S, H): S copies each
@@ -195,12 +195,12 @@ def step_jacobian_norms(layer: _Recurrent, x: np.ndarray) -> np.ndarray:
     return norms
 
 
-def _first_cell(layer: _Recurrent):
+def _first_cell(layer: Recurrent):
     """A cell holding (copies of) the weights of ``layer``'s first layer, forward direction."""
-    options = {"nonlinearity": layer.nonlinearity} if isinstance(layer, RNN) else {}
-    cell = STEP_CELLS[type(layer)](
-        layer.input_size, layer.hidden_size, layer.bias, dtype=layer.dtype, seed=0, **options
-    )
+    cell = RecurrentCell(
+        layer.cell.name, layer.input_size, layer.hidden_size, layer.bias, dtype=layer.dtype,
+        seed=0, **layer.cell_options,
+    )  # fmt: skip
     cell.load_state_dict({role: layer.params[f"{role}_l0"] for role in cell.params})
     return cell
 
@@ -247,9 +247,8 @@ def diagnose_fresh(
     singular value decompositions of (S, S), S = H, or 2H for an LSTM), ``param_grad_norms``,
     ``loss`` and ``config``.
     """
-    if cell not in CELLS:
-        raise UserError(f"cell={cell!r} is not one of {list(CELLS)}")
-    if cell != "rnn" and nonlinearity != "tanh":
+    spec = cells.get(cell)
+    if "nonlinearity" not in spec.options and nonlinearity != "tanh":
         raise UserError(
             f"nonlinearity={nonlinearity!r} is for cell='rnn' only; {cell} has fixed gates"
         )
@@ -259,9 +258,9 @@ def diagnose_fresh(
             raise UserError(f"{name} must be an int >= 1, got {value!r}")
     if spectral_radius is not None and not spectral_radius > 0:
         raise UserError(f"spectral_radius must be > 0 (or None), got {spectral_radius!r}")
-    options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-    layer = CELLS[cell](
-        FRESH_INPUTS, hidden, layers, init=init, dtype=np.float64, seed=seed,
+    options = {"nonlinearity": nonlinearity} if "nonlinearity" in spec.options else {}
+    layer = Recurrent(
+        cell, FRESH_INPUTS, hidden, layers, init=init, dtype=np.float64, seed=seed,
         forget_bias=forget_bias, **options,
     )  # fmt: skip
     if spectral_radius is not None:
@@ -288,7 +287,7 @@ def diagnose_fresh(
     return {
         "config": {
             "cell": cell,
-            "nonlinearity": nonlinearity if cell == "rnn" else None,
+            "nonlinearity": options.get("nonlinearity"),
             "init": init,
             "length": length,
             "hidden": hidden,
@@ -350,7 +349,7 @@ def diagnose_language_model(model, ids: np.ndarray) -> dict:
     }
 
 
-def _set_spectral_radius(layer: _Recurrent, radius: float) -> None:
+def _set_spectral_radius(layer: Recurrent, radius: float) -> None:
     """Scale each (H, H) gate block of every ``weight_hh`` to spectral radius ``radius``."""
     hidden = layer.hidden_size
     for name, weight in layer.params.items():
@@ -383,7 +382,7 @@ def _label(config: dict) -> str:
     if "label" in config:  # a trained model, described when it was diagnosed
         return config["label"]
     name = config["cell"].upper()
-    if config["cell"] == "rnn":
+    if config.get("nonlinearity"):
         name = f"{config['nonlinearity']} RNN"
     details = [f"{config['init']} init"]
     if config.get("forget_bias") is not None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.errors import UserError
-from rnnkit.models.language_model import CELLS
 from rnnkit.models.sampling import next_token
 from rnnkit.nn import _checks
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module, single_use
+from rnnkit.nn.recurrent import Recurrent
 
 
 class ConditionalGenerator(Module):
@@ -48,7 +49,7 @@ class ConditionalGenerator(Module):
     ) -> None:
         super().__init__()
         name = "ConditionalGenerator"
-        _checks.choice(name, "cell", cell, CELLS)
+        _checks.choice(name, "cell", cell, cells.names())
         _checks.sizes(
             name, input_size=input_size, vocab_size=vocab_size,
             embedding_dim=embedding_dim, hidden_size=hidden_size, num_layers=num_layers,
@@ -66,7 +67,8 @@ class ConditionalGenerator(Module):
             "embedding", Embedding(vocab_size, embedding_dim, dtype=dtype, seed=seeds[1])
         )
         self.rnn = self._add_child(
-            "rnn", CELLS[cell](embedding_dim, hidden_size, num_layers, dtype=dtype, seed=seeds[2])
+            "rnn",
+            Recurrent(cell, embedding_dim, hidden_size, num_layers, dtype=dtype, seed=seeds[2]),
         )
         self.head = self._add_child(
             "head", Linear(hidden_size, vocab_size, dtype=dtype, seed=seeds[3])
@@ -91,10 +93,10 @@ class ConditionalGenerator(Module):
         h0 = np.tanh(pre)
         batch = h0.shape[0]
         stack = h0.reshape(batch, self.num_layers, self.hidden_size).transpose(1, 0, 2)  # (L,B,H)
-        state = (stack, np.zeros_like(stack)) if self.cell == "lstm" else stack
+        state = _checks.with_first_part(stack, len(self.rnn.cell.state))
 
         def backward(d_state):
-            d_stack = d_state[0] if self.cell == "lstm" else d_state  # (L, B, H)
+            d_stack = _checks.first_part(d_state)  # (L, B, H)
             d_h0 = d_stack.transpose(1, 0, 2).reshape(batch, -1)  # (B, L*H)
             return bridge_backward(d_h0 * (1.0 - h0**2))  # h0 = tanh(pre)
 
@@ -133,7 +135,7 @@ class ConditionalGenerator(Module):
         """
         state, _ = self._initial_state(vectors)
         rng = np.random.default_rng(seed)
-        batch = state[0].shape[1] if self.cell == "lstm" else state.shape[1]
+        batch = _checks.first_part(state).shape[1]
         previous = np.full((1, batch), self.start_id, dtype=np.int64)  # (1, B): one step
         steps = []
         for _ in range(max_length):

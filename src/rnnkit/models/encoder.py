@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.errors import UserError
 from rnnkit.io._schema import _shown
-from rnnkit.models.language_model import CELLS
 from rnnkit.nn import _checks
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.module import Module
+from rnnkit.nn.recurrent import Recurrent
 
 
 def check_input_kind(owner: str, vocab_size, input_size) -> None:
@@ -54,7 +55,7 @@ class SequenceEncoder(Module):
         super().__init__()
         name = type(self).__name__
         check_input_kind(name, vocab_size, input_size)
-        _checks.choice(name, "cell", cell, CELLS)
+        _checks.choice(name, "cell", cell, cells.names())
         _checks.sizes(name, embedding_dim=embedding_dim, hidden_size=hidden_size,
                       num_layers=num_layers)  # fmt: skip
         _checks.probability(name, dropout=dropout)
@@ -67,7 +68,8 @@ class SequenceEncoder(Module):
         between_layers = dropout if num_layers > 1 else 0.0  # one layer: nothing in between
         self.rnn = self._add_child(
             "rnn",
-            CELLS[cell](
+            Recurrent(
+                cell,
                 input_size,
                 hidden_size,
                 num_layers,

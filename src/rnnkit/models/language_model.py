@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.errors import UserError
 from rnnkit.nn import _checks
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module, reserve
-from rnnkit.nn.recurrent import GRU, LSTM, RNN
-
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+from rnnkit.nn.recurrent import Recurrent
 
 
 class TiedOutput(Module):
@@ -89,7 +88,7 @@ class LanguageModel(Module):
     ) -> None:
         super().__init__()
         name = "LanguageModel"
-        _checks.choice(name, "cell", cell, CELLS)
+        _checks.choice(name, "cell", cell, cells.names())
         _checks.sizes(name, vocab_size=vocab_size, embedding_dim=embedding_dim,
                       hidden_size=hidden_size, num_layers=num_layers)  # fmt: skip
         _checks.probability(name, dropout=dropout)
@@ -109,8 +108,14 @@ class LanguageModel(Module):
         )
         self.rnn = self._add_child(
             "rnn",
-            CELLS[cell](
-                embedding_dim, hidden_size, num_layers, dropout=dropout, dtype=dtype, seed=seeds[1]
+            Recurrent(
+                cell,
+                embedding_dim,
+                hidden_size,
+                num_layers,
+                dropout=dropout,
+                dtype=dtype,
+                seed=seeds[1],
             ),
         )
         if self.tie_weights:

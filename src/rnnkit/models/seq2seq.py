@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.errors import UserError, UserTypeError
-from rnnkit.models.language_model import CELLS
 from rnnkit.nn import _checks
 from rnnkit.nn.attention import Attention
-from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.cells import RecurrentCell
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module, single_use
+from rnnkit.nn.recurrent import Recurrent
 
-DECODER_CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
 ATTENTIONS = {"bahdanau": "bahdanau", "luong": "general", "none": None}
 
 
@@ -73,7 +73,7 @@ class Seq2Seq(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        _checks.choice("Seq2Seq", "cell", cell, CELLS)
+        _checks.choice("Seq2Seq", "cell", cell, cells.names())
         _checks.choice("Seq2Seq", "attention", attention, ATTENTIONS)
         _checks.sizes(
             "Seq2Seq", source_vocab=source_vocab, target_vocab=target_vocab,
@@ -86,6 +86,7 @@ class Seq2Seq(Module):
         self.embedding_dim, self.hidden_size = embedding_dim, hidden_size
         self.num_layers, self.bidirectional = num_layers, bool(bidirectional)
         self.cell, self.attention_kind = cell, attention
+        self.state_parts = len(cells.get(cell).state)  # the decoder's: (h,), (h, c) ...
         seeds = _checks.generator("Seq2Seq", seed).integers(2**32, size=8)
         self.rng = np.random.default_rng(seeds[7])  # teacher forcing draws
         directions = 2 if bidirectional else 1
@@ -100,15 +101,15 @@ class Seq2Seq(Module):
         )
         self.encoder = add(
             "encoder",
-            CELLS[cell](
-                embedding_dim, hidden_size, num_layers, bidirectional=bidirectional,
+            Recurrent(
+                cell, embedding_dim, hidden_size, num_layers, bidirectional=bidirectional,
                 dtype=dtype, seed=seeds[2],
             ),
         )  # fmt: skip
         self.bridge = add("bridge", Linear(key_size, hidden_size, dtype=dtype, seed=seeds[3]))
         self.decoder = add(
             "decoder",
-            DECODER_CELLS[cell](embedding_dim + feed, hidden_size, dtype=dtype, seed=seeds[4]),
+            RecurrentCell(cell, embedding_dim + feed, hidden_size, dtype=dtype, seed=seeds[4]),
         )
         self.attention = None
         if attention != "none":
@@ -151,23 +152,23 @@ class Seq2Seq(Module):
             )
         vectors, embedding_backward = self.source_embedding.forward(source)
         (keys, final), encoder_backward = self.encoder.forward(vectors, source_lengths)
-        final_h = final[0] if self.cell == "lstm" else final  # (L*D, B, H)
+        final_h = _checks.first_part(final)  # (L*D, B, H)
         directions = 2 if self.bidirectional else 1
         last = final_h[-directions:]  # (D, B, H): the last layer's directions
         summary = last.transpose(1, 0, 2).reshape(last.shape[1], -1)  # (B, D*H)
         pre, bridge_backward = self.bridge.forward(summary)
         h0 = np.tanh(pre)  # (B, H)
-        state0 = (h0, np.zeros_like(h0)) if self.cell == "lstm" else h0
+        state0 = _checks.with_first_part(h0, self.state_parts)
         memory = None if self.attention is None else self.attention.encode(keys, source_lengths)
         feed0 = None if self.attention is None else np.zeros_like(h0)
 
         def backward(d_state0, d_feed0) -> None:
-            d_h0 = d_state0[0] if self.cell == "lstm" else d_state0
+            d_h0 = _checks.first_part(d_state0)
             d_summary = bridge_backward(d_h0 * (1.0 - h0**2))  # h0 = tanh(pre)
             d_last = d_summary.reshape(-1, directions, self.hidden_size).transpose(1, 0, 2)
             d_final_h = np.zeros_like(final_h)  # (L*D, B, H)
             d_final_h[-directions:] = d_last
-            d_final = (d_final_h, None) if self.cell == "lstm" else d_final_h
+            d_final = _checks.with_first_part(d_final_h, self.state_parts)
             d_keys = np.zeros_like(keys) if memory is None else memory.backward()
             d_vectors, _ = encoder_backward(d_keys, d_final)
             embedding_backward(d_vectors)
@@ -182,7 +183,7 @@ class Seq2Seq(Module):
         vectors, embedding_backward = self.target_embedding.forward(previous)  # (B, D)
         x = vectors if memory is None else np.concatenate([vectors, feed], axis=1)  # (B, D+H)
         state, cell_backward = self.decoder.forward(x, state)
-        h = state[0] if self.cell == "lstm" else state
+        h = _checks.first_part(state)
         weights = None
         if memory is None:
             attentional, attend_backward, combine_backward = h, None, None
@@ -201,11 +202,7 @@ class Seq2Seq(Module):
             else:
                 d_hc = combine_backward(d_attentional * (1.0 - attentional**2))  # (B, H+K)
                 d_h = d_hc[:, : self.hidden_size] + attend_backward(d_hc[:, self.hidden_size :])
-            if self.cell == "lstm":
-                d_new = (d_h if d_state is None else d_h + d_state[0],
-                         None if d_state is None else d_state[1])  # fmt: skip
-            else:
-                d_new = d_h if d_state is None else d_h + d_state
+            d_new = _checks.with_first_part(d_h, self.state_parts, d_state)
             d_x, d_state_before = cell_backward(d_new)
             embedding_backward(d_x[:, : self.embedding_dim])
             d_feed_before = None if memory is None else d_x[:, self.embedding_dim :]

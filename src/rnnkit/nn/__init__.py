@@ -1,11 +1,11 @@
 """Layers with the ``(output, backward)`` contract: recurrent layers, cells and their base."""
 
-from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module
-from rnnkit.nn.recurrent import GRU, LSTM, RNN
+from rnnkit.nn.recurrent import GRU, LSTM, RNN, Recurrent
 from rnnkit.nn.sequential import Sequential
 
 __all__ = [
@@ -19,5 +19,7 @@ __all__ = [
     "Module",
     "RNN",
     "RNNCell",
+    "Recurrent",
+    "RecurrentCell",
     "Sequential",
 ]

@@ -81,39 +81,56 @@ def sequence_lengths(lengths, batch: int, steps: int) -> np.ndarray | None:
     return lengths.astype(np.int64)
 
 
-def state_parts(state, parts: int, shape: tuple, dtype: np.dtype, name: str, meaning: str):
-    """A public state (``h``, or ``(h, c)`` when ``parts == 2``) as a tuple of checked arrays.
+def state_parts(state, names: tuple, shapes: tuple, dtype: np.dtype, name: str, meaning: str):
+    """A public state as a tuple of checked arrays, one per part: ``names`` the parts' names
+    (``("h",)``, ``("h", "c")``), ``shapes`` their shapes. The public form is the array ``h``
+    for one part and the tuple of parts for more (PyTorch's ``(h, c)``).
 
     ``None``, for the whole state or for one part, gives zeros. ``meaning`` names the axes of
-    ``shape`` for the error message.
+    the shapes for the error message.
     """
+    parts = len(names)
     if state is None:
         state = (None,) * parts
-    elif parts == 2:
-        if not isinstance(state, tuple | list) or len(state) != 2:
+    elif parts > 1:
+        if not isinstance(state, tuple | list) or len(state) != parts:
             got = f"{len(state)} parts" if isinstance(state, tuple | list) else type(state).__name__
-            raise UserTypeError(
-                f"{name} must be a tuple (h, c) for an LSTM, got {got}; pass (h, c)"
-            )
+            wanted = f"({', '.join(names)})"
+            raise UserTypeError(f"{name} must be a tuple {wanted}, got {got}; pass {wanted}")
     elif isinstance(state, tuple | list):
         raise UserTypeError(f"{name} must be one array h, not a {type(state).__name__}; pass h")
     else:
         state = (state,)
-    names = (f"{name}[0] (h)", f"{name}[1] (c)") if parts == 2 else (name,)
+    labels = [f"{name}[{i}] ({part})" for i, part in enumerate(names)] if parts > 1 else [name]
     arrays = []
-    for part, part_name in zip(state, names, strict=True):
+    for part, label, shape in zip(state, labels, shapes, strict=True):
         if part is None:
             arrays.append(np.zeros(shape, dtype=dtype))
             continue
-        array = float_array(part, part_name, dtype)
-        check_shape(array, shape, part_name, meaning, "pass zeros of that shape or None")
+        array = float_array(part, label, dtype)
+        check_shape(array, shape, label, meaning, "pass zeros of that shape or None")
         arrays.append(array)
     return tuple(arrays)
 
 
 def public_state(parts: tuple):
-    """The inverse of ``state_parts``: ``h`` for one part, ``(h, c)`` for two."""
+    """The inverse of ``state_parts``: ``h`` for one part, the tuple ``(h, c, ...)`` for more."""
     return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def first_part(state):
+    """``h``, the first part of a public state (the array itself, or the tuple's first)."""
+    return state[0] if isinstance(state, tuple) else state
+
+
+def with_first_part(h, parts: int, rest=None):
+    """A public state of ``parts`` parts for models that set or read h only: ``h`` first and
+    zeros like it after, or, given ``rest`` (a public state, e.g. a gradient), ``rest`` with
+    ``h`` added to its first part."""
+    if rest is not None:
+        rest_parts = rest if isinstance(rest, tuple) else (rest,)
+        return public_state((h + rest_parts[0], *rest_parts[1:]))
+    return public_state((h, *(np.zeros_like(h) for _ in range(parts - 1))))
 
 
 def sizes(owner: str, **values) -> None:
@@ -179,13 +196,17 @@ def generator(owner: str, seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def forget_bias(owner: str, value, gates: int, bias: bool) -> None:
-    """ValueError unless ``value`` is None or a number in [-1e6, 1e6] given to an LSTM with
-    biases (a larger one only saturates the gate, and may not fit the parameters' dtype)."""
+def forget_bias(owner: str, value, cell, bias: bool) -> None:
+    """UserError unless ``value`` is None or a number in [-1e6, 1e6] given to a cell with a
+    forget gate and biases (a larger one only saturates the gate, and may not fit the
+    parameters' dtype)."""
     if value is None:
         return
-    if gates != 4:
-        raise UserError(f"{owner}: forget_bias is for LSTM only; leave it out")
+    if cell.forget_gate is None:
+        raise UserError(
+            f"{owner}: forget_bias is for LSTM and other cells with a forget gate; the "
+            f"{cell.name} cell has none; leave it out"
+        )
     if isinstance(value, bool) or not isinstance(value, int | float) or not abs(value) <= 1e6:
         raise UserError(
             f"{owner}: forget_bias must be a finite number in [-1e6, 1e6], got {_shown(value)}"

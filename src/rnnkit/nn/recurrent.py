@@ -1,8 +1,10 @@
-"""Recurrent layers over whole sequences: RNN, LSTM and GRU, stacked and bidirectional.
+"""Recurrent layers over whole sequences, for any registered cell: ``Recurrent``, and RNN, LSTM
+and GRU with PyTorch's signatures; stacked and bidirectional.
 
 Constructor arguments, parameter names, shapes, gate order and state layout are PyTorch's, so
 weights copy both ways without reshuffling. Inputs are time-major (T, B, I) unless
-``batch_first``; states are (num_layers * num_directions, B, H), ``h`` or ``(h, c)`` for LSTM.
+``batch_first``; states are (num_layers * num_directions, B, S) per part: ``h`` for a cell with
+one part, the tuple of parts otherwise (``(h, c)`` for LSTM).
 
 Ragged batches: right-padded input plus ``lengths`` (B,), in any order. Outputs past a sequence's
 length are zero, its final state is the state at its last valid step, and the reverse direction
@@ -15,15 +17,13 @@ import warnings
 
 import numpy as np
 
+from rnnkit import backends, cells
 from rnnkit._memory import check_fits
-from rnnkit.backends.compiled import _fused
-from rnnkit.kernels import gru, lstm, rnn
+from rnnkit.backends import check_backend
 from rnnkit.nn import _checks
-from rnnkit.nn._direction import forward_direction, infer_direction
 from rnnkit.nn.init import check_scheme, initial_weights, weight_count
 from rnnkit.nn.module import Module, amount, reserve, single_use
 
-ROLES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 MERGES = ("concat", "sum")
 
 
@@ -46,20 +46,32 @@ def reversal_order(lengths: np.ndarray | None, steps: int) -> np.ndarray | None:
     return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
 
 
-class _Recurrent(Module):
-    """Shared machinery of RNN, LSTM and GRU; subclasses set the kernel and its gate count."""
+class Recurrent(Module):
+    """Any registered cell (``rnnkit.cells``) over whole sequences: stacked, bidirectional,
+    ragged. ``RNN``, ``LSTM`` and ``GRU`` are this class with PyTorch's signatures.
 
-    _kernel = rnn
-    _gates = 1
-    _state_parts = 1
+    Args:
+        cell: a registered cell's name ('rnn', 'lstm', 'gru', ...: ``rnnkit.cells.names()``).
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional: as
+            ``torch.nn.RNN``'s.
+        merge: 'concat' (PyTorch's) or 'sum' of the two directions' outputs.
+        init: 'uniform' (PyTorch's), 'xavier_orthogonal' or 'identity' (``rnnkit.nn.init``).
+        dtype: float32 (default) or float64. seed: for the weights and dropout.
+        forget_bias: the forget gate's bias, for cells with one (LSTM).
+        backend: 'auto', 'numpy' or 'compiled' (``rnnkit.backends``); None, the default, is
+            the process-wide default. Not saved with the model: a runtime choice.
+        **cell_options: the cell's own options (the RNN's ``nonlinearity`` ...).
+    """
+
     # None, or a list set by ``rnnkit.diagnostics.recording_hidden_gradients``: each backward then
-    # appends dL/dh[t] of every layer and direction, (num_layers * num_directions, T, B, H),
+    # appends dL/dh[t] of every layer and direction, (num_layers * num_directions, T, B, S),
     # time-major, indexed as the state stack; the reverse direction's entry at t is the gradient
     # of its state at input step t (its own time order undone). An output sink, not a cache.
     dh_records: list | None = None
 
     def __init__(
         self,
+        cell: str,
         input_size: int,
         hidden_size: int,
         num_layers: int = 1,
@@ -73,9 +85,12 @@ class _Recurrent(Module):
         dtype=np.float32,
         seed: int | None = None,
         forget_bias: float | None = None,
+        backend: str | None = None,
+        **cell_options,
     ) -> None:
         super().__init__()
-        name = type(self).__name__
+        self.cell = cells.get(cell)
+        name = self._name
         _checks.sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         _checks.flags(name, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
         _checks.probability(name, dropout=dropout)
@@ -85,17 +100,13 @@ class _Recurrent(Module):
                 stacklevel=3,
             )
         _checks.choice(name, "merge", merge, MERGES)
-        check_scheme(init, name)
-        _checks.forget_bias(name, forget_bias, self._gates, bias)
+        check_scheme(init, name, self.cell)
+        _checks.forget_bias(name, forget_bias, self.cell, bias)
+        check_backend(name, backend)
+        self.cell_options = self.cell.resolved_options(name, cell_options, hidden_size)
         dtype = _checks.float_dtype(name, dtype)
-        directions = 2 if bidirectional else 1
-        outputs = hidden_size * (directions if merge == "concat" else 1)  # a layer's output size
-        count = directions * (
-            weight_count(input_size, hidden_size, self._gates, bias)
-            + (num_layers - 1) * weight_count(outputs, hidden_size, self._gates, bias)
-        )
-        sizes = f"{amount(input_size)}, {amount(hidden_size)}, num_layers={amount(num_layers)}"
-        reserve(count, dtype, f"{name}({sizes})")
+        self.directions = 2 if bidirectional else 1
+        self.state_sizes = self.cell.sizes(hidden_size, self.cell_options)
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
@@ -106,19 +117,26 @@ class _Recurrent(Module):
         self.merge = merge
         self.init = init
         self.forget_bias = forget_bias
+        self.backend = backend
+        first = self.cell.parameters(self.input_size, hidden_size, self.cell_options)
+        later = self.cell.parameters(self.output_size, hidden_size, self.cell_options)
+        count = weight_count(first, bias) + (num_layers - 1) * weight_count(later, bias)
+        sizes = f"{amount(input_size)}, {amount(hidden_size)}, num_layers={amount(num_layers)}"
+        reserve(count * self.directions, dtype, f"{name}({sizes})")
         self.rng = _checks.generator(name, seed)
-        self.directions = directions
         for layer in range(self.num_layers):
-            inputs = self.input_size if layer == 0 else self.output_size
+            layer_shapes = first if layer == 0 else later
             for direction in range(self.directions):
                 weights = initial_weights(
-                    init, inputs, hidden_size, self._gates, bias, self.rng, dtype, forget_bias
+                    init, layer_shapes, self.cell, hidden_size, bias, self.rng, dtype, forget_bias
                 )
                 for role, value in weights.items():
                     self._add_param(self._param_name(role, layer, direction), value)
+        self.roles = tuple(weights)  # the roles of each layer and direction's arrays
 
     def config(self) -> dict:
-        config = {
+        config = {"cell": self.cell.name} if type(self) is Recurrent else {}
+        config |= {
             "input_size": self.input_size,
             "hidden_size": self.hidden_size,
             "num_layers": self.num_layers,
@@ -129,6 +147,7 @@ class _Recurrent(Module):
             "merge": self.merge,
             "init": self.init,
             "dtype": self.dtype.name,
+            **self.cell_options,
         }
         if self.forget_bias is not None:
             config["forget_bias"] = self.forget_bias
@@ -136,19 +155,28 @@ class _Recurrent(Module):
 
     @property
     def output_size(self) -> int:
-        """Features of the output: H * num_directions with merge='concat', else H."""
-        return self.hidden_size * (self.directions if self.merge == "concat" else 1)
+        """Features of the output: S * num_directions with merge='concat', else S (S = H, or
+        the cell's output width)."""
+        return self.state_sizes[0] * (self.directions if self.merge == "concat" else 1)
 
     @staticmethod
     def _param_name(role: str, layer: int, direction: int) -> str:
         return f"{role}_l{layer}" + ("_reverse" if direction else "")
 
     def _weights(self, layer: int, direction: int) -> dict[str, np.ndarray]:
-        names = {role: self._param_name(role, layer, direction) for role in ROLES}
-        return {role: self.params[name] for role, name in names.items() if name in self.params}
+        """This layer and direction's arrays by role (``weight_ih`` ...)."""
+        return {role: self.params[self._param_name(role, layer, direction)] for role in self.roles}
 
-    def _kernel_options(self) -> dict:
-        return {}
+    @property
+    def _name(self) -> str:
+        """The layer's name in messages: its class's, or its cell's PyTorch name ('LSTM')."""
+        if type(self) is not Recurrent:
+            return type(self).__name__
+        return self.cell.torch_name or f"Recurrent({self.cell.name!r})"
+
+    def backend_choice(self):
+        """The back end that runs this layer now, and why (``rnnkit.backends.Choice``)."""
+        return backends.choose(self._name, self.backend, self.cell, self.cell_options, self.dtype)
 
     def __call__(self, x, lengths=None, state=None):
         """Inference: ``(output, state)``; no dropout, nothing kept for backward."""
@@ -161,8 +189,8 @@ class _Recurrent(Module):
         Args:
             x: (T, B, input_size), or (B, T, input_size) when ``batch_first``.
             lengths: (B,) ints in [1, T], or None when every sequence has T steps.
-            state: ``h`` (or ``(h, c)`` for LSTM), each (num_layers * num_directions, B, H);
-                None means zeros.
+            state: ``h`` (or ``(h, c)`` for LSTM: one array per part of the cell's state), each
+                (num_layers * num_directions, B, S); None means zeros.
         Returns:
             output: (T, B, output_size) (batch first if ``batch_first``), zero past each length;
             state: the final state, taken at each sequence's last valid step;
@@ -171,18 +199,22 @@ class _Recurrent(Module):
         """
         return self._run(x, lengths, state, training=True)
 
+    def _stack_shapes(self, batch: int) -> tuple:
+        """The shape of each part of the state stack: (num_layers * num_directions, B, S)."""
+        return tuple((self.num_layers * self.directions, batch, size) for size in self.state_sizes)
+
     def _run(self, x, lengths, state, training: bool):
         dtype = self.dtype
         x = _checks.sequence_batch(x, self.input_size, dtype, self.batch_first)  # (T, B, I)
         steps, batch, _ = x.shape
         lengths = _checks.sequence_lengths(lengths, batch, steps)
+        choice = self.backend_choice()
         self._check_memory(steps, batch, training)
-        stack_shape = (self.num_layers * self.directions, batch, self.hidden_size)
-        state0 = _checks.state_parts(
-            state, self._state_parts, stack_shape, dtype, "state", "(num_layers*directions, B, H)"
-        )
+        shapes = self._stack_shapes(batch)
+        meaning = "(num_layers*directions, B, S)"
+        state0 = _checks.state_parts(state, self.cell.state, shapes, dtype, "state", meaning)
         order = reversal_order(lengths, steps)
-        final = tuple(np.empty(stack_shape, dtype=dtype) for _ in state0)
+        final = tuple(np.empty(shape, dtype=dtype) for shape in shapes)
         layer_input = x
         layer_backwards = []  # per layer: (dropout mask or None, [backward per direction])
         for layer in range(self.num_layers):
@@ -191,8 +223,10 @@ class _Recurrent(Module):
                 keep = self.rng.random(layer_input.shape) >= self.dropout
                 mask = (keep / (1.0 - self.dropout)).astype(dtype)  # (T, B, F)
                 layer_input = layer_input * mask
-            args = (layer, layer_input, state0, final, lengths, order, training)
-            outputs, backwards = zip(*self._each_direction(self._run_direction, args), strict=True)
+            args = (choice, layer, layer_input, state0, final, lengths, order, training)
+            outputs, backwards = zip(
+                *self._each_direction(choice, self._run_direction, args), strict=True
+            )
             layer_input = self._merge(outputs)
             layer_backwards.append((mask, backwards))
         output = layer_input.transpose(1, 0, 2) if self.batch_first else layer_input
@@ -203,7 +237,7 @@ class _Recurrent(Module):
 
         def backward(d_output, d_state=None):
             return self._backward(
-                d_output, d_state, layer_backwards, order, output.shape, stack_shape
+                choice, d_output, d_state, layer_backwards, order, output.shape, shapes
             )
 
         return result, single_use(backward)
@@ -212,58 +246,53 @@ class _Recurrent(Module):
         """UserError before a run whose arrays cannot fit in memory (an estimate: per layer and
         direction the input projection, the gates and the states, (T, B, ~2G+4 H) for training,
         which keeps them all for backward; inference holds one layer's at a time)."""
-        per_layer = steps * batch * self.hidden_size * (2 * self._gates + 4) * self.directions
+        width = self.hidden_size * (2 * self.cell.gates + 2) + 2 * sum(self.state_sizes)
+        per_layer = steps * batch * width * self.directions
         layers = self.num_layers if training else 1
         check_fits(
             per_layer * layers * self.dtype.itemsize,
-            f"{type(self).__name__} over {steps} steps of {batch} sequences with hidden size "
+            f"{self._name} over {steps} steps of {batch} sequences with hidden size "
             f"{self.hidden_size}",
             "use shorter sequences, fewer sequences at a time or a smaller hidden size",
         )
 
-    def _each_direction(self, run, args: tuple) -> list:
+    def _each_direction(self, choice, run, args: tuple) -> list:
         """``[run(0, *args)]``, or ``[run(0, *args), run(1, *args)]`` for a bidirectional layer,
-        side by side when the compiled loops run (``_fused.run_together``): the two directions
+        side by side on the compiled back end (``backends.run_together``): the two directions
         are independent."""
         if self.directions == 1:
             return [run(0, *args)]
-        return list(_fused.run_together(lambda: run(0, *args), lambda: run(1, *args), self.dtype))
+        return list(backends.run_together(choice, lambda: run(0, *args), lambda: run(1, *args)))
 
     def _run_direction(
-        self, direction, layer, layer_input, state0, final, lengths, order, training
+        self, direction, choice, layer, layer_input, state0, final, lengths, order, training
     ):
         """One direction of one layer, forward: its output in time order and its backward (None
         for inference); writes its final state into ``final``."""
         index = layer * self.directions + direction
         inputs = layer_input if direction == 0 else reverse_in_time(layer_input, order)
-        args = (
-            self._kernel,
-            inputs,
-            self._weights(layer, direction),
-            tuple(part[index] for part in state0),
-            lengths,
+        weights = self._weights(layer, direction)
+        start = tuple(part[index] for part in state0)
+        y, state_n, backward = backends.run_direction(
+            choice, self.cell, self.cell_options, inputs, weights, start, lengths, training
         )
-        if training:
-            y, state_n, backward = forward_direction(*args, **self._kernel_options())
-        else:
-            (y, state_n), backward = infer_direction(*args, **self._kernel_options()), None
         for part, value in zip(final, state_n, strict=True):
             part[index] = value
         return (y if direction == 0 else reverse_in_time(y, order)), backward
 
     def _backward_direction(
-        self, direction, layer, backwards, d_layer_output, d_final, d_state0, record, order
+        self, direction, choice, layer, backwards, d_layer_output, d_final, d_state0, record, order
     ):
         """One direction of one layer, backward: ``(dx, grads)``, dx in time order; writes its
         gradients at the initial state into ``d_state0`` and its dL/dh into ``record``."""
         index = layer * self.directions + direction
-        hidden = self.hidden_size
+        width = self.state_sizes[0]
         dy = d_layer_output
         if self.directions == 2 and self.merge == "concat":
-            dy = dy[:, :, direction * hidden : (direction + 1) * hidden]  # (T, B, H)
+            dy = dy[:, :, direction * width : (direction + 1) * width]  # (T, B, S)
         if direction == 1:
             dy = reverse_in_time(dy, order)
-        dh_record = None if record is None else record[index]  # (T, B, H)
+        dh_record = None if record is None else record[index]  # (T, B, S)
         d_final_here = tuple(part[index] for part in d_final)
         dx, dstate0, grads = backwards[direction](dy, d_final_here, dh_record)
         if direction == 1:
@@ -279,9 +308,9 @@ class _Recurrent(Module):
             return outputs[0]
         if self.merge == "sum":
             return outputs[0] + outputs[1]
-        return np.concatenate(outputs, axis=2)  # (T, B, 2H)
+        return np.concatenate(outputs, axis=2)  # (T, B, 2S)
 
-    def _backward(self, d_output, d_state, layer_backwards, order, output_shape, stack_shape):
+    def _backward(self, choice, d_output, d_state, layer_backwards, order, output_shape, shapes):
         dtype = self.dtype
         d_output = _checks.float_array(d_output, "d_output", dtype)
         _checks.check_shape(
@@ -290,19 +319,18 @@ class _Recurrent(Module):
         if self.batch_first:
             d_output = d_output.transpose(1, 0, 2)  # (B, T, F) -> (T, B, F)
         d_final = _checks.state_parts(
-            d_state, self._state_parts, stack_shape, dtype, "d_state", "the state's shape"
+            d_state, self.cell.state, shapes, dtype, "d_state", "the state's shape"
         )
-        d_state0 = tuple(np.empty(stack_shape, dtype=dtype) for _ in d_final)
-        hidden = self.hidden_size
+        d_state0 = tuple(np.empty(shape, dtype=dtype) for shape in shapes)
         record = None
         if self.dh_records is not None:
             steps, batch = d_output.shape[:2]
-            record = np.zeros((stack_shape[0], steps, batch, hidden), dtype)  # (L*D, T, B, H)
+            record = np.zeros((shapes[0][0], steps, batch, shapes[0][2]), dtype)  # (L*D, T, B, S)
         d_layer_output = d_output
         for layer in reversed(range(self.num_layers)):
             mask, backwards = layer_backwards[layer]
-            args = (layer, backwards, d_layer_output, d_final, d_state0, record, order)
-            results = self._each_direction(self._backward_direction, args)
+            args = (choice, layer, backwards, d_layer_output, d_final, d_state0, record, order)
+            results = self._each_direction(choice, self._backward_direction, args)
             d_layer_input = None
             for direction, (dx, grads) in enumerate(results):
                 d_layer_input = dx if d_layer_input is None else d_layer_input + dx
@@ -316,14 +344,19 @@ class _Recurrent(Module):
 
     def __repr__(self) -> str:
         options = f"num_layers={self.num_layers}, bidirectional={self.bidirectional}"
+        if type(self) is Recurrent:
+            return (
+                f"Recurrent({self.cell.name!r}, {self.input_size}, {self.hidden_size}, {options})"
+            )
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}, {options})"
 
 
-class RNN(_Recurrent):
+class RNN(Recurrent):
     """Elman RNN: h[t] = f(W_ih x[t] + b_ih + W_hh h[t-1] + b_hh), f = tanh or relu.
 
     Arguments as ``torch.nn.RNN`` plus ``merge`` ('concat' or 'sum' of the two directions),
-    ``init`` ('uniform', 'xavier_orthogonal' or 'identity'), ``dtype`` and ``seed``.
+    ``init`` ('uniform', 'xavier_orthogonal' or 'identity'), ``dtype``, ``seed`` and
+    ``backend`` (see ``Recurrent``).
     """
 
     def __init__(
@@ -338,39 +371,34 @@ class RNN(_Recurrent):
         bidirectional: bool = False,
         **options,
     ) -> None:
-        _checks.choice("RNN", "nonlinearity", nonlinearity, rnn.NONLINEARITIES)
-        self.nonlinearity = nonlinearity
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            **options,
+            "rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, nonlinearity=nonlinearity, **options,
         )  # fmt: skip
 
-    def _kernel_options(self) -> dict:
-        return {"nonlinearity": self.nonlinearity}
-
-    def config(self) -> dict:
-        return {**super().config(), "nonlinearity": self.nonlinearity}
+    @property
+    def nonlinearity(self) -> str:
+        return self.cell_options["nonlinearity"]
 
 
-class LSTM(_Recurrent):
+class LSTM(Recurrent):
     """LSTM with PyTorch's gates i, f, g, o: c = f*c + i*g, h = o*tanh(c).
 
     Arguments as ``torch.nn.LSTM`` (without ``proj_size``) plus ``merge``, ``init``, ``dtype``,
-    ``seed`` and ``forget_bias`` (sets the forget gate's bias; 'xavier_orthogonal' uses 1.0).
-    The state is the tuple ``(h, c)``.
+    ``seed``, ``backend`` and ``forget_bias`` (sets the forget gate's bias; 'xavier_orthogonal'
+    uses 1.0). The state is the tuple ``(h, c)``.
     """
 
-    _kernel = lstm
-    _gates = 4
-    _state_parts = 2
+    def __init__(self, input_size: int, hidden_size: int, *args, **options) -> None:
+        super().__init__("lstm", input_size, hidden_size, *args, **options)
 
 
-class GRU(_Recurrent):
+class GRU(Recurrent):
     """GRU with PyTorch's gates r, z, n: n = tanh(W_in x + b_in + r*(W_hn h + b_hn)),
     h = (1-z)*n + z*h.
 
-    Arguments as ``torch.nn.GRU`` plus ``merge``, ``init``, ``dtype`` and ``seed``.
+    Arguments as ``torch.nn.GRU`` plus ``merge``, ``init``, ``dtype``, ``seed`` and ``backend``.
     """
 
-    _kernel = gru
-    _gates = 3
+    def __init__(self, input_size: int, hidden_size: int, *args, **options) -> None:
+        super().__init__("gru", input_size, hidden_size, *args, **options)

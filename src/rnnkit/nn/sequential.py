@@ -13,7 +13,7 @@ from __future__ import annotations
 from rnnkit.errors import UserError, UserTypeError
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.module import Module
-from rnnkit.nn.recurrent import _Recurrent
+from rnnkit.nn.recurrent import Recurrent
 
 
 class Sequential(Module):
@@ -62,7 +62,7 @@ class Sequential(Module):
     def __call__(self, x, lengths=None):
         """Inference: the last module's output; no dropout, nothing kept for backward."""
         for module in self.modules:
-            if isinstance(module, _Recurrent):
+            if isinstance(module, Recurrent):
                 x, _ = module(x, lengths)
             else:
                 x = module(x)
@@ -81,7 +81,7 @@ class Sequential(Module):
         """
         backwards = []
         for module in self.modules:
-            if isinstance(module, _Recurrent):
+            if isinstance(module, Recurrent):
                 (x, _), recurrent_backward = module.forward(x, lengths)
                 backwards.append(lambda dy, run=recurrent_backward: run(dy)[0])  # d_x only
             else:

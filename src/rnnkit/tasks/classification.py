@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.data.identity import changed, not_read, same_data, saved_data
 from rnnkit.data.labelled import LabelledData, read_labelled
 from rnnkit.data.scaling import Standardizer
@@ -27,7 +28,6 @@ from rnnkit.data.vocabulary import LEVELS, UNK, Vocabulary
 from rnnkit.errors import UserError
 from rnnkit.io._schema import Fields
 from rnnkit.models.classifier import SequenceClassifier
-from rnnkit.models.language_model import CELLS
 from rnnkit.models.pooling import POOLINGS
 from rnnkit.train.batching import epoch_batches
 from rnnkit.train.losses import cross_entropy
@@ -75,7 +75,7 @@ class ClassifyOptions:
             raise UserError("give --csv (texts) or --npz (numeric sequences), not both")
         choices = {
             "level": (self.level, LEVELS),
-            "cell": (self.cell, CELLS),
+            "cell": (self.cell, cells.names()),
             "pooling": (self.pooling, POOLINGS),
             "class_weights": (self.class_weights, CLASS_WEIGHTS),
         }

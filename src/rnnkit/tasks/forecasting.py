@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit._memory import check_fits
 from rnnkit.data.identity import changed, not_read, same_data, saved_data
 from rnnkit.data.scaling import Standardizer
@@ -39,7 +40,6 @@ from rnnkit.data.windows import make_windows, window_starts
 from rnnkit.errors import UserError
 from rnnkit.io._schema import Fields
 from rnnkit.models.forecaster import ForecastEnsemble
-from rnnkit.models.language_model import CELLS
 from rnnkit.train.batching import epoch_batches
 from rnnkit.train.losses import mae, mse
 from rnnkit.train.metrics import regression_errors
@@ -84,7 +84,10 @@ class ForecastOptions:
         """ValueError naming the first option out of its range; reads and writes nothing."""
         if self.csv is not None and self.target is None:
             raise UserError("--csv needs --target COL: the column to forecast")
-        for name, value, allowed in (("cell", self.cell, CELLS), ("loss", self.loss, LOSSES)):
+        for name, value, allowed in (
+            ("cell", self.cell, cells.names()),
+            ("loss", self.loss, LOSSES),
+        ):
             if value not in allowed:
                 raise UserError(f"{name} must be one of {list(allowed)}, got {value!r}")
         counts = {

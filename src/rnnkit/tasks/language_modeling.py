@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.data.stream import TokenStream
 from rnnkit.data.vocabulary import LEVELS, Vocabulary, first_token_end
 from rnnkit.errors import UserError
 from rnnkit.io.files import regular_file, utf8_text
-from rnnkit.models.language_model import CELLS, LanguageModel
+from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.sampling import complete
 from rnnkit.train.losses import cross_entropy
 
@@ -60,8 +61,8 @@ class LanguageModelOptions:
         """ValueError naming the first option out of its range; reads and writes nothing."""
         if self.level not in LEVELS:
             raise UserError(f"level must be one of {list(LEVELS)}, got {self.level!r}")
-        if self.cell not in CELLS:
-            raise UserError(f"cell must be one of {list(CELLS)}, got {self.cell!r}")
+        if self.cell not in cells.names():
+            raise UserError(f"cell must be one of {list(cells.names())}, got {self.cell!r}")
         counts = {
             "embedding": self.embedding, "hidden": self.hidden, "layers": self.layers,
             "seq_len": self.seq_len, "batch": self.batch, "steps": self.steps,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.data import cmudict
 from rnnkit.data.identity import changed, not_read, read_user_file, same_data, saved_data, sha256
 from rnnkit.errors import UserError
@@ -63,8 +64,8 @@ class Seq2SeqOptions:
 
     def check(self) -> None:
         """ValueError naming the first option out of its range."""
-        if self.cell not in ("rnn", "lstm", "gru"):
-            raise UserError(f"cell must be one of rnn, lstm, gru, got {self.cell!r}")
+        if self.cell not in cells.names():
+            raise UserError(f"cell must be one of {list(cells.names())}, got {self.cell!r}")
         if self.attention not in ATTENTIONS:
             raise UserError(f"attention must be one of {list(ATTENTIONS)}, got {self.attention!r}")
         for level in (self.source_level, self.target_level):

@@ -1,0 +1,83 @@
+"""The compiled back end: numba time loops for the cells that have one (RNN, LSTM, GRU), float32.
+
+Each loop runs a whole sequence in one compiled call, the products included (``_packed``), and
+from 16 sequences up as two halves side by side (``_fused.by_rows``). They compute what the
+reference loop (``rnnkit.kernels.loop``) computes with the cells' own steps, and are tested
+against it. ``run`` has the reference loop's signature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.backends.compiled import _fused, gru, lstm, rnn
+
+KERNELS = {"rnn": rnn, "lstm": lstm, "gru": gru}  # cell name -> its compiled time loops
+STEPS = {"lstm": "lstm_cell", "gru": "gru_cell"}  # cell name -> its compiled streaming step
+
+
+def unsupported(cell, options, dtype: np.dtype) -> str | None:
+    """Why the compiled back end cannot run ``cell`` on data of ``dtype`` here, or None."""
+    if not _fused.ENABLED:
+        return "numba is not installed (pip install -e '.[fast]') or RNNKIT_FUSED=0"
+    if _fused.blas_library() is None:
+        return "NumPy's bundled OpenBLAS was not found"
+    if np.dtype(dtype) != np.float32:
+        return f"it runs float32 only, and the layer is {np.dtype(dtype).name}"
+    if cell.name not in KERNELS:
+        return f"it has no time loop for the {cell.name} cell"
+    return None
+
+
+def products() -> str:
+    """How the compiled loops make their matrix products, in a few words."""
+    from rnnkit.backends.compiled import _packed  # imports numba: asked only when loops run
+
+    return f"register tile, {_packed.LANES} lanes x {_packed.ROWS} rows, against packed weights"
+
+
+def run(cell, options, x, params, state0, lengths, training):
+    """As ``rnnkit.kernels.loop.run``, through the cell's compiled time loops."""
+    kernel = KERNELS[cell.name]
+    steps, batch, inputs = x.shape
+    x = np.ascontiguousarray(x)  # the loops read x[t] and the states in rows
+    state0 = tuple(np.ascontiguousarray(part) for part in state0)
+    weights = tuple(params.get(role) for role in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    if not training and hasattr(kernel, "infer"):
+        return (*kernel.infer(x, state0, *weights, lengths, **options), None)
+    y, state, cache = kernel.forward(x, state0, *weights, lengths, **options)
+    if not training:
+        return y, state, None
+
+    def backward(dy, d_state, dh_record=None):
+        dx, dxw, d_state0, dw_hh, db_ih, db_hh = kernel.backward(dy, d_state, cache, dh_record)
+        rows = dxw.reshape(steps * batch, -1)  # (T*B, G*H)
+        grads = {"weight_ih": rows.T @ x.reshape(steps * batch, inputs), "weight_hh": dw_hh}
+        if db_ih is not None:
+            grads |= {"bias_ih": db_ih, "bias_hh": db_hh}
+        return dx, d_state0, grads
+
+    return y, state, backward
+
+
+def step(cell, x, state, params):
+    """One streaming step without a cache: the new state tuple from the cell's compiled step,
+    or None (the caller takes its checked path, which names any problem) unless x (B, I) and
+    the state parts (B, H) are C-ordered float32 arrays of matching shapes with finite values.
+    The compiled step checks types (its signature), shapes and values itself, so a stream of
+    single examples pays little per step."""
+    name = STEPS.get(cell.name)
+    if name is None or _fused.loops() is None:
+        return None
+    shape = (x.shape[0], state[0].shape[1])
+    gates = params["weight_hh"].shape[0]
+    zeros = np.zeros(gates, np.float32)  # (G*H,): the biases of a layer without them
+    biases = (params.get("bias_ih", zeros), params.get("bias_hh", zeros))
+    new_state = tuple(np.empty(shape, np.float32) for _ in state)
+    try:
+        done = _fused.loops().cell_step(name)(
+            x, *state, params["weight_ih"], params["weight_hh"], *biases, *new_state
+        )
+    except TypeError:  # not float32 C-ordered arrays: no signature of the step matches
+        return None
+    return new_state if done else None
