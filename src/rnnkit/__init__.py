@@ -1,6 +1,6 @@
 """rnnkit: recurrent neural networks in NumPy with hand-derived, exact BPTT."""
 
-from rnnkit import _environment  # noqa: F401 (first: before NumPy loads OpenBLAS)
+from rnnkit._environment import tune_process
 from rnnkit.errors import UserError, UserTypeError
 from rnnkit.io.models import load, register, save
 from rnnkit.nn import (
@@ -34,5 +34,6 @@ __all__ = [
     "load",
     "register",
     "save",
+    "tune_process",
 ]
 __version__ = "0.1.0"
