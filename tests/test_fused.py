@@ -1,6 +1,7 @@
 """The fused float32 loops (numba, products through NumPy's OpenBLAS) against the NumPy path:
 the same numbers to float32 rounding, for every cell, equal and ragged batches."""
 
+import functools
 import importlib.util
 import multiprocessing
 import os
@@ -104,8 +105,14 @@ def test_fused_forward_and_backward_match_numpy(name, monkeypatch, lengths):
 @pytest.mark.parametrize("name", KERNELS)
 def test_a_batch_split_between_two_threads_gives_the_same_numbers(name, monkeypatch):
     """From SPLIT_BATCH sequences up the compiled loops run the batch in two halves side by
-    side (here 8 and 11 rows, ragged): the numbers are those of one loop over all rows, exactly,
-    and match the NumPy path."""
+    side (here 8 and 11 rows, ragged): the numbers are those of one loop over all rows, exactly
+    with the register tile (to float32 rounding with BLAS, whose sums depend on how many rows a
+    call has), and match the NumPy path."""
+    from rnnkit.backends.compiled import _packed
+
+    same = np.testing.assert_array_equal
+    if _packed.PRODUCT == "blas":
+        same = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-5)
     kernel, options = KERNELS[name]
     batch = 19
     lengths = np.random.default_rng(5).integers(1, 8, batch)
@@ -115,7 +122,7 @@ def test_a_batch_split_between_two_threads_gives_the_same_numbers(name, monkeypa
     reference = run(kernel, False, monkeypatch, lengths, options, batch)
     split_grads, whole_grads = flat(split[1]), flat(whole[1])
     for ours, theirs in zip([*split[0], *split_grads], [*whole[0], *whole_grads], strict=True):
-        np.testing.assert_array_equal(ours, theirs)
+        same(ours, theirs)
     for ours, theirs in zip(split[0], reference[0], strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=2e-6)
     for ours, theirs in zip(split_grads, flat(reference[1]), strict=True):

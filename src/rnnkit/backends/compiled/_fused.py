@@ -248,7 +248,7 @@ def by_rows(loop, batch: int, *args) -> None:
     batch of ``batch``: from SPLIT_BATCH rows up as two halves side by side (``run_together``),
     the first a multiple of 8 rows (the products' tile), else once over all rows. The sequences
     of a batch never meet, so the halves need no synchronisation and the results are the same
-    either way."""
+    either way (with the BLAS product, to float32 rounding: its sums depend on a call's rows)."""
     if batch < SPLIT_BATCH:
         loop(*args, 0, batch)
         return
