@@ -1,6 +1,7 @@
 """The back ends: the compiled one against the reference loop, layer by layer, for every cell it
 runs; the explicit choice, its errors and ``backend_info``."""
 
+import functools
 import importlib.util
 
 import numpy as np
@@ -67,8 +68,10 @@ def test_the_compiled_back_end_matches_the_reference_loop(case, lengths, shape):
 @pytest.mark.parametrize("case", COMPILED_CASES)
 def test_a_batch_split_between_two_threads_gives_the_same_numbers(case, monkeypatch):
     """From SPLIT_BATCH sequences up the compiled loops run the batch in two halves side by
-    side (here 8 and 11 rows, ragged): the numbers are those of one loop over all rows, exactly,
-    and match the reference loop."""
+    side (here 8 and 11 rows, ragged): the numbers are those of one loop over all rows, exactly
+    with the register tile (to float32 rounding with BLAS), and match the reference loop."""
+    from rnnkit.backends.compiled import _packed  # imports numba
+
     cell, options = COMPILED_CASES[case]
     batch = 19
     lengths = np.random.default_rng(5).integers(1, STEPS + 1, batch)
@@ -76,8 +79,11 @@ def test_a_batch_split_between_two_threads_gives_the_same_numbers(case, monkeypa
     monkeypatch.setattr(compiled._fused, "SPLIT_BATCH", batch + 1)
     whole = run(cell, options, "compiled", lengths, batch)
     reference = run(cell, options, "numpy", lengths, batch)
+    same = np.testing.assert_array_equal
+    if _packed.PRODUCT == "blas":  # BLAS's sums depend on how many rows a call has
+        same = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-5)
     for ours, theirs in zip(split, whole, strict=True):
-        np.testing.assert_array_equal(ours, theirs)
+        same(ours, theirs)
     for ours, theirs in zip(split, reference, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=2e-5)
 
@@ -113,7 +119,8 @@ def test_a_back_end_that_cannot_run_is_a_loud_error():
 
 
 def test_without_the_compiled_loops_auto_runs_the_reference_and_compiled_is_refused(monkeypatch):
-    monkeypatch.setattr(compiled._fused, "ENABLED", False)
+    missing = "numba is not installed: pip install -e '.[fast]'"
+    monkeypatch.setattr(compiled._fused, "availability", lambda: missing)
     layer = rnnkit.LSTM(3, 4)
     assert layer.backend_choice().name == "numpy"
     assert "numba" in rnnkit.backend_info(layer)["why"]

@@ -1,4 +1,5 @@
-"""rnnkit's process settings (rnnkit/_environment.py), each checked in a fresh process."""
+"""rnnkit's process settings (rnnkit/_environment.py): made by ``rnnkit.tune_process()`` and the
+CLI, never by ``import rnnkit``; each checked in a fresh process."""
 
 import os
 import subprocess
@@ -7,10 +8,11 @@ import sys
 import pytest
 
 # Makes and frees eight 3 MB arrays (NumPy asks for huge pages from 4 MB), twice, and counts
-# the page faults of the second round.
+# the page faults of the second round; TUNE is replaced by what the process does first.
 FAULTS = """
 import resource, sys
-import rnnkit  # first: its settings come before NumPy's allocations
+import rnnkit
+TUNE
 import numpy as np
 def faults_of_new_arrays():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -34,20 +36,39 @@ def run(code: str, **environment) -> str:
     return result.stdout.strip()
 
 
-TIMEOUT = "import os, rnnkit; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+def test_importing_rnnkit_and_its_cli_leaves_the_environment_as_it_was():
+    code = "import os; before = dict(os.environ); import rnnkit.cli; print(os.environ == before)"
+    assert run(code) == "True"
 
 
-def test_importing_rnnkit_asks_openblas_to_let_its_threads_sleep_unless_told_otherwise():
+TIMEOUT = (
+    "import os, rnnkit; rnnkit.tune_process(); print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+)
+
+
+def test_tuning_asks_openblas_to_let_its_threads_sleep_unless_told_otherwise():
     assert run(TIMEOUT) == "4"
     assert run(TIMEOUT, OPENBLAS_THREAD_TIMEOUT="12") == "12"  # the user's own value stays
     assert run(TIMEOUT, RNNKIT_PROCESS_SETTINGS="0") == "None"
 
 
+def test_the_cli_tunes_its_process():
+    code = """import os, rnnkit.cli
+try:
+    rnnkit.cli.main(["--help"])
+except SystemExit:
+    pass
+print(os.environ.get("OPENBLAS_THREAD_TIMEOUT"))"""
+    assert run(code).splitlines()[-1] == "4"  # after the help text
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux")
-def test_freed_arrays_are_kept_for_the_next_ones_unless_told_otherwise():
-    """With rnnkit's settings new arrays reuse freed ones' pages; without them (or with the
-    user's own glibc setting) glibc returns the memory and each of the 6,144 pages (8 x 3 MB)
-    faults in afresh."""
-    assert int(run(FAULTS)) < 500
-    assert int(run(FAULTS, RNNKIT_PROCESS_SETTINGS="0")) > 5000
-    assert int(run(FAULTS, MALLOC_TRIM_THRESHOLD_="131072")) > 5000
+def test_freed_arrays_are_kept_for_the_next_ones_after_tuning_only():
+    """After ``tune_process()`` new arrays reuse freed ones' pages; after a bare import (or
+    with tuning turned off, or with the user's own glibc setting) glibc returns the memory and
+    each of the 6,144 pages (8 x 3 MB) faults in afresh."""
+    tuned, bare = FAULTS.replace("TUNE", "rnnkit.tune_process()"), FAULTS.replace("TUNE", "")
+    assert int(run(tuned)) < 500
+    assert int(run(bare)) > 5000
+    assert int(run(tuned, RNNKIT_PROCESS_SETTINGS="0")) > 5000
+    assert int(run(tuned, MALLOC_TRIM_THRESHOLD_="131072")) > 5000

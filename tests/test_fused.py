@@ -5,7 +5,11 @@ reference loop: tests/test_backends.py."""
 import importlib.util
 import multiprocessing
 import os
+import platform
+import subprocess
+import sys
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -33,17 +37,71 @@ def test_rational_tanh_is_within_its_stated_error():
 
 
 def test_only_c_ordered_float32_takes_the_fused_path(monkeypatch):
-    monkeypatch.setattr(_fused, "ENABLED", True)
     assert _fused.loops(np.zeros((2, 3))) is None
     assert _fused.loops(np.zeros((4, 6), np.float32)[:, ::2]) is None  # not C-ordered
     assert _fused.loops(np.zeros((4, 6), np.float32)) is not None
 
 
-def test_without_numpys_openblas_the_numpy_path_runs(monkeypatch):
-    monkeypatch.setattr(_fused, "ENABLED", True)
-    assert _fused.blas_library() is not None  # NumPy's PyPI wheel, as the test extra installs it
-    monkeypatch.setattr(_fused, "blas_library", lambda: None)  # a NumPy built on another BLAS
+def test_without_numpys_openblas_the_numpy_path_runs_and_says_why(monkeypatch):
+    assert _fused.availability() is None
+    assert _fused.blas() is not None  # NumPy's PyPI wheel, as the test extra installs it
+    monkeypatch.setattr(_fused, "blas", lambda: None)  # a NumPy built on another BLAS
     assert _fused.loops(np.zeros((4, 6), np.float32)) is None
+    assert "no OpenBLAS exporting cblas_sgemm" in _fused.availability()
+    assert _fused.product_path().startswith("no compiled loops: no OpenBLAS")
+
+
+def test_a_numba_outside_the_tested_range_is_refused_with_the_fix(monkeypatch):
+    monkeypatch.setattr(_fused, "_numba_problem", _fused._numba_problem.__wrapped__)  # uncached
+    monkeypatch.setattr(_fused.importlib.metadata, "version", lambda name: "0.69.0rc1")
+    assert _fused.availability() == (
+        "numba 0.69.0rc1 is outside the range the compiled loops are tested with "
+        "(>=0.68.1,<0.69): pip install 'numba>=0.68.1,<0.69'"
+    )
+    assert _fused.loops(np.zeros(1, np.float32)) is None
+    monkeypatch.setattr(_fused.importlib.util, "find_spec", lambda name: None)
+    assert _fused.availability() == "numba is not installed: pip install -e '.[fast]'"
+
+
+def test_a_tile_choice_that_is_none_is_refused_with_the_fix(monkeypatch):
+    monkeypatch.setattr(_fused, "TILE", "avx")
+    assert (
+        _fused.availability() == "RNNKIT_TILE='avx' is none of auto, avx512, avx2, blas: unset it"
+    )
+    assert _fused.loops(np.zeros(1, np.float32)) is None
+
+
+def test_the_product_path_is_one_line_naming_the_product_that_runs():
+    from rnnkit.backends.compiled import _packed
+
+    line = _fused.product_path()
+    assert "\n" not in line and line == _packed.PRODUCT_PATH
+    tile = f"register tile, {_packed.LANES} lanes x {_packed.ROWS} rows ("
+    assert line.startswith("BLAS sgemm of " if _packed.PRODUCT == "blas" else tile)
+
+
+TILE = "register tile, {} lanes x {} rows"
+TARGETS = [  # numba's target CPU (or RNNKIT_TILE) and the product it gets
+    ({"NUMBA_CPU_NAME": "generic"}, "BLAS sgemm"),  # no features: SSE2
+    ({"NUMBA_CPU_NAME": "x86-64", "NUMBA_CPU_FEATURES": "+avx,+avx2"}, "BLAS sgemm"),  # no FMA
+    ({"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}, TILE.format(8, 6)),  # AVX2, FMA
+    ({"NUMBA_CPU_NAME": "skylake-avx512", "NUMBA_CPU_FEATURES": ""}, TILE.format(16, 8)),
+    ({"RNNKIT_TILE": "avx2"}, TILE.format(8, 6) + " (forced by RNNKIT_TILE=avx2)"),
+    ({"RNNKIT_TILE": "blas"}, "BLAS sgemm"),
+]
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 CPU names")
+@pytest.mark.parametrize("environment, expected", TARGETS)
+def test_the_product_follows_numbas_target_cpu_not_the_host(environment, expected):
+    """Whatever the host has, the product is chosen by what numba compiles for (nothing is
+    compiled here: the choice is made at import)."""
+    code = "from rnnkit.backends.compiled import _fused; print(_fused.product_path())"
+    chosen = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "RNNKIT_TILE")
+    env = {name: value for name, value in os.environ.items() if name not in chosen}
+    result = subprocess.run([sys.executable, "-c", code], env={**env, **environment},
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert result.stdout.startswith(expected)
 
 
 @pytest.mark.parametrize("batch", [1, 3, 20])  # 20: above COMPILED_STEP_BATCH, the layer's path
@@ -210,12 +268,18 @@ def test_step_backwards_match_numpy_in_place_or_not(in_place):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("path", ["chosen", "blas"])
 @pytest.mark.parametrize("batch, inner, width", [(1, 1, 1), (3, 5, 31), (13, 33, 70), (19, 8, 64)])
-def test_the_packed_product_equals_numpys_on_any_shape_and_row_range(batch, inner, width):
+def test_the_packed_product_equals_numpys_on_any_shape_and_row_range(batch, inner, width, path):
     """``packed_product`` (register tiles of 8, 4, 2 and 1 rows, panels of PANEL columns, the
-    last one partial) computes rows first .. last - 1 of rows @ weight, with or without what
-    out held, and leaves the other rows alone."""
+    last one partial; or cblas_sgemm) computes rows first .. last - 1 of rows @ weight, with or
+    without what out held, and leaves the other rows alone. The BLAS product is checked here
+    whichever product this process chose."""
     fused = _fused.loops(np.zeros(1, np.float32))
+    if path == "blas":
+        from rnnkit.backends.compiled import _packed
+
+        fused = SimpleNamespace(pack=_packed._kept, packed_product=_packed._blas_product)
     rng = np.random.default_rng(batch)
     rows = rng.standard_normal((batch, inner), dtype=np.float32)
     weight = rng.standard_normal((inner, width), dtype=np.float32)
@@ -232,10 +296,15 @@ def test_the_packed_product_equals_numpys_on_any_shape_and_row_range(batch, inne
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("path", ["chosen", "blas"])
 @pytest.mark.parametrize("inner, width", [(1, 1), (5, 31), (33, 70), (8, 64)])
-def test_packing_a_transpose_equals_packing_its_copy(inner, width):
+def test_packing_a_transpose_equals_packing_its_copy(inner, width, path):
     """``pack_transpose(w)`` is ``pack`` of the C-ordered copy of w.T, padding included."""
     fused = _fused.loops(np.zeros(1, np.float32))
+    if path == "blas":
+        from rnnkit.backends.compiled import _packed
+
+        fused = SimpleNamespace(pack=_packed._kept, pack_transpose=_packed._kept_transpose)
     weight = np.random.default_rng(width).standard_normal((width, inner), dtype=np.float32)
     expected = fused.pack(np.ascontiguousarray(weight.T))
     np.testing.assert_array_equal(fused.pack_transpose(weight), expected)

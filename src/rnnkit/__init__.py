@@ -1,6 +1,6 @@
 """rnnkit: recurrent neural networks in NumPy with hand-derived, exact BPTT."""
 
-from rnnkit import _environment  # noqa: F401 (first: before NumPy loads OpenBLAS)
+from rnnkit._environment import tune_process
 from rnnkit.backends import backend_info, set_default_backend
 from rnnkit.errors import UserError, UserTypeError
 from rnnkit.io.models import load, register, save
@@ -41,5 +41,6 @@ __all__ = [
     "register",
     "save",
     "set_default_backend",
+    "tune_process",
 ]
 __version__ = "0.1.0"

@@ -1,20 +1,25 @@
-"""Process settings for speed, made when rnnkit is imported (``import rnnkit`` imports this
-first). Each is skipped when the user has set it (the environment variable named wins), and
-all are with ``RNNKIT_PROCESS_SETTINGS=0`` (the benchmark runs PyTorch so, as its users do).
+"""Process settings for speed, made by ``rnnkit.tune_process()`` (the CLI calls it first), never
+by ``import rnnkit``: they change the whole process, every library in it included. Each is
+skipped when the user has set it (the environment variable named wins), and all are with
+``RNNKIT_PROCESS_SETTINGS=0`` (the benchmark runs PyTorch so, as its users do).
 
 - ``OPENBLAS_THREAD_TIMEOUT=4``: after each product, OpenBLAS's idle threads spin for about
   2**28 cycles (0.1 s here) before they sleep, taking a core from the two threads of the
   compiled time loops (``backends.compiled._fused.by_rows``); with 4 they sleep at once.
   Measured here: an LSTM's forward loop at (32, 200, 256, 512) right after a product,
   120-128 ms against 77-81 ms.
-  OpenBLAS reads it when NumPy loads it: it has no effect if NumPy was imported first.
+  OpenBLAS reads it only when it is loaded (when NumPy is imported), and ``import rnnkit``
+  imports NumPy: set here, it reaches the processes this one starts (the benchmark's workers),
+  not this one. For this one, set it before Python starts (``OPENBLAS_THREAD_TIMEOUT=4 rnnkit
+  train ...``) or before the first ``import numpy``.
 - glibc's allocator keeps freed memory for the next arrays (``mallopt``: blocks up to 1 GiB from
   the heap, not fresh mappings, and the heap not trimmed below 1 GiB; skipped when
   ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` is set, and off glibc). A training
   step makes arrays of megabytes (gates, states, gradients) and frees them: with glibc's
   defaults each came back as new pages, 2,400 page faults per LSTM training step at
   (32, 100, 64, 128), which took 27-39 ms against 17-19 ms without them. The process then keeps
-  its peak memory instead of returning it to the system between steps.
+  its peak memory instead of returning it to the system between steps. It takes effect at
+  once, for the arrays allocated after the call.
 """
 
 import ctypes
@@ -38,6 +43,11 @@ def _keep_freed_memory() -> None:
     mallopt(_M_TRIM_THRESHOLD, _KEEP)
 
 
-if os.environ.get("RNNKIT_PROCESS_SETTINGS", "1") != "0":
+def tune_process() -> None:
+    """Make the process settings above for this process (and, for OpenBLAS's thread timeout, the
+    processes it starts), unless ``RNNKIT_PROCESS_SETTINGS=0``. Call it once, at the start of a
+    program that trains or runs rnnkit models for a while; calling it again changes nothing."""
+    if os.environ.get("RNNKIT_PROCESS_SETTINGS", "1") == "0":
+        return
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     _keep_freed_memory()

@@ -155,6 +155,7 @@ def serve(library: str) -> None:
     and warms up the case's functions; ['time', mode] answers the seconds of one call, made after
     a pause of PAUSE seconds and WARM_UP seconds of untimed calls. Errors go back as
     ['error', text]."""
+    rnnkit.tune_process()  # as the CLI makes them (none for PyTorch: RNNKIT_PROCESS_SETTINGS=0)
     functions = {}
     for line in sys.stdin:
         request = json.loads(line)
@@ -203,7 +204,7 @@ class _Race:
     @staticmethod
     def _environment(library: str) -> dict:
         """PyTorch's process runs without rnnkit's process settings (``rnnkit._environment``),
-        as its users run it; rnnkit's with them, as ``import rnnkit`` makes them."""
+        as its users run it; rnnkit's with them, as the CLI makes them (``serve``)."""
         if library == "rnnkit":
             return dict(os.environ)
         return {**os.environ, "RNNKIT_PROCESS_SETTINGS": "0"}

@@ -26,6 +26,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from rnnkit import cells
+from rnnkit._environment import tune_process
 from rnnkit.errors import UserError
 
 TRAIN_TASKS = ("lm", "classify", "forecast", "seq2seq")
@@ -629,6 +630,7 @@ def _bench(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_process()  # rnnkit's process settings (rnnkit/_environment.py); import makes none
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"] and (len(argv) == 1 or argv[1] not in (*TRAIN_TASKS, "-h", "--help")):
         argv.insert(1, "lm")  # 'rnnkit train' means 'rnnkit train lm'

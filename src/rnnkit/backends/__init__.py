@@ -107,5 +107,5 @@ def backend_info(module) -> dict:
         "requested": module.backend or f"{default_backend()} (the process default)",
         "backend": choice.name,
         "why": choice.why,
-        "products": compiled.products() if choice.name == "compiled" else None,
+        "products": compiled._fused.product_path() if choice.name == "compiled" else None,
     }

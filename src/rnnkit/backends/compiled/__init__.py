@@ -18,22 +18,14 @@ STEPS = {"lstm": "lstm_cell", "gru": "gru_cell"}  # cell name -> its compiled st
 
 def unsupported(cell, options, dtype: np.dtype) -> str | None:
     """Why the compiled back end cannot run ``cell`` on data of ``dtype`` here, or None."""
-    if not _fused.ENABLED:
-        return "numba is not installed (pip install -e '.[fast]') or RNNKIT_FUSED=0"
-    if _fused.blas_library() is None:
-        return "NumPy's bundled OpenBLAS was not found"
+    problem = _fused.availability()
+    if problem is not None:
+        return problem
     if np.dtype(dtype) != np.float32:
         return f"it runs float32 only, and the layer is {np.dtype(dtype).name}"
     if cell.name not in KERNELS:
         return f"it has no time loop for the {cell.name} cell"
     return None
-
-
-def products() -> str:
-    """How the compiled loops make their matrix products, in a few words."""
-    from rnnkit.backends.compiled import _packed  # imports numba: asked only when loops run
-
-    return f"register tile, {_packed.LANES} lanes x {_packed.ROWS} rows, against packed weights"
 
 
 def run(cell, options, x, params, state0, lengths, training):

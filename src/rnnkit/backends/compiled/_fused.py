@@ -16,34 +16,40 @@
 - ``run_together``: two tasks side by side in threads (the directions of a bidirectional
   layer, or the two halves of a batch), the loops releasing the GIL.
 
-They run for float32 only: float64 (the finite-difference checks) always takes the NumPy path.
-
-``ENABLED`` is False without numba (the optional 'fast' extra), or with the environment variable
-``RNNKIT_FUSED=0``; without NumPy's bundled OpenBLAS (a NumPy built against another BLAS) the
-loops do not run either. numba is imported, and the loops compiled, at the first fused step, not at
-``import rnnkit``; compiled code is cached next to this file, so a new process does not compile
-again.
+They run for float32 only (``rnnkit.backends`` runs the reference loop otherwise).
+``availability()`` says, in one line, why the loops cannot run in this process
+(numba missing or outside the tested range, no OpenBLAS cblas_sgemm loaded, a bad ``RNNKIT_TILE``),
+and ``product_path()`` which product the time loops make (``_packed``). numba is imported, and the
+loops compiled, at the first fused step, not at ``import rnnkit``; compiled code is cached next to
+this file, so a new process does not compile again.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.metadata
 import importlib.util
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-ENABLED = (
-    importlib.util.find_spec("numba") is not None and os.environ.get("RNNKIT_FUSED", "1") != "0"
-)
+# numba releases tested with these loops: from the first up to, not including, the second.
+NUMBA_TESTED = ((0, 68, 1), (0, 69))
+
+# The products' path (``_packed``): chosen from numba's target CPU ("auto"), or forced.
+TILE = os.environ.get("RNNKIT_TILE", "auto")
+TILE_CHOICES = ("auto", "avx512", "avx2", "blas")
 
 # numba's options for every compiled loop. error_model numpy: no division-by-zero checks (they
 # stop loops from vectorizing); nogil: two loops may run side by side; cache: compiled once.
-COMPILE_OPTIONS = {"cache": True, "fastmath": True, "error_model": "numpy", "nogil": True}
+# numba keys its cache by the target CPU, which decides the "auto" product, but not by a forced
+# one: forced, the loops compile afresh in each process instead of reading another's code.
+COMPILE_OPTIONS = {"cache": TILE == "auto", "fastmath": True, "error_model": "numpy", "nogil": True}
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on [-9, 9] (and +-1 beyond: 1 - tanh(9) = 3e-8), coefficients
 # fitted here by iterated weighted least squares; lowest power first.
@@ -51,34 +57,98 @@ P = (9.999999231e-01, 1.338477726e-01, 3.500279905e-03, 2.069519323e-05, 1.34900
 Q = (1.0, 4.671808026e-01, 2.589423046e-02, 3.293697255e-04, 7.828602008e-07)
 
 
-def _openblas_symbol(name: str) -> str:
-    """The name NumPy's OpenBLAS exports ``name`` under: prefixed, with 64-bit integers."""
-    return f"scipy_{name}64_"
+class Blas(NamedTuple):
+    """An OpenBLAS loaded in this process: its file, its symbols' affixes (NumPy's PyPI wheels
+    export ``scipy_cblas_sgemm64_``) and the bits of its integers (32, or 64 when built so)."""
 
+    path: str
+    prefix: str
+    suffix: str
+    integer_bits: int
 
-SGEMM = _openblas_symbol("cblas_sgemm")
+    def symbol(self, name: str) -> str:
+        return f"{self.prefix}{name}{self.suffix}"
 
 
 @functools.cache
-def blas_library() -> str | None:
-    """The path of the OpenBLAS that NumPy's wheels bundle (``numpy.libs`` on Linux and Windows,
-    ``numpy/.dylibs`` on macOS) when it exports SGEMM, else None."""
-    numpy_dir = Path(np.__file__).parent
-    for folder in (numpy_dir.parent / "numpy.libs", numpy_dir / ".dylibs"):
-        for path in sorted(folder.glob("*scipy_openblas64_*")):
-            if hasattr(ctypes.CDLL(str(path)), SGEMM):  # NumPy has loaded it: no new load
-                return str(path)
+def blas() -> Blas | None:
+    """NumPy's OpenBLAS, as threadpoolctl finds the BLAS libraries loaded in this process (one
+    whose version NumPy's configuration names first), when it exports cblas_sgemm; else None."""
+    from threadpoolctl import threadpool_info
+
+    numpys = getattr(np.__config__, "CONFIG", {}).get("Build Dependencies", {}).get("blas", {})
+    found = [library for library in threadpool_info() if library["internal_api"] == "openblas"]
+    found.sort(key=lambda library: library.get("version") != numpys.get("version"))
+    for library in found:
+        handle = ctypes.CDLL(library["filepath"])  # loaded already: no new load
+        for prefix, suffix in itertools.product(("scipy_", ""), ("64_", "_64", "")):
+            config = getattr(handle, f"{prefix}openblas_get_config{suffix}", None)
+            if config is not None and hasattr(handle, f"{prefix}cblas_sgemm{suffix}"):
+                config.restype = ctypes.c_char_p
+                bits = 64 if b"USE64BITINT" in config() else 32
+                return Blas(library["filepath"], prefix, suffix, bits)
     return None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(0, 68, 1) for "0.68.1", (0, 69, 0) for "0.69.0rc1"."""
+    return tuple(int("0" + "".join(itertools.takewhile(str.isdigit, part)))
+                 for part in version.split(".")[:3])  # fmt: skip
+
+
+@functools.cache
+def _numba_problem() -> str | None:
+    if importlib.util.find_spec("numba") is None:
+        return "numba is not installed: pip install -e '.[fast]'"
+    if importlib.util.find_spec("threadpoolctl") is None:  # it finds the BLAS
+        return "threadpoolctl is not installed: pip install -e '.[fast]'"
+    version = importlib.metadata.version("numba")
+    low, high = (".".join(map(str, release)) for release in NUMBA_TESTED)
+    if not NUMBA_TESTED[0] <= _release(version) < NUMBA_TESTED[1]:
+        return (
+            f"numba {version} is outside the range the compiled loops are tested with "
+            f"(>={low},<{high}): pip install 'numba>={low},<{high}'"
+        )
+    return None
+
+
+def availability() -> str | None:
+    """None when the compiled loops can run in this process, else one line: why not, and the
+    fix. ``loops()`` is None whenever this is not."""
+    problem = _numba_problem()
+    if problem is None and TILE not in TILE_CHOICES:
+        problem = f"RNNKIT_TILE={TILE!r} is none of {', '.join(TILE_CHOICES)}: unset it"
+    if problem is None and blas() is None:
+        from threadpoolctl import threadpool_info
+
+        loaded = ", ".join(f"{b['internal_api']} {b['version']}" for b in threadpool_info()
+                           if b["user_api"] == "blas") or "none"  # fmt: skip
+        problem = (
+            f"no OpenBLAS exporting cblas_sgemm among the BLAS libraries threadpoolctl finds "
+            f"loaded (found: {loaded}): install NumPy's PyPI wheel, which bundles OpenBLAS"
+        )
+    return problem
+
+
+def product_path() -> str:
+    """One line: how the compiled time loops make their products and why (``_packed``), or why
+    the compiled loops do not run."""
+    problem = availability()
+    if problem is not None:
+        return f"no compiled loops: {problem}"
+    from rnnkit.backends.compiled import _packed
+
+    return _packed.PRODUCT_PATH
 
 
 def loops(*arrays: np.ndarray):
     """The compiled loops (the module ``_fused_loops``) when they may run on ``arrays``, else
-    None: numba and NumPy's OpenBLAS present, every array float32 and C-ordered.
+    None: ``availability()`` None, every array float32 and C-ordered.
 
     A kernel asks once per sequence, with the arrays it gets from outside; the ones it makes
     from them are float32 and C-ordered too.
     """
-    if not ENABLED or blas_library() is None:
+    if availability() is not None:
         return None
     if arrays and not all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays):
         return None
@@ -88,9 +158,7 @@ def loops(*arrays: np.ndarray):
 @functools.cache
 def _imported_loops():
     """The module ``_fused_loops``, imported once (a cell step asks for it at every step)."""
-    from rnnkit.backends.compiled import (
-        _fused_loops,
-    )  # imports numba: a few tenths of a second, once
+    from rnnkit.backends.compiled import _fused_loops  # imports numba, once: a few 0.1 s
 
     return _fused_loops
 
@@ -98,10 +166,10 @@ def _imported_loops():
 @functools.cache
 def _blas_thread_count():
     """``(get, set)``: read and set OpenBLAS's process-wide thread count; None without them."""
-    path = blas_library()
-    library = ctypes.CDLL(path) if path else None
-    get = getattr(library, _openblas_symbol("openblas_get_num_threads"), None)
-    set_ = getattr(library, _openblas_symbol("openblas_set_num_threads"), None)
+    found = blas()
+    library = ctypes.CDLL(found.path) if found else None
+    get = getattr(library, found.symbol("openblas_get_num_threads"), None) if found else None
+    set_ = getattr(library, found.symbol("openblas_set_num_threads"), None) if found else None
     return None if get is None or set_ is None else (get, set_)
 
 
@@ -139,7 +207,8 @@ def run_together(first, second, dtype: np.dtype) -> tuple:
     Results are the same either way: OpenBLAS splits a product's output between its threads,
     never a sum.
     """
-    blas = _blas_thread_count() if ENABLED and dtype == np.float32 else None
+    runs = dtype == np.float32 and availability() is None
+    blas = _blas_thread_count() if runs else None
     if blas is None:
         return first(), second()
     get_threads, set_threads = blas
@@ -171,7 +240,7 @@ def by_rows(loop, batch: int, *args) -> None:
     batch of ``batch``: from SPLIT_BATCH rows up as two halves side by side (``run_together``),
     the first a multiple of 8 rows (the products' tile), else once over all rows. The sequences
     of a batch never meet, so the halves need no synchronisation and the results are the same
-    either way."""
+    either way (with the BLAS product, to float32 rounding: its sums depend on a call's rows)."""
     if batch < SPLIT_BATCH:
         loop(*args, 0, batch)
         return

@@ -5,27 +5,14 @@ numba takes a few tenths of a second). Each inner loop runs over a contiguous ro
 import functools
 import math
 
-import llvmlite.binding
 import numba
 import numpy as np
 from numba import types
 
-from rnnkit.backends.compiled._fused import COMPILE_OPTIONS, SGEMM, P, Q, blas_library
+from rnnkit.backends.compiled._fused import COMPILE_OPTIONS, P, Q
+from rnnkit.backends.compiled._packed import NO_TRANS, ROW_MAJOR, TRANS, packed_product, sgemm
 from rnnkit.backends.compiled._packed import pack as pack  # the kernels pack the weights they pass
 from rnnkit.backends.compiled._packed import pack_transpose as pack_transpose
-from rnnkit.backends.compiled._packed import packed_product
-
-# cblas_sgemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), called by
-# name: the symbol is looked up when compiled (or cached) code is loaded, so the cache holds no
-# address. Pointers go in as integers (``array.ctypes.data``), as the x86-64 and arm64 ABIs allow.
-llvmlite.binding.load_library_permanently(blas_library())
-_int, _enum, _pointer = types.int64, types.int32, types.intp
-_sgemm = types.ExternalFunction(
-    SGEMM,
-    types.void(_enum, _enum, _enum, _int, _int, _int, types.float32, _pointer, _int, _pointer,
-               _int, types.float32, _pointer, _int),
-)  # fmt: skip
-_ROW_MAJOR, _NO_TRANS, _TRANS = np.int32(101), np.int32(111), np.int32(112)  # CBLAS enums
 
 jit = numba.njit(**COMPILE_OPTIONS)
 inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
@@ -201,8 +188,8 @@ def _product(rows, weight, out, beta):
     inner = rows.shape[1]
     width = out.shape[1]
     for b in range(rows.shape[0]):
-        _sgemm(_ROW_MAJOR, _NO_TRANS, _TRANS, 1, width, inner, _ONE, rows[b].ctypes.data, inner,
-               weight.ctypes.data, inner, beta, out[b].ctypes.data, width)  # fmt: skip
+        sgemm(ROW_MAJOR, NO_TRANS, TRANS, 1, width, inner, _ONE, rows[b].ctypes.data, inner,
+              weight.ctypes.data, inner, beta, out[b].ctypes.data, width)  # fmt: skip
 
 
 _EXPONENT = np.uint32(0x7F800000)  # float32 bits of the exponent: all set for NaN and inf

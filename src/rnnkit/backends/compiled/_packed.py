@@ -1,6 +1,6 @@
 """The products of every time step, ``out = rows @ weight`` (the input projection, the
 recurrent product, and their gradients with respect to x[t] and h[t-1]), against a weight packed
-once per sequence (imported by ``_fused_loops``, with numba).
+once per sequence (imported by ``_fused_loops``, with numba), and the BLAS they may call.
 
 OpenBLAS copies ("packs") the weight into its own layout at every call: for the small-batch
 products of a time loop, (B x H)(H x 4H), that copy costs about as much as the arithmetic, and the
@@ -8,7 +8,19 @@ products ran at 40-60 GFLOP/s on one core here. ``pack`` makes that copy once; `
 then runs a register tile written in LLVM vector code (``_tile``): ``rows`` values broadcast
 against ``PANEL`` columns of the packed weight, accumulated in vector registers over the whole
 inner dimension and stored once. One core reaches about 100 GFLOP/s on it (AVX-512 here).
+
+The tile wins only where numba's target CPU (the host, or NUMBA_CPU_NAME and NUMBA_CPU_FEATURES)
+has fused multiply-adds on the tile's vectors: without FMA, LLVM makes each ``llvm.fma`` a call
+to ``fmaf`` per lane, and the tile ran at 1.1-1.4 GFLOP/s, 50x slower than NumPy's matmul. So
+``PRODUCT`` is chosen once, at import, by compiling a probe of the tile's intrinsics for numba's
+target (``_target_fuses``): "avx512" (16 lanes x 8 rows) where it makes zmm FMAs, else "avx2"
+(8 lanes x 6 rows) where it makes ymm FMAs, else "blas": the same ``pack``, ``pack_transpose``
+and ``packed_product`` on cblas_sgemm, ``pack`` keeping a C-ordered (K, N) copy of the weight.
+The environment variable RNNKIT_TILE=avx512 | avx2 | blas forces one (the tests run each on any
+machine); ``PRODUCT_PATH`` says in one line which runs and why.
 """
+
+from pathlib import Path
 
 import llvmlite.binding
 import numba
@@ -16,19 +28,97 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.core.registry import cpu_target
 from numba.extending import intrinsic
 
-from rnnkit.backends.compiled._fused import COMPILE_OPTIONS
+from rnnkit.backends.compiled._fused import COMPILE_OPTIONS, TILE, blas
 
-# Vector registers: 32 of 16 floats with AVX-512, 16 of 8 without. A tile holds ROWS x VECTORS
+# cblas_sgemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) of NumPy's
+# OpenBLAS (``_fused.blas``), called by name: the symbol is looked up when compiled (or cached)
+# code is loaded, so the cache holds no address. Pointers go in as integers
+# (``array.ctypes.data``), as the x86-64 and arm64 ABIs allow.
+_BLAS = blas()
+llvmlite.binding.load_library_permanently(_BLAS.path)
+_int = types.int64 if _BLAS.integer_bits == 64 else types.int32
+_enum, _pointer = types.int32, types.intp
+sgemm = types.ExternalFunction(
+    _BLAS.symbol("cblas_sgemm"),
+    types.void(_enum, _enum, _enum, _int, _int, _int, types.float32, _pointer, _int, _pointer,
+               _int, types.float32, _pointer, _int),
+)  # fmt: skip
+ROW_MAJOR, NO_TRANS, TRANS = np.int32(101), np.int32(111), np.int32(112)  # CBLAS enums
+
+# Vector registers: 32 of 16 floats with AVX-512, 16 of 8 with AVX2. A tile holds ROWS x VECTORS
 # accumulators, plus VECTORS for the weight's row and one for the broadcast value.
-LANES = 16 if llvmlite.binding.get_host_cpu_features().get("avx512f") else 8
+TILES = {"avx512": (16, 8), "avx2": (8, 6)}  # lanes (floats a vector), rows per full tile
 VECTORS = 2
-PANEL = LANES * VECTORS  # the packed weight's columns per panel
-ROWS = 8 if LANES == 16 else 6  # rows per full tile
 
 _I64, _I32 = ir.IntType(64), ir.IntType(32)
 jit = numba.njit(**COMPILE_OPTIONS)
+
+
+def _vector_intrinsics(module: ir.Module, lanes: int) -> tuple:
+    """The LLVM intrinsics the tile calls on vectors of ``lanes`` floats, declared in ``module``:
+    ``(fma, masked_load, masked_store)``."""
+    vector = ir.VectorType(ir.FloatType(), lanes)
+    flags = ir.VectorType(ir.IntType(1), lanes)
+    declare = cgutils.get_or_insert_function
+    return (
+        declare(module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{lanes}f32"),
+        declare(module, ir.FunctionType(vector, [vector.as_pointer(), _I32, flags, vector]),
+                f"llvm.masked.load.v{lanes}f32.p0"),
+        declare(module, ir.FunctionType(ir.VoidType(), [vector, vector.as_pointer(), _I32, flags]),
+                f"llvm.masked.store.v{lanes}f32.p0"),
+    )  # fmt: skip
+
+
+def _target_fuses(lanes: int) -> bool:
+    """Whether LLVM, for numba's target CPU, compiles the tile's intrinsics on ``lanes`` floats
+    into fused multiply-adds on registers that wide (x86's vfmadd on ymm, 8 floats, or zmm, 16):
+    a probe loads a vector (masked), takes fma(v, v, v) and stores it. False where the names
+    are not this LLVM's, or the CPU is no x86."""
+    triple, cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    module = ir.Module("probe")
+    module.triple = triple
+    vector = ir.VectorType(ir.FloatType(), lanes)
+    flags = ir.VectorType(ir.IntType(1), lanes)
+    probe = ir.Function(module, ir.FunctionType(ir.VoidType(), [vector.as_pointer(), flags]), "p")
+    builder = ir.IRBuilder(probe.append_basic_block())
+    fma, masked_load, masked_store = _vector_intrinsics(module, lanes)
+    pointer, mask = probe.args
+    alignment, zero = ir.Constant(_I32, 4), ir.Constant(vector, [0.0] * lanes)
+    value = builder.call(masked_load, [pointer, alignment, mask, zero])
+    builder.call(masked_store, [builder.call(fma, [value] * 3), pointer, alignment, mask])
+    builder.ret_void()
+    machine = llvmlite.binding.Target.from_triple(triple).create_target_machine(
+        cpu=cpu, features=features, opt=3
+    )
+    try:
+        assembly = machine.emit_assembly(llvmlite.binding.parse_assembly(str(module)))
+    except RuntimeError:  # an intrinsic this LLVM does not know
+        return False
+    return "vfmadd" in assembly and {8: "ymm", 16: "zmm"}[lanes] in assembly
+
+
+def _choose() -> tuple[str, str]:
+    """``(PRODUCT, why)``."""
+    if TILE != "auto":
+        return TILE, f"forced by RNNKIT_TILE={TILE}"
+    cpu = cpu_target.target_context.codegen().magic_tuple()[1]
+    for name, (lanes, _) in TILES.items():
+        if _target_fuses(lanes):
+            return name, f"numba's target CPU {cpu} has FMA on {lanes}-float vectors"
+    return "blas", f"numba's target CPU {cpu} has no FMA on 8- or 16-float vectors"
+
+
+PRODUCT, _WHY = _choose()
+LANES, ROWS = TILES.get(PRODUCT, (0, 0))  # 0: no tile (the BLAS product)
+PANEL = LANES * VECTORS  # the packed weight's columns per panel
+PRODUCT_PATH = (
+    f"register tile, {LANES} lanes x {ROWS} rows ({_WHY})"
+    if LANES
+    else f"BLAS sgemm of {Path(_BLAS.path).name} ({_WHY})"
+)
 
 
 def _c_ordered_float32(array_type, dims: int) -> bool:
@@ -64,20 +154,7 @@ def _tile_intrinsic(rows_per_tile: int):
             inner = cgutils.unpack_tuple(builder, rows_array.shape, 2)[1]
             dest_width = cgutils.unpack_tuple(builder, dest_array.shape, 2)[1]
             vector = ir.VectorType(ir.FloatType(), LANES)
-            fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{LANES}f32"
-            )
-            flags = ir.VectorType(ir.IntType(1), LANES)
-            masked_load = cgutils.get_or_insert_function(
-                builder.module,
-                ir.FunctionType(vector, [vector.as_pointer(), _I32, flags, vector]),
-                f"llvm.masked.load.v{LANES}f32.p0",
-            )
-            masked_store = cgutils.get_or_insert_function(
-                builder.module,
-                ir.FunctionType(ir.VoidType(), [vector, vector.as_pointer(), _I32, flags]),
-                f"llvm.masked.store.v{LANES}f32.p0",
-            )
+            fma, masked_load, masked_store = _vector_intrinsics(builder.module, LANES)
             alignment = ir.Constant(_I32, 4)
             lanes = ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES)))
 
@@ -226,3 +303,33 @@ def packed_product(rows, packed, out, accumulate, first, last):
             column = panel * PANEL
             columns = min(PANEL, width - column)
             _tiles(rows, block, count, packed, panel, out, block, column, columns, accumulate)
+
+
+@jit
+def _kept(weight):
+    """``pack`` for the BLAS product: weight (K, N), C-ordered, copied as it is."""
+    return weight.copy()
+
+
+@jit
+def _kept_transpose(weight):
+    """``pack_transpose`` for the BLAS product: the C-ordered (K, N) copy of weight (N, K).T."""
+    return np.ascontiguousarray(weight.T)
+
+
+@jit
+def _blas_product(rows, weight, out, accumulate, first, last):
+    """``packed_product`` on BLAS: out[first:last] = rows[first:last] @ weight, plus
+    out[first:last] when ``accumulate``, in one cblas_sgemm: rows (B, K), weight (K, N) (from
+    ``_kept``), out (B, N), all C-ordered float32."""
+    if last <= first:
+        return
+    inner, width = weight.shape
+    beta = np.float32(1.0) if accumulate else np.float32(0.0)
+    sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, last - first, width, inner, np.float32(1.0),
+          rows[first:].ctypes.data, rows.shape[1], weight.ctypes.data, width, beta,
+          out[first:].ctypes.data, out.shape[1])  # fmt: skip
+
+
+if not LANES:  # the same three names, on BLAS
+    pack, pack_transpose, packed_product = _kept, _kept_transpose, _blas_product
