@@ -644,3 +644,16 @@ def test_loading_repeats_no_warning_of_the_constructor(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert rnnkit.load(tmp_path / "lstm.safetensors").config() == model.config()
+
+
+@pytest.mark.parametrize("cell", rnnkit.cells.names())
+def test_a_layer_and_a_cell_of_any_registered_cell_save_and_load(cell, tmp_path):
+    layer = rnnkit.Recurrent(cell, 3, 4, num_layers=2, bidirectional=True, seed=0)
+    step = rnnkit.RecurrentCell(cell, 3, 4, seed=0)
+    for module, name in ((layer, "layer"), (step, "cell")):
+        rnnkit.save(module, tmp_path / f"{name}.safetensors")
+        loaded = rnnkit.load(tmp_path / f"{name}.safetensors")
+        assert type(loaded) is type(module) and loaded.config() == module.config()
+        assert loaded.config()["cell"] == cell
+        for key, value in module.state_dict().items():
+            np.testing.assert_array_equal(loaded.state_dict()[key], value)

@@ -34,7 +34,17 @@ from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
 from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.regressor import SequenceRegressor
 from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Module, RNNCell
+from rnnkit.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUCell,
+    LSTMCell,
+    Module,
+    Recurrent,
+    RecurrentCell,
+    RNNCell,
+)
 from rnnkit.nn.module import parameter_budget
 
 FORMAT = "rnnkit-model"
@@ -71,8 +81,9 @@ def registered() -> list[str]:
 
 
 for _cls in (
-    RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, LanguageModel, SequenceClassifier,
-    SequenceRegressor, Forecaster, ForecastEnsemble, Seq2Seq, ConditionalGenerator,
+    RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Recurrent, RecurrentCell, LanguageModel,
+    SequenceClassifier, SequenceRegressor, Forecaster, ForecastEnsemble, Seq2Seq,
+    ConditionalGenerator,
 ):  # fmt: skip
     register(_cls)
 
