@@ -33,6 +33,8 @@ SMALL = {
     "RNN": lambda: rnnkit.RNN(3, 4, 2, nonlinearity="relu", bidirectional=True, seed=1),
     "LSTM": lambda: rnnkit.LSTM(3, 4, bidirectional=True, merge="sum", forget_bias=1.0, seed=2),
     "GRU": lambda: rnnkit.GRU(3, 4, 3, bias=False, dropout=0.5, init="xavier_orthogonal", seed=3),
+    "Recurrent": lambda: rnnkit.Recurrent("rnn", 3, 4, 2, nonlinearity="relu", seed=4),
+    "RecurrentCell": lambda: rnnkit.RecurrentCell("lstm", 3, 4, forget_bias=1.0, seed=5),
     "RNNCell": lambda: rnnkit.RNNCell(3, 4, nonlinearity="relu", init="identity", seed=4),
     "LSTMCell": lambda: rnnkit.LSTMCell(3, 4, dtype=np.float64, forget_bias=2.0, seed=5),
     "GRUCell": lambda: rnnkit.GRUCell(3, 4, bias=False, seed=6),
