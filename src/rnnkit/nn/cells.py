@@ -125,8 +125,6 @@ class RecurrentCell(Module):
             state = (state,)
         if not (isinstance(state, tuple) and len(state) == parts):
             return None
-        if not all(isinstance(part, np.ndarray) and part.ndim == 2 for part in state):
-            return None
         new_state = compiled.step(self.cell, x, state, self.params)
         return None if new_state is None else _checks.public_state(new_state)
 

@@ -57,19 +57,23 @@ def step(cell, x, state, params):
     or None (the caller takes its checked path, which names any problem) unless x (B, I) and
     the state parts (B, H) are C-ordered float32 arrays of matching shapes with finite values.
     The compiled step checks types (its signature), shapes and values itself, so a stream of
-    single examples pays little per step."""
+    single examples pays little per step. The caller has chosen this back end (it can run)."""
     name = STEPS.get(cell.name)
-    if name is None or _fused.loops() is None:
+    if name is None:
         return None
-    shape = (x.shape[0], state[0].shape[1])
-    gates = params["weight_hh"].shape[0]
-    zeros = np.zeros(gates, np.float32)  # (G*H,): the biases of a layer without them
-    biases = (params.get("bias_ih", zeros), params.get("bias_hh", zeros))
-    new_state = tuple(np.empty(shape, np.float32) for _ in state)
+    weight_ih, weight_hh = params["weight_ih"], params["weight_hh"]
+    if "bias_ih" in params:
+        biases = (params["bias_ih"], params["bias_hh"])
+    else:
+        biases = (np.zeros(weight_hh.shape[0], np.float32),) * 2  # (G*H,): no biases
     try:
-        done = _fused.loops().cell_step(name)(
-            x, *state, params["weight_ih"], params["weight_hh"], *biases, *new_state
-        )
+        h = np.empty((x.shape[0], state[0].shape[1]), np.float32)
+    except (AttributeError, IndexError):  # a part that is no (B, H) array
+        return None
+    new_state = (h,) if len(state) == 1 else (h, np.empty_like(h))  # (h,) or (h, c)
+    compiled_step = _fused._imported_loops().cell_step(name)
+    try:
+        done = compiled_step(x, *state, weight_ih, weight_hh, *biases, *new_state)
     except TypeError:  # not float32 C-ordered arrays: no signature of the step matches
         return None
     return new_state if done else None
