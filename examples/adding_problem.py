@@ -18,12 +18,11 @@ import argparse
 import numpy as np
 
 import rnnkit
+from rnnkit import cells
 from rnnkit.nn.module import Module
 from rnnkit.train.losses import mse
 from rnnkit.train.optim import Adam
 from rnnkit.train.trainer import Trainer
-
-CELLS = {"rnn": rnnkit.RNN, "lstm": rnnkit.LSTM, "gru": rnnkit.GRU}
 
 
 def adding_batch(rng: np.random.Generator, batch: int, length: int):
@@ -45,7 +44,7 @@ class LastStepRegressor(Module):
 
     def __init__(self, cell: str, hidden: int, seed: int) -> None:
         super().__init__()
-        self.rnn = self._add_child("rnn", CELLS[cell](2, hidden, seed=seed))
+        self.rnn = self._add_child("rnn", rnnkit.Recurrent(cell, 2, hidden, seed=seed))
         self.head = self._add_child("head", rnnkit.Linear(hidden, 1, seed=seed + 1))
 
     def __call__(self, inputs):
@@ -89,7 +88,7 @@ class AddingTask:
 
 def main(argv=None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cell", choices=sorted(CELLS), default="lstm")
+    parser.add_argument("--cell", choices=cells.names(), default="lstm")
     parser.add_argument("--length", type=int, default=50, help="sequence length T")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=64)

@@ -33,12 +33,13 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return 0.0 if scale == 0.0 else float(difference / scale)
 
 
-def assert_gradients_match(loss, checks: dict, tolerance: float = 1e-6) -> None:
-    """Every ``name: (array, analytic_gradient)`` in ``checks`` agrees with finite differences."""
+def assert_gradients_match(loss, checks: dict, tolerance: float = 1e-6, eps: float = 1e-6) -> None:
+    """Every ``name: (array, analytic_gradient)`` in ``checks`` agrees with finite differences
+    (central, step ``eps``)."""
     errors = {}
     for name, (array, analytic) in checks.items():
         assert analytic.shape == array.shape, f"{name}: gradient shape {analytic.shape}"
-        errors[name] = relative_error(analytic, numeric_gradient(loss, array))
+        errors[name] = relative_error(analytic, numeric_gradient(loss, array, eps))
     too_large = {name: error for name, error in errors.items() if error > tolerance}
     assert not too_large, f"relative errors above {tolerance}: {too_large}"
 

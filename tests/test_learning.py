@@ -27,3 +27,15 @@ def test_lstm_solves_the_adding_problem_at_length_50_within_3000_steps(capsys):
     steps = int(printed[-2].removeprefix("steps: "))
     assert steps <= 3000
     assert test_mse < 0.01  # predicting the mean gives about 0.167
+
+
+@pytest.mark.parametrize("cell", ["layer_norm_gru", "layer_norm_lstm"])
+def test_layer_norm_cells_solve_the_adding_problem_at_length_30_within_800_steps(cell, capsys):
+    adding_problem = load_example()
+    test_mse = adding_problem.main(
+        ["--cell", cell, "--length", "30", "--steps", "800", "--batch", "32", "--hidden", "16",
+         "--lr", "0.01", "--seed", "0", "--validate-every", "50", "--target", "0.005"]
+    )  # fmt: skip
+    steps = int(capsys.readouterr().out.splitlines()[-2].removeprefix("steps: "))
+    assert steps < 800  # stopped by the target, not by the step budget
+    assert test_mse < 0.01  # predicting the mean gives about 0.167
