@@ -111,9 +111,14 @@ def test_the_reference_loop_runs_when_asked_for_and_for_float64():
 
 
 def test_a_back_end_that_cannot_run_is_a_loud_error():
-    layer = rnnkit.LSTM(3, 4, dtype=np.float64, backend="compiled")
     with pytest.raises(rnnkit.UserError, match="backend='compiled' cannot run here: .*float32"):
-        layer(np.zeros((2, 1, 3)))
+        rnnkit.LSTM(3, 4, dtype=np.float64, backend="compiled")  # refused when built
+    cell = rnnkit.GRUCell(3, 4, dtype=np.float64)
+    cell.backend = "compiled"  # and when run
+    with pytest.raises(rnnkit.UserError, match="GRUCell: backend='compiled' cannot run"):
+        cell(np.zeros((2, 3)))
+    with pytest.raises(rnnkit.UserError, match="compiled.* cannot run here"):
+        rnnkit.Recurrent("layer_norm_gru", 3, 4, backend="compiled")
     with pytest.raises(rnnkit.UserError, match="backend='fast' is not one of"):
         rnnkit.GRU(3, 4, backend="fast")
 

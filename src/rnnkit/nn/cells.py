@@ -71,6 +71,8 @@ class RecurrentCell(Module):
         )
         for role, value in weights.items():
             self._add_param(role, value)
+        if backend is not None:
+            self.backend_choice()  # a back end asked for and unable to run: refused now
 
     def config(self) -> dict:
         config = {"cell": self.cell.name} if type(self) is RecurrentCell else {}

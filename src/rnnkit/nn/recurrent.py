@@ -133,6 +133,8 @@ class Recurrent(Module):
                 for role, value in weights.items():
                     self._add_param(self._param_name(role, layer, direction), value)
         self.roles = tuple(weights)  # the roles of each layer and direction's arrays
+        if backend is not None:
+            self.backend_choice()  # a back end asked for and unable to run: refused now
 
     def config(self) -> dict:
         config = {"cell": self.cell.name} if type(self) is Recurrent else {}
