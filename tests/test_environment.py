@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from rnnkit import _environment
+
 # Makes and frees eight 3 MB arrays (NumPy asks for huge pages from 4 MB), twice, and counts
 # the page faults of the second round; TUNE is replaced by what the process does first.
 FAULTS = """
@@ -50,6 +52,34 @@ def test_tuning_asks_openblas_to_let_its_threads_sleep_unless_told_otherwise():
     assert run(TIMEOUT) == "4"
     assert run(TIMEOUT, OPENBLAS_THREAD_TIMEOUT="12") == "12"  # the user's own value stays
     assert run(TIMEOUT, RNNKIT_PROCESS_SETTINGS="0") == "None"
+
+
+OPENBLAS_TIMEOUT = """import numpy as np, rnnkit
+from rnnkit._environment import _loaded_openblas
+(openblas,) = _loaded_openblas()  # NumPy's, as the test extra installs it
+before = openblas.openblas_thread_timeout()
+rnnkit.tune_process()
+print(before, openblas.openblas_thread_timeout())"""
+
+
+def test_tuning_reaches_the_openblas_numpy_loaded_before_it():
+    """OpenBLAS read its environment when NumPy loaded it; tuning makes it read it again."""
+    assert run(OPENBLAS_TIMEOUT) == "0 4"
+    assert run(OPENBLAS_TIMEOUT, OPENBLAS_THREAD_TIMEOUT="6") == "6 6"  # the user's own, as read
+
+
+def test_only_an_openblas_with_both_functions_is_asked_to_read_its_environment_again():
+    calls = []
+
+    class OpenBLAS:
+        def openblas_read_env(self):
+            calls.append("read")
+
+        def blas_thread_shutdown_(self):
+            calls.append("stop")
+
+    _environment._threads_reread_timeout([OpenBLAS(), object()])  # object(): another BLAS
+    assert calls == ["read", "stop"]
 
 
 def test_the_cli_tunes_its_process():

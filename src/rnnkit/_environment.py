@@ -7,11 +7,12 @@ skipped when the user has set it (the environment variable named wins), and all 
   2**28 cycles (0.1 s here) before they sleep, taking a core from the two threads of the
   compiled time loops (``backends.compiled._fused.by_rows``); with 4 they sleep at once.
   Measured here: an LSTM's forward loop at (32, 200, 256, 512) right after a product,
-  120-128 ms against 77-81 ms.
-  OpenBLAS reads it only when it is loaded (when NumPy is imported), and ``import rnnkit``
-  imports NumPy: set here, it reaches the processes this one starts (the benchmark's workers),
-  not this one. For this one, set it before Python starts (``OPENBLAS_THREAD_TIMEOUT=4 rnnkit
-  train ...``) or before the first ``import numpy``.
+  75-82 ms against 43-44 ms. OpenBLAS reads it when it is loaded (when NumPy is imported,
+  before this call can run), so the call then asks each OpenBLAS loaded in the process
+  (threadpoolctl finds them) to read its environment again (``openblas_read_env``) and stops its
+  threads (``blas_thread_shutdown_``, what OpenBLAS's own fork handler calls): they start again
+  at the next threaded product, with the new timeout. An OpenBLAS without those two functions
+  keeps its threads as they are; so does any when the variable was set before it loaded.
 - glibc's allocator keeps freed memory for the next arrays (``mallopt``: blocks up to 1 GiB from
   the heap, not fresh mappings, and the heap not trimmed below 1 GiB; skipped when
   ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` is set, and off glibc). A training
@@ -43,11 +44,36 @@ def _keep_freed_memory() -> None:
     mallopt(_M_TRIM_THRESHOLD, _KEEP)
 
 
+def _threads_reread_timeout(libraries) -> None:
+    """Each OpenBLAS among ``libraries`` (ctypes handles) reads its environment again and stops
+    its threads, which restart at its next threaded product with the timeout now set."""
+    for library in libraries:
+        read_environment = getattr(library, "openblas_read_env", None)
+        stop_threads = getattr(library, "blas_thread_shutdown_", None)
+        if read_environment is not None and stop_threads is not None:
+            read_environment()
+            stop_threads()
+
+
+def _loaded_openblas() -> list:
+    """ctypes handles of the OpenBLAS libraries loaded in this process (none without
+    threadpoolctl, the 'fast' extra's, which finds them)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    found = [info for info in threadpool_info() if info["internal_api"] == "openblas"]
+    return [ctypes.CDLL(info["filepath"]) for info in found]  # loaded already: no new load
+
+
 def tune_process() -> None:
     """Make the process settings above for this process (and, for OpenBLAS's thread timeout, the
     processes it starts), unless ``RNNKIT_PROCESS_SETTINGS=0``. Call it once, at the start of a
-    program that trains or runs rnnkit models for a while; calling it again changes nothing."""
+    program that trains or runs rnnkit models for a while, before other threads make products;
+    calling it again changes nothing."""
     if os.environ.get("RNNKIT_PROCESS_SETTINGS", "1") == "0":
         return
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        _threads_reread_timeout(_loaded_openblas())
     _keep_freed_memory()
