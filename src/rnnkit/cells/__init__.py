@@ -8,7 +8,7 @@ all read what a cell is from here.
 
 from __future__ import annotations
 
-from rnnkit.cells import gru, lstm, rnn
+from rnnkit.cells import gru, gru_reset_before, lstm, rnn
 from rnnkit.cells._cell import Cell
 from rnnkit.errors import UserError
 
@@ -38,5 +38,6 @@ def get(name) -> Cell:
 register(rnn.CELL)
 register(lstm.CELL)
 register(gru.CELL)
+register(gru_reset_before.CELL)
 
 __all__ = ["Cell", "get", "names", "register"]
