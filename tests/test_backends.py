@@ -123,6 +123,22 @@ def test_a_back_end_that_cannot_run_is_a_loud_error():
         rnnkit.GRU(3, 4, backend="fast")
 
 
+def test_an_option_the_compiled_loops_lack_runs_the_reference_or_is_refused():
+    """The compiled LSTM loops have no projection: auto runs the reference loop for proj_size > 0
+    and says why; asking for compiled is a loud error."""
+    layer = rnnkit.LSTM(3, 4, proj_size=2)
+    choice = layer.backend_choice()
+    assert choice.name == "numpy" and "proj_size=0 only, not proj_size=2" in choice.why
+    x = np.zeros((2, 1, 3), np.float32)
+    assert layer(x)[0].shape == (2, 1, 2)
+    layer.backend = "compiled"
+    with pytest.raises(rnnkit.UserError, match="cannot run here: .*proj_size=0 only"):
+        layer(x)
+    cell = rnnkit.RecurrentCell("lstm", 3, 4, proj_size=2, backend="compiled")
+    with pytest.raises(rnnkit.UserError, match="cannot run here: .*proj_size=0 only"):
+        cell(np.zeros((1, 3), np.float32))
+
+
 def test_without_the_compiled_loops_auto_runs_the_reference_and_compiled_is_refused(monkeypatch):
     missing = "numba is not installed: pip install -e '.[fast]'"
     monkeypatch.setattr(compiled._fused, "availability", lambda: missing)

@@ -21,6 +21,7 @@ CASES = {  # id -> (registered cell, its options): every cell, and each option t
     "rnn_tanh": ("rnn", {"nonlinearity": "tanh"}),
     "rnn_relu": ("rnn", {"nonlinearity": "relu"}),
     **{name: (name, {}) for name in cells.names() if name != "rnn"},
+    "lstm_proj": ("lstm", {"proj_size": 3}),  # h 3 wide, c HIDDEN wide
 }
 
 

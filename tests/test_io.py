@@ -337,6 +337,7 @@ LAYERS = {
     "RNN": lambda: rnnkit.RNN(3, 4, 2, nonlinearity="relu", bidirectional=True, seed=1),
     "LSTM": lambda: rnnkit.LSTM(3, 4, bidirectional=True, merge="sum", forget_bias=1.0, seed=2),
     "LSTM-float64": lambda: rnnkit.LSTM(3, 4, 2, batch_first=True, dtype="float64", seed=3),
+    "LSTM-proj": lambda: rnnkit.LSTM(3, 4, 2, bidirectional=True, proj_size=2, seed=8),
     "GRU": lambda: rnnkit.GRU(3, 4, 2, bias=False, dropout=0.5, init="xavier_orthogonal", seed=4),
     "RNNCell": lambda: rnnkit.RNNCell(3, 4, nonlinearity="relu", init="identity", seed=5),
     "LSTMCell": lambda: rnnkit.LSTMCell(3, 4, dtype=np.float64, forget_bias=2.0, seed=6),
@@ -374,6 +375,17 @@ def test_saved_layer_loads_identical(name, tmp_path):
     x = np.random.default_rng(8).standard_normal((5, 2, 3))  # (T, B, I), or (B, T, I)
     for got, expected in zip(outputs(loaded, x), outputs(model, x), strict=True):
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_a_projected_lstm_keeps_proj_size_and_an_lstm_without_saves_no_proj_size(tmp_path):
+    """proj_size is in the config when set, and absent otherwise: files saved before LSTM had
+    the option (no proj_size key) still load."""
+    assert LAYERS["LSTM-proj"]().config()["proj_size"] == 2
+    models.save(LAYERS["LSTM-proj"](), tmp_path / "proj.safetensors")
+    loaded = models.load(tmp_path / "proj.safetensors")
+    assert loaded.proj_size == 2 and loaded.params["weight_hr_l1_reverse"].shape == (2, 4)
+    assert "proj_size" not in LAYERS["LSTM"]().config()
+    assert "proj_size" not in LAYERS["LSTMCell"]().config()
 
 
 def test_saved_model_is_read_by_real_package(safetensors_numpy, tmp_path):

@@ -310,6 +310,21 @@ BAD_CONSTRUCTIONS = {
         ValueError,
         r"RNNCell: nonlinearity='sigmoid' is not one of",
     ),
+    "proj_size=hidden_size": (
+        lambda: rnnkit.LSTM(INPUTS, HIDDEN, proj_size=HIDDEN),
+        ValueError,
+        rf"LSTM: proj_size must be in \[0, hidden_size={HIDDEN}\) \(0: no projection\), got 3",
+    ),
+    "proj_size=1.5": (
+        lambda: rnnkit.LSTM(INPUTS, HIDDEN, proj_size=1.5),
+        TypeError,
+        "LSTM: proj_size must be an int, got 1.5",
+    ),
+    "cell proj_size": (  # as torch.nn.LSTMCell
+        lambda: rnnkit.LSTMCell(INPUTS, HIDDEN, proj_size=2),
+        ValueError,
+        "LSTMCell has no proj_size",
+    ),
     "dtype=int32": (
         lambda: rnnkit.GRU(INPUTS, HIDDEN, dtype=np.int32),
         ValueError,

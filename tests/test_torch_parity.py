@@ -21,7 +21,9 @@ KINDS = {  # kind: (registered cell, options of both): every cell PyTorch also h
     "rnn_tanh": ("rnn", {"nonlinearity": "tanh"}),
     "rnn_relu": ("rnn", {"nonlinearity": "relu"}),
     **{name: (name, {}) for name in cells.names() if cells.get(name).torch_name and name != "rnn"},
+    "lstm_proj": ("lstm", {"proj_size": 3}),  # torch.nn.LSTM(proj_size=3): h 3 wide, c HIDDEN
 }
+CELL_KINDS = [kind for kind in KINDS if kind != "lstm_proj"]  # torch.nn.LSTMCell has no proj_size
 BACKENDS = pytest.mark.parametrize("backend", ["numpy", "compiled"])
 SHAPES = [pytest.param(1, False, id="1_layer_uni"), pytest.param(2, True, id="2_layers_bi")]
 
@@ -179,7 +181,7 @@ def test_lstm_inference_at_a_large_batch_matches_torch(
 
 
 @pytest.mark.parametrize("with_state", [True, False], ids=["state", "no_state"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", CELL_KINDS)
 @BACKENDS
 def test_cell_matches_torch(torch, backend, kind, with_state):
     runnable(kind, backend)
@@ -214,3 +216,20 @@ def test_cell_matches_torch(torch, backend, kind, with_state):
     assert len(pairs) == 1 + 2 * len(state0) + len(cell.params)
     for name, (ours, theirs) in pairs.items():
         np.testing.assert_allclose(ours, theirs.detach().numpy(), **TOLERANCE, err_msg=name)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_projected_lstm_has_torchs_parameters_and_state_shapes(torch, bidirectional):
+    """h is proj_size wide, c hidden_size wide; the output is proj_size per direction."""
+    layer, torch_layer = make_pair(torch, "lstm_proj", num_layers=2, bidirectional=bidirectional)
+    shapes = {name: tuple(value.shape) for name, value in torch_layer.state_dict().items()}
+    assert {name: value.shape for name, value in layer.state_dict().items()} == shapes
+    assert shapes["weight_hr_l1"] == (3, HIDDEN) and shapes["weight_hh_l1"] == (4 * HIDDEN, 3)
+    directions = 2 if bidirectional else 1
+    x = np.random.default_rng(4).standard_normal((STEPS, BATCH, INPUTS)).astype(np.float32)
+    output, (h, c) = layer(x)
+    assert layer.output_size == 3 * directions and output.shape == (STEPS, BATCH, 3 * directions)
+    assert h.shape == (2 * directions, BATCH, 3) and c.shape == (2 * directions, BATCH, HIDDEN)
+    with torch.no_grad():
+        torch_output, (torch_h, torch_c) = torch_layer(torch.from_numpy(x))
+    assert (torch_output.shape, torch_h.shape, torch_c.shape) == (output.shape, h.shape, c.shape)

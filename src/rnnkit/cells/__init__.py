@@ -8,7 +8,7 @@ all read what a cell is from here.
 
 from __future__ import annotations
 
-from rnnkit.cells import gru, layer_norm_gru, layer_norm_lstm, lstm, rnn
+from rnnkit.cells import gru, gru_reset_before, layer_norm_gru, layer_norm_lstm, lstm, rnn
 from rnnkit.cells._cell import Cell
 from rnnkit.errors import UserError
 
@@ -40,5 +40,6 @@ register(lstm.CELL)
 register(gru.CELL)
 register(layer_norm_gru.CELL)
 register(layer_norm_lstm.CELL)
+register(gru_reset_before.CELL)
 
 __all__ = ["Cell", "get", "names", "register"]

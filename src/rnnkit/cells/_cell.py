@@ -58,6 +58,9 @@ class Cell:
             None: every part is H wide.
         extra_parameters: ``extra_parameters(input_size, hidden_size, options)``, the cell's
             parameters beyond the four every cell has, as {role: (shape, kind)}; None for none.
+        optional_in_config: options a layer's config records only away from their default:
+            those a cell gained after models were saved without them (LSTM's proj_size), so
+            that those files still load and build the same layer.
     """
 
     name: str
@@ -73,6 +76,7 @@ class Cell:
     check_options: Callable | None = None
     state_sizes: Callable | None = None
     extra_parameters: Callable | None = None
+    optional_in_config: tuple[str, ...] = ()
 
     def sizes(self, hidden_size: int, options: Mapping) -> tuple[int, ...]:
         """The width of each state part; the first is the output's (a layer direction's)."""
@@ -96,6 +100,15 @@ class Cell:
         if self.extra_parameters is not None:
             shapes |= self.extra_parameters(input_size, hidden_size, options)
         return shapes
+
+    def config_options(self, options: Mapping) -> dict:
+        """The options a layer's config records: all of ``options`` but those named in
+        ``optional_in_config`` that are at their default."""
+        return {
+            name: value
+            for name, value in options.items()
+            if name not in self.optional_in_config or value != self.options[name]
+        }
 
     def resolved_options(self, owner: str, given: Mapping, hidden_size: int) -> dict:
         """The cell's options with ``given`` values over the defaults, checked; a UserError for

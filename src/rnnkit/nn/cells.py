@@ -82,7 +82,7 @@ class RecurrentCell(Module):
             "bias": self.bias,
             "init": self.init,
             "dtype": self.dtype.name,
-            **self.cell_options,
+            **self.cell.config_options(self.cell_options),
         }
         if self.forget_bias is not None:
             config["forget_bias"] = self.forget_bias
@@ -205,9 +205,15 @@ class RNNCell(RecurrentCell):
 
 
 class LSTMCell(RecurrentCell):
-    """One LSTM step, as ``torch.nn.LSTMCell``; the state is ``(h, c)``."""
+    """One LSTM step, as ``torch.nn.LSTMCell``; the state is ``(h, c)``. Like PyTorch's, it
+    has no ``proj_size``: ``RecurrentCell('lstm', ..., proj_size=P)`` steps a projected LSTM."""
 
     def __init__(self, input_size: int, hidden_size: int, *args, **options) -> None:
+        if "proj_size" in options:
+            raise UserError(
+                "LSTMCell has no proj_size (nor has torch.nn.LSTMCell); use "
+                "RecurrentCell('lstm', ..., proj_size=P), or rnnkit.LSTM(..., proj_size=P)"
+            )
         super().__init__("lstm", input_size, hidden_size, *args, **options)
 
 

@@ -149,7 +149,7 @@ class Recurrent(Module):
             "merge": self.merge,
             "init": self.init,
             "dtype": self.dtype.name,
-            **self.cell_options,
+            **self.cell.config_options(self.cell_options),
         }
         if self.forget_bias is not None:
             config["forget_bias"] = self.forget_bias
@@ -384,15 +384,35 @@ class RNN(Recurrent):
 
 
 class LSTM(Recurrent):
-    """LSTM with PyTorch's gates i, f, g, o: c = f*c + i*g, h = o*tanh(c).
+    """LSTM with PyTorch's gates i, f, g, o: c = f*c + i*g, h = o*tanh(c), or with
+    ``proj_size`` P > 0 h = W_hr (o*tanh(c)), P wide (``weight_hr_l{k}`` (P, H)).
 
-    Arguments as ``torch.nn.LSTM`` (without ``proj_size``) plus ``merge``, ``init``, ``dtype``,
-    ``seed``, ``backend`` and ``forget_bias`` (sets the forget gate's bias; 'xavier_orthogonal'
-    uses 1.0). The state is the tuple ``(h, c)``.
+    Arguments as ``torch.nn.LSTM`` plus ``merge``, ``init``, ``dtype``, ``seed``, ``backend``
+    and ``forget_bias`` (sets the forget gate's bias; 'xavier_orthogonal' uses 1.0). The state
+    is the tuple ``(h, c)``: h (num_layers * num_directions, B, P or H), c (..., B, H). The
+    compiled back end has no projection: with proj_size > 0 the reference loop runs.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *args, **options) -> None:
-        super().__init__("lstm", input_size, hidden_size, *args, **options)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        **options,
+    ) -> None:
+        super().__init__(
+            "lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, proj_size=proj_size, **options,
+        )  # fmt: skip
+
+    @property
+    def proj_size(self) -> int:
+        return self.cell_options["proj_size"]
 
 
 class GRU(Recurrent):

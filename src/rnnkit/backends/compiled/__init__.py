@@ -25,6 +25,19 @@ def unsupported(cell, options, dtype: np.dtype) -> str | None:
         return f"it runs float32 only, and the layer is {np.dtype(dtype).name}"
     if cell.name not in KERNELS:
         return f"it has no time loop for the {cell.name} cell"
+    return _unsupported_option(cell, options, KERNELS[cell.name].OPTIONS)
+
+
+def _unsupported_option(cell, options, supported: dict) -> str | None:
+    """Why the loops cannot run ``cell`` with ``options``, or None: a kernel module declares in
+    ``OPTIONS`` ({name: values}) the cell's options its loops take and the values they run;
+    any other option runs at the cell's default only (an option a cell gains later is thus
+    refused here until its loops learn it)."""
+    for name, value in options.items():
+        values = supported.get(name, (cell.options[name],))
+        if value not in values:
+            shown = " or ".join(f"{name}={allowed!r}" for allowed in values)
+            return f"its {cell.name} loop runs {shown} only, not {name}={value!r}"
     return None
 
 
@@ -35,9 +48,10 @@ def run(cell, options, x, params, state0, lengths, training):
     x = np.ascontiguousarray(x)  # the loops read x[t] and the states in rows
     state0 = tuple(np.ascontiguousarray(part) for part in state0)
     weights = tuple(params.get(role) for role in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    taken = {name: options[name] for name in kernel.OPTIONS}  # the options the loops take
     if not training and hasattr(kernel, "infer"):
-        return (*kernel.infer(x, state0, *weights, lengths, **options), None)
-    y, state, cache = kernel.forward(x, state0, *weights, lengths, **options)
+        return (*kernel.infer(x, state0, *weights, lengths, **taken), None)
+    y, state, cache = kernel.forward(x, state0, *weights, lengths, **taken)
     if not training:
         return y, state, None
 

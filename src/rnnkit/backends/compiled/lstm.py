@@ -12,6 +12,8 @@ from rnnkit.backends.compiled import _fused
 from rnnkit.backends.compiled._common import bias_gradients, bias_sum, recurrent_weight_gradient
 from rnnkit.kernels._common import step_masks
 
+OPTIONS = {}  # the cell's options the loops take: none, so proj_size at its default 0 only
+
 
 def forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths):
     """Run the LSTM over all steps in one compiled call, each step's input projection

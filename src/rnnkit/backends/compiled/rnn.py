@@ -12,6 +12,8 @@ from rnnkit.backends.compiled import _fused
 from rnnkit.backends.compiled._common import bias_gradients, bias_sum, recurrent_weight_gradient
 from rnnkit.kernels._common import step_masks
 
+OPTIONS = {"nonlinearity": ("tanh", "relu")}  # the cell's options the loops take, and values
+
 
 def forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, nonlinearity="tanh"):
     """Run the RNN over all steps, in one compiled call (input projection and biases added
