@@ -242,7 +242,9 @@ def test_step_backwards_match_numpy_in_place_or_not(in_place):
     i, f, g, o = np.split(gates, 4, axis=1)
     no_weight = {"weight_hh": np.zeros((4 * hidden, hidden), np.float32)}
     saved = (c_prev, c_prev, i, f, g, o, tanh_c)  # (h_prev is read by dW_hh only)
-    expected_dz, (_, expected_dc) = lstm.step_backward((dh, dc), saved, no_weight, {})[:2]
+    expected_dz, (_, expected_dc) = lstm.step_backward(
+        (dh, dc), saved, no_weight, lstm.CELL.options
+    )[:2]
     ours_gates, dc_prev = gates.copy(), np.empty_like(dc)
     dz = ours_gates if in_place else np.empty_like(gates)
     scratch = np.empty(4 * hidden, np.float32)
