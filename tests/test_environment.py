@@ -82,6 +82,17 @@ def test_only_an_openblas_with_both_functions_is_asked_to_read_its_environment_a
     assert calls == ["read", "stop"]
 
 
+def test_running_a_layer_leaves_the_environment_as_it_was():
+    """The compiled back end finds the BLAS through threadpoolctl, whose import sets
+    KMP_DUPLICATE_LIB_OK: rnnkit takes it back out (unless the user set it)."""
+    code = """import os; before = dict(os.environ)
+import numpy as np, rnnkit
+rnnkit.LSTM(3, 4)(np.zeros((2, 1, 3), np.float32))
+print(os.environ == before)"""
+    assert run(code) == "True"
+    assert run(code, KMP_DUPLICATE_LIB_OK="FALSE") == "True"
+
+
 def test_the_cli_tunes_its_process():
     code = """import os, rnnkit.cli
 try:

@@ -55,14 +55,25 @@ def _threads_reread_timeout(libraries) -> None:
             stop_threads()
 
 
-def _loaded_openblas() -> list:
-    """ctypes handles of the OpenBLAS libraries loaded in this process (none without
-    threadpoolctl, the 'fast' extra's, which finds them)."""
+def loaded_libraries() -> list[dict]:
+    """threadpoolctl's ``threadpool_info()``: the BLAS and OpenMP libraries loaded in this
+    process ([] without threadpoolctl, the 'fast' extra's). Importing threadpoolctl sets
+    ``KMP_DUPLICATE_LIB_OK=True`` in the environment (a workaround for duplicate Intel OpenMP
+    runtimes, for every library in the process): rnnkit takes it back out unless it was there."""
+    was_set = "KMP_DUPLICATE_LIB_OK" in os.environ
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
-    found = [info for info in threadpool_info() if info["internal_api"] == "openblas"]
+    finally:
+        if not was_set:
+            os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
+    return threadpool_info()
+
+
+def _loaded_openblas() -> list:
+    """ctypes handles of the OpenBLAS libraries loaded in this process."""
+    found = [info for info in loaded_libraries() if info["internal_api"] == "openblas"]
     return [ctypes.CDLL(info["filepath"]) for info in found]  # loaded already: no new load
 
 

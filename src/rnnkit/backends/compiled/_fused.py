@@ -38,6 +38,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnnkit._environment import loaded_libraries
+
 # numba releases tested with these loops: from the first up to, not including, the second.
 NUMBA_TESTED = ((0, 68, 1), (0, 69))
 
@@ -74,10 +76,8 @@ class Blas(NamedTuple):
 def blas() -> Blas | None:
     """NumPy's OpenBLAS, as threadpoolctl finds the BLAS libraries loaded in this process (one
     whose version NumPy's configuration names first), when it exports cblas_sgemm; else None."""
-    from threadpoolctl import threadpool_info
-
     numpys = getattr(np.__config__, "CONFIG", {}).get("Build Dependencies", {}).get("blas", {})
-    found = [library for library in threadpool_info() if library["internal_api"] == "openblas"]
+    found = [library for library in loaded_libraries() if library["internal_api"] == "openblas"]
     found.sort(key=lambda library: library.get("version") != numpys.get("version"))
     for library in found:
         handle = ctypes.CDLL(library["filepath"])  # loaded already: no new load
@@ -119,9 +119,7 @@ def availability() -> str | None:
     if problem is None and TILE not in TILE_CHOICES:
         problem = f"RNNKIT_TILE={TILE!r} is none of {', '.join(TILE_CHOICES)}: unset it"
     if problem is None and blas() is None:
-        from threadpoolctl import threadpool_info
-
-        loaded = ", ".join(f"{b['internal_api']} {b['version']}" for b in threadpool_info()
+        loaded = ", ".join(f"{b['internal_api']} {b['version']}" for b in loaded_libraries()
                            if b["user_api"] == "blas") or "none"  # fmt: skip
         problem = (
             f"no OpenBLAS exporting cblas_sgemm among the BLAS libraries threadpoolctl finds "
