@@ -2,9 +2,9 @@
 
 - The elementwise math of one LSTM or GRU step, forward and backward. NumPy makes one pass over
   memory per operation (about fifteen per step); these loops make one, and vectorize. They
-  compute what ``step`` and ``step_backward`` of ``lstm.py`` and ``gru.py`` compute, with tanh
-  replaced by a rational approximation (absolute error below 3.2e-7 in float32, against 6e-8 for
-  NumPy's) and the logistic function taken from it.
+  compute what the cells' ``step`` and ``step_backward`` (``rnnkit.cells.lstm``, ``.gru``)
+  compute, with tanh replaced by a rational approximation (absolute error below 3.2e-7 in
+  float32, against 6e-8 for NumPy's) and the logistic function taken from it.
 - Whole time loops (``lstm_sequence``, ``gru_sequence``, ``rnn_sequence``, their backward
   loops, and ``lstm_inference``), products included: no Python runs between steps. Each step
   makes its input projection x[t] @ W_ih.T and its recurrent product (backward: those products'

@@ -92,7 +92,7 @@ def lstm_step(gates, bias, c_prev, h, c, tanh_c, first, last):
 @jit
 def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev, scratch, first, last):
     """Writes rows first .. last - 1 of dz (B, 4H) and dc_prev (B, H) from dh, dc at h[t], c[t]
-    (see lstm.py); dz may be
+    (see ``rnnkit.cells.lstm``); dz may be
     ``gates`` itself; scratch (4H,) is working room. Each inner loop writes one array, over
     one-dimensional row views, and dz's row is written last, copied from the scratch row: so
     every loop vectorizes (with dz written in place as it is read, LLVM's overlap checks failed
