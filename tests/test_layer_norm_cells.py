@@ -7,7 +7,7 @@ import pytest
 
 import rnnkit
 from conftest import relative_error
-from rnnkit.cells.layer_norm_gru import EPSILON
+from rnnkit.cells._layer_norm import EPSILON
 
 INPUTS, HIDDEN, BATCH, STEPS = 5, 6, 3, 4
 SATURATED = 40.0  # sig(40) is 1 and sig(-40) is 0 to within 1e-17

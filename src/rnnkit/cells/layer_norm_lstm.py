@@ -2,7 +2,7 @@
 and the LSTM equations of its supplementary material), in PyTorch's gate order i, f, g, o.
 
 Layer normalisation LN(v; gain, shift) of a (B, N) array, row by row, with EPSILON = 1e-5
-inside the square root, is ``layer_norm`` of ``rnnkit.cells.layer_norm_gru`` (its notation
+inside the square root, is ``layer_norm`` of ``rnnkit.cells._layer_norm`` (its notation
 block). As in the paper's equations, each product is normalised whole (all 4H rows together,
 not gate by gate), and so is the cell state (its H units) before the output tanh.
 
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.cells._cell import Cell, optional, present, sigmoid
-from rnnkit.cells.layer_norm_gru import layer_norm, layer_norm_backward
+from rnnkit.cells import lstm
+from rnnkit.cells._cell import Cell, optional, present
+from rnnkit.cells._layer_norm import layer_norm, layer_norm_backward
 
 
 def step(xw, state, params, options):
@@ -34,9 +35,7 @@ def step(xw, state, params, options):
         h_prev @ params["weight_hh"].T, params["ln_hh_gain"], params["ln_hh_shift"]
     )
     z = z_ih + z_hh + optional(params, "bias_ih") + optional(params, "bias_hh")
-    z_i, z_f, z_g, z_o = np.split(z, 4, axis=1)  # each (B, H)
-    i, f, g, o = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g), sigmoid(z_o)
-    c = f * c_prev + i * g
+    i, f, g, o, c = lstm.gates(z, c_prev)
     c_ln, c_hat, c_inv_std = layer_norm(c, params["ln_cell_gain"], params["ln_cell_shift"])
     tanh_c = np.tanh(c_ln)
     h = o * tanh_c
@@ -54,11 +53,7 @@ def step_backward(d_state, saved, params, options):
     dc_through_ln, d_cell_gain, d_cell_shift = layer_norm_backward(
         dc_ln, c_hat, c_inv_std, params["ln_cell_gain"]
     )
-    dc = dc + dc_through_ln
-    di, df, dg = dc * g, dc * c_prev, dc * i  # c = f * c_prev + i * g
-    dz = np.concatenate(  # i, f, o = sig(z_.), g = tanh(z_g)
-        [di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g * g), do * o * (1.0 - o)], axis=1
-    )  # (B, 4H)
+    dz, dc_prev = lstm.gates_backward(do, dc + dc_through_ln, c_prev, i, f, g, o)
     # z = LN(xw; g_ih, s_ih) + ...
     d_xw, d_ih_gain, d_ih_shift = layer_norm_backward(dz, ih_hat, ih_inv_std, params["ln_ih_gain"])
     # z = ... + LN(h_prev @ W_hh.T; g_hh, s_hh) + ...
@@ -77,9 +72,8 @@ def step_backward(d_state, saved, params, options):
         "ln_cell_gain": d_cell_gain,
         "ln_cell_shift": d_cell_shift,
     }
-    # z = ... + LN(h_prev @ W_hh.T ...); c = f * c_prev + ...
-    d_state_prev = (d_product @ params["weight_hh"], dc * f)
-    return d_xw, d_state_prev, present(params, grads)
+    # z = ... + LN(h_prev @ W_hh.T ...)
+    return d_xw, (d_product @ params["weight_hh"], dc_prev), present(params, grads)
 
 
 def extra_parameters(input_size, hidden_size, options):

@@ -22,13 +22,29 @@ from rnnkit.errors import UserError, UserTypeError
 from rnnkit.io._schema import _shown
 
 
+def gates(z, c_prev):
+    """The gates and the new cell from the pre-activations z (B, 4H) and c_prev (B, H):
+    ``(i, f, g, o, c)``, each (B, H). Shared with the layer-normalised LSTM."""
+    z_i, z_f, z_g, z_o = np.split(z, 4, axis=1)  # each (B, H)
+    i, f, g, o = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g), sigmoid(z_o)
+    return i, f, g, o, f * c_prev + i * g
+
+
+def gates_backward(do, dc, c_prev, i, f, g, o):
+    """``(dz, dc_prev)`` from do and dc, the gradients of the output gate and of the new cell
+    (all its paths): the inverse of ``gates``."""
+    di, df, dg = dc * g, dc * c_prev, dc * i  # c = f * c_prev + i * g
+    dz = np.concatenate(  # i, f, o = sig(z_.), g = tanh(z_g)
+        [di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g * g), do * o * (1.0 - o)], axis=1
+    )  # (B, 4H)
+    return dz, dc * f  # c = f * c_prev + ...
+
+
 def step(xw, state, params, options):
     h_prev, c_prev = state
     z = xw + optional(params, "bias_ih") + h_prev @ params["weight_hh"].T
     z += optional(params, "bias_hh")
-    z_i, z_f, z_g, z_o = np.split(z, 4, axis=1)  # each (B, H)
-    i, f, g, o = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g), sigmoid(z_o)
-    c = f * c_prev + i * g
+    i, f, g, o, c = gates(z, c_prev)
     tanh_c = np.tanh(c)
     m = o * tanh_c
     h = m @ params["weight_hr"].T if options["proj_size"] else m
@@ -45,14 +61,10 @@ def step_backward(d_state, saved, params, options):
     else:  # h = m
         dm = dh
     do = dm * tanh_c  # m = o * tanh(c)
-    dc = dc + dm * o * (1.0 - tanh_c * tanh_c)
-    di, df, dg = dc * g, dc * c_prev, dc * i  # c = f * c_prev + i * g
-    dz = np.concatenate(  # i, f, o = sig(z_.), g = tanh(z_g)
-        [di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g * g), do * o * (1.0 - o)], axis=1
-    )  # (B, 4H)
+    dz, dc_prev = gates_backward(do, dc + dm * o * (1.0 - tanh_c * tanh_c), c_prev, i, f, g, o)
     d_bias = dz.sum(axis=0)  # z = xw + b_ih + ... + b_hh
     grads |= {"weight_hh": dz.T @ h_prev, "bias_ih": d_bias, "bias_hh": d_bias.copy()}
-    d_state_prev = (dz @ params["weight_hh"], dc * f)  # z = ... + h_prev @ W_hh.T; c = f * c_prev
+    d_state_prev = (dz @ params["weight_hh"], dc_prev)  # z = ... + h_prev @ W_hh.T
     return dz, d_state_prev, present(params, grads)
 
 
