@@ -1,6 +1,6 @@
 """The compiled back end against the reference loop, in one process, on the benchmark's grid.
 
-For every cell the compiled back end runs and every shape (B, T, I, H) of ``rnnkit bench``'s
+For every registered cell and every shape (B, T, I, H) of ``rnnkit bench``'s
 grid, it times inference and a training step (forward, a sum-of-outputs loss, backward) of the
 same float32 layer on ``backend="compiled"`` and on ``backend="numpy"``, alternating call by
 call, and prints medians and the ratio compiled / numpy (below 1: the compiled one is faster),
@@ -19,6 +19,7 @@ import statistics
 import numpy as np
 
 import rnnkit
+from rnnkit import cells
 from rnnkit._speed import SHAPES, _timed, _warm_up
 from rnnkit.backends import compiled
 
@@ -42,11 +43,17 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the two smallest shapes only")
     parser.add_argument("--repeats", type=int, default=7, help="timed calls per case")
+    parser.add_argument(
+        "--cell",
+        action="append",
+        choices=cells.names(),
+        help="time this cell (repeatable; default: all)",
+    )
     args = parser.parse_args(argv)
     print(f"products: {compiled._fused.product_path()}")
     print("| cell | B,T,I,H | mode | compiled ms | numpy ms | ratio |")
     print("|---|---|---|---|---|---|")
-    for cell in compiled.KERNELS:
+    for cell in args.cell or cells.names():
         for shape in SHAPES[:2] if args.quick else SHAPES:
             runs = {backend: layer_functions(cell, shape, backend) for backend in BACKENDS}
             for mode in ("inference", "training"):

@@ -13,10 +13,11 @@ from rnnkit.backends import compiled
 NUMBA = pytest.mark.skipif(
     importlib.util.find_spec("numba") is None, reason="numba absent: pip install 'rnnkit[fast]'"
 )
-COMPILED_CASES = {  # id -> (cell, its options): every cell the compiled back end has a loop for
+COMPILED_CASES = {  # id -> (cell, its options): every registered cell, each option's values
     "rnn_tanh": ("rnn", {"nonlinearity": "tanh"}),
     "rnn_relu": ("rnn", {"nonlinearity": "relu"}),
-    **{name: (name, {}) for name in compiled.KERNELS if name != "rnn"},
+    **{name: (name, {}) for name in cells.names() if name != "rnn"},
+    "lstm_proj": ("lstm", {"proj_size": 5}),  # a compiled step: the LSTM loops have no projection
 }
 INPUTS, HIDDEN, STEPS = 6, 12, 7
 
@@ -34,13 +35,13 @@ def run(cell, options, backend, lengths, batch, bidirectional=False, num_layers=
     )  # fmt: skip
     assert layer.backend_choice().name == backend
     rng = np.random.default_rng(1)
-    stack = (num_layers * (2 if bidirectional else 1), batch, HIDDEN)
-    state0 = tuple(rng.standard_normal(stack, dtype=np.float32) for _ in layer.cell.state)
+    stack = (num_layers * (2 if bidirectional else 1), batch)  # each part: (L*D, B, its size)
+    state0 = tuple(rng.standard_normal((*stack, size), np.float32) for size in layer.state_sizes)
     x = rng.standard_normal((STEPS, batch, INPUTS), dtype=np.float32)
     layer.dh_records = []
     (y, final), backward = layer.forward(x, lengths, rnnkit.nn._checks.public_state(state0))
     dy = rng.standard_normal(y.shape, dtype=np.float32)
-    d_final = tuple(rng.standard_normal(stack, dtype=np.float32) for _ in layer.cell.state)
+    d_final = tuple(rng.standard_normal((*stack, size), np.float32) for size in layer.state_sizes)
     dx, d_state0 = backward(dy, rnnkit.nn._checks.public_state(d_final))
     return [y, *parts(final), dx, *parts(d_state0), *layer.grads.values(), *layer.dh_records]
 
@@ -60,7 +61,17 @@ def test_the_compiled_back_end_matches_the_reference_loop(case, lengths, shape):
     got = run(cell, options, "compiled", lengths, 5, bidirectional, num_layers)
     want = run(cell, options, "numpy", lengths, 5, bidirectional, num_layers)
     for ours, reference in zip(got, want, strict=True):
-        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=2e-5)
+        close(ours, reference, cell)
+
+
+def close(ours, reference, cell: str) -> None:
+    """Equal to float32 rounding, relative to the array's largest value (a gradient may reach
+    30). The compiled kernels' tanh is within 3.2e-7 where NumPy's is within 6e-8, and layer
+    normalisation scales such errors by 1 / std: against a float64 run, a 2-layer bidirectional
+    layer-normalised LSTM's dx (largest 20) was off by 6.1e-4 compiled, 8.7e-5 on NumPy."""
+    tolerance = 1e-4 if cell.startswith("layer_norm") else 2e-5
+    scale = max(1.0, float(np.abs(reference).max()))
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=tolerance * scale)
 
 
 @NUMBA
@@ -79,7 +90,7 @@ def test_a_batch_split_between_two_threads_gives_the_same_numbers(case, monkeypa
     for ours, theirs in zip(split, whole, strict=True):
         np.testing.assert_array_equal(ours, theirs)
     for ours, theirs in zip(split, reference, strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=2e-5)
+        close(ours, theirs, cell)
 
 
 @NUMBA
@@ -89,7 +100,7 @@ def test_a_fortran_ordered_initial_state_gives_the_same_numbers(case):
     layer = rnnkit.Recurrent(cell, INPUTS, HIDDEN, seed=0, backend="compiled", **options)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4, 3, INPUTS), dtype=np.float32)
-    state = tuple(rng.standard_normal((1, 3, HIDDEN), dtype=np.float32) for _ in layer.cell.state)
+    state = tuple(rng.standard_normal((1, 3, size), np.float32) for size in layer.state_sizes)
     fortran = tuple(np.asfortranarray(part) for part in state)
     public = rnnkit.nn._checks.public_state
     y, final = layer(x, state=public(state))
@@ -111,26 +122,24 @@ def test_a_back_end_that_cannot_run_is_a_loud_error():
     cell.backend = "compiled"  # and when run
     with pytest.raises(rnnkit.UserError, match="GRUCell: backend='compiled' cannot run"):
         cell(np.zeros((2, 3)))
-    with pytest.raises(rnnkit.UserError, match="compiled.* cannot run here"):
-        rnnkit.Recurrent("layer_norm_gru", 3, 4, backend="compiled")
     with pytest.raises(rnnkit.UserError, match="backend='fast' is not one of"):
         rnnkit.GRU(3, 4, backend="fast")
 
 
 @NUMBA
-def test_an_option_the_compiled_loops_lack_runs_the_reference_or_is_refused():
-    """The compiled LSTM loops have no projection: auto runs the reference loop for proj_size > 0
-    and says why; asking for compiled is a loud error."""
-    layer = rnnkit.LSTM(3, 4, proj_size=2)
-    choice = layer.backend_choice()
-    assert choice.name == "numpy" and "proj_size=0 only, not proj_size=2" in choice.why
-    x = np.zeros((2, 1, 3), np.float32)
-    assert layer(x)[0].shape == (2, 1, 2)
-    layer.backend = "compiled"
-    with pytest.raises(rnnkit.UserError, match="cannot run here: .*proj_size=0 only"):
-        layer(x)
-    with pytest.raises(rnnkit.UserError, match="cannot run here: .*proj_size=0 only"):
-        rnnkit.RecurrentCell("lstm", 3, 4, proj_size=2, backend="compiled")
+@pytest.mark.parametrize(
+    ("cell", "options", "method"),
+    [
+        ("lstm", {}, "numba's float32 time loop for the lstm cell"),
+        ("lstm", {"proj_size": 2}, "the reference loop over numba's float32 lstm step"),
+        ("gru_reset_before", {}, "the reference loop over numba's float32 gru_reset_before step"),
+    ],
+)
+def test_a_cell_without_a_compiled_time_loop_runs_its_compiled_step(cell, options, method):
+    """The LSTM loops have no projection, and the newer cells no loop at all: auto runs their
+    compiled steps in the reference loop, and says so."""
+    layer = rnnkit.Recurrent(cell, 3, 4, **options)
+    assert layer.backend_choice() == ("compiled", f"auto: {method}")
 
 
 def test_without_the_compiled_loops_auto_runs_the_reference_and_compiled_is_refused(monkeypatch):

@@ -1,8 +1,9 @@
 """Back ends: what runs a recurrent layer's time loop, chosen explicitly.
 
 - ``"numpy"``: the reference loop (``rnnkit.kernels.loop``): every cell, every dtype.
-- ``"compiled"``: numba's compiled float32 time loops (``rnnkit.backends.compiled``), for the
-  cells that have one; asking for it where it cannot run is a UserError that says why.
+- ``"compiled"``: numba's compiled float32 time loops (``rnnkit.backends.compiled``) for the
+  cells that have one, compiled steps in the reference loop for the others; asking for it where
+  it cannot run (float64, numba absent) is a UserError that says why.
 - ``"auto"``: the compiled back end where it can run, the reference loop otherwise.
 
 A layer or cell built with ``backend=None`` (the default) uses the process-wide default:
@@ -80,7 +81,7 @@ def choose(owner: str, backend: str | None, cell, options: dict, dtype: np.dtype
             )
         return Choice("compiled", "asked for" if backend else "the process default")
     if reason is None:
-        return Choice("compiled", f"auto: numba's float32 loop for the {cell.name} cell")
+        return Choice("compiled", f"auto: {compiled.method(cell, options)}")
     return Choice("numpy", f"auto: the compiled back end cannot run: {reason}")
 
 

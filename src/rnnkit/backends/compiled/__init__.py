@@ -1,16 +1,17 @@
-"""The compiled back end: numba time loops for the cells that have one (RNN, LSTM, GRU), float32.
+"""The compiled back end, float32: numba time loops for the cells that have one (RNN, LSTM, GRU),
+and compiled steps in the reference loop for the others (``stepped``).
 
-Each loop runs a whole sequence in one compiled call, the products included (``_packed``), and
-from 16 sequences up as two halves side by side (``_fused.by_rows``). They compute what the
-reference loop (``rnnkit.kernels.loop``) computes with the cells' own steps, and are tested
-against it. ``run`` has the reference loop's signature.
+Each time loop runs a whole sequence in one compiled call, the products included (``_packed``),
+and from 16 sequences up as two halves side by side (``_fused.by_rows``). Loops and steps compute
+what the reference loop (``rnnkit.kernels.loop``) computes with the cells' own steps, and are
+tested against it. ``run`` has the reference loop's signature.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.backends.compiled import _fused, gru, lstm, rnn
+from rnnkit.backends.compiled import _fused, gru, lstm, rnn, stepped
 
 KERNELS = {"rnn": rnn, "lstm": lstm, "gru": gru}  # cell name -> its compiled time loops
 STEPS = {"lstm": "lstm_cell", "gru": "gru_cell"}  # cell name -> its compiled streaming step
@@ -23,9 +24,24 @@ def unsupported(cell, options, dtype: np.dtype) -> str | None:
         return problem
     if np.dtype(dtype) != np.float32:
         return f"it runs float32 only, and the layer is {np.dtype(dtype).name}"
+    if _has_loop(cell, options) or cell.name in stepped.STEPS:
+        return None
     if cell.name not in KERNELS:
-        return f"it has no time loop for the {cell.name} cell"
+        return f"it has no time loop or step for the {cell.name} cell"
     return _unsupported_option(cell, options, KERNELS[cell.name].OPTIONS)
+
+
+def _has_loop(cell, options) -> bool:
+    """Whether a compiled time loop runs ``cell`` with ``options`` (else its compiled step)."""
+    kernel = KERNELS.get(cell.name)
+    return kernel is not None and _unsupported_option(cell, options, kernel.OPTIONS) is None
+
+
+def method(cell, options) -> str:
+    """How the compiled back end runs ``cell`` with ``options``, in a few words."""
+    if _has_loop(cell, options):
+        return f"numba's float32 time loop for the {cell.name} cell"
+    return f"the reference loop over numba's float32 {cell.name} step"
 
 
 def _unsupported_option(cell, options, supported: dict) -> str | None:
@@ -42,7 +58,9 @@ def _unsupported_option(cell, options, supported: dict) -> str | None:
 
 
 def run(cell, options, x, params, state0, lengths, training):
-    """As ``rnnkit.kernels.loop.run``, through the cell's compiled time loops."""
+    """As ``rnnkit.kernels.loop.run``, through the cell's compiled time loops or steps."""
+    if not _has_loop(cell, options):
+        return stepped.run(cell, options, x, params, state0, lengths, training)
     kernel = KERNELS[cell.name]
     steps, batch, inputs = x.shape
     x = np.ascontiguousarray(x)  # the loops read x[t] and the states in rows
