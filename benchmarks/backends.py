@@ -5,7 +5,8 @@ grid, it times inference and a training step (forward, a sum-of-outputs loss, ba
 same float32 layer on ``backend="compiled"`` and on ``backend="numpy"``, alternating call by
 call, and prints medians and the ratio compiled / numpy (below 1: the compiled one is faster),
 with the product path the compiled loops took. Meant to be run under forced CPU targets, e.g.
-on a CPU without FMA, where the compiled loops must fall back to BLAS and stay no slower:
+on a CPU without FMA, where the compiled loops must fall back to BLAS and stay no slower (the
+full emulation, NumPy and OpenBLAS held to the same CPU: docs/performance.md):
 
     NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=/tmp/generic python benchmarks/backends.py
     RNNKIT_TILE=avx2 python benchmarks/backends.py --quick

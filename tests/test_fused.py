@@ -36,6 +36,26 @@ def test_rational_tanh_is_within_its_stated_error():
     assert error.max() < 3.2e-7
 
 
+def test_the_rnns_tanh_is_within_its_stated_error_in_units_in_the_last_place():
+    import numba
+
+    precise = _fused.loops()._tanh_precise
+
+    @numba.njit
+    def apply(values):
+        return np.array([precise(value) for value in values], np.float32)
+
+    grid = np.geomspace(1e-12, 12.6, 100_000)
+    x = np.concatenate([np.linspace(-12, 12, 400_001), grid, -grid]).astype(np.float32)
+    exact = np.tanh(x.astype(np.float64))
+    ulps = np.abs(apply(x) - exact) / np.spacing(np.abs(exact).astype(np.float32))
+    assert ulps.max() <= 1.3
+    special = np.array([0.0, -0.0, np.inf, -np.inf, 30.0, -1e-30], np.float32)
+    expected = np.array([0.0, -0.0, 1.0, -1.0, 1.0, -1e-30], np.float32)  # tanh(x) rounds to x
+    np.testing.assert_array_equal(apply(special), expected)
+    assert np.signbit(apply(special)[1]) and np.isnan(apply(np.array([np.nan], np.float32))[0])
+
+
 def test_only_c_ordered_float32_takes_the_fused_path(monkeypatch):
     assert _fused.loops(np.zeros((2, 3))) is None
     assert _fused.loops(np.zeros((4, 6), np.float32)[:, ::2]) is None  # not C-ordered
