@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,12 +35,21 @@ def _step_loops():
     return _step_loops
 
 
-def _biases(params, rows: int) -> tuple:
-    """``(b_ih, b_hh)``, each (rows,): the layer's biases, or zeros for a layer without."""
+class Biases(NamedTuple):
+    """A layer's two biases and their sum, each (G*H,) (zeros for a layer without biases):
+    made once per sequence, for the kernels that add them as they read the gates."""
+
+    ih: np.ndarray
+    hh: np.ndarray
+    total: np.ndarray
+
+
+def _biases(params) -> Biases:
+    rows = params["weight_hh"].shape[0]  # G*H
+    total = bias_sum(rows, np.float32, params.get("bias_ih"), params.get("bias_hh"))
     if "bias_ih" in params:
-        return params["bias_ih"], params["bias_hh"]
-    zeros = np.zeros(rows, np.float32)
-    return zeros, zeros
+        return Biases(params["bias_ih"], params["bias_hh"], total)
+    return Biases(total, total, total)  # all zeros
 
 
 def _layer_norm(v, params, name: str):
@@ -60,20 +70,19 @@ def _layer_norm_backward(d_out, v_hat, inv_std, params, name: str, grads: dict):
     return dv
 
 
-def _lstm_gates(z, params, c_prev):
+def _lstm_gates(z, biases, c_prev):
     """i, f, g, o in place in z (B, 4H) (the biases added), and the new cell c and o * tanh(c)."""
     batch, hidden = c_prev.shape
-    bias = bias_sum(z.shape[1], np.float32, params.get("bias_ih"), params.get("bias_hh"))
     m, c, tanh_c = (np.empty((batch, hidden), np.float32) for _ in range(3))
-    _gate_loops().lstm_step(z, bias, c_prev, m, c, tanh_c, 0, batch)
+    _gate_loops().lstm_step(z, biases.total, c_prev, m, c, tanh_c, 0, batch)
     return m, c, tanh_c
 
 
-def lstm_step(xw, state, params, options):
+def lstm_step(xw, state, params, options, biases):
     """``rnnkit.cells.lstm.step`` with its gates compiled (with a projection: h = m @ W_hr.T)."""
     h_prev, c_prev = state
     z = xw + h_prev @ params["weight_hh"].T  # (B, 4H): i, f, g, o once the kernel has run
-    m, c, tanh_c = _lstm_gates(z, params, c_prev)
+    m, c, tanh_c = _lstm_gates(z, biases, c_prev)
     h = m @ params["weight_hr"].T if options["proj_size"] else m
     return (h, c), (h_prev, c_prev, z, tanh_c, m)
 
@@ -95,14 +104,14 @@ def lstm_step_backward(d_state, saved, params, options):
     return dz, (dz @ params["weight_hh"], dc_prev), present(params, grads)
 
 
-def layer_norm_lstm_step(xw, state, params, options):
+def layer_norm_lstm_step(xw, state, params, options, biases):
     """``rnnkit.cells.layer_norm_lstm.step``: its layer normalisations and gates compiled (the
     gate kernel also writes o * tanh(c), which o * tanh(LN(c)) then replaces)."""
     h_prev, c_prev = state
     z, ih_hat, ih_inv_std = _layer_norm(np.ascontiguousarray(xw), params, "ih")
     z_hh, hh_hat, hh_inv_std = _layer_norm(h_prev @ params["weight_hh"].T, params, "hh")
     z += z_hh  # (B, 4H): i, f, g, o once the kernel has run
-    h, c, tanh_c = _lstm_gates(z, params, c_prev)
+    h, c, tanh_c = _lstm_gates(z, biases, c_prev)
     c_ln, c_hat, c_inv_std = _layer_norm(c, params, "cell")
     np.tanh(c_ln, out=tanh_c)
     np.multiply(z[:, 3 * c.shape[1] :], tanh_c, out=h)  # h = o * tanh(c_ln)
@@ -127,14 +136,13 @@ def layer_norm_lstm_step_backward(d_state, saved, params, options):
     return d_xw, (d_product @ params["weight_hh"], dc_prev), present(params, grads)
 
 
-def layer_norm_gru_step(xw, state, params, options):
+def layer_norm_gru_step(xw, state, params, options, biases):
     """``rnnkit.cells.layer_norm_gru.step``: its layer normalisations and gates compiled."""
     (h_prev,) = state
     a, a_hat, a_inv_std = _layer_norm(np.ascontiguousarray(xw), params, "ih")
     hw, hw_hat, hw_inv_std = _layer_norm(h_prev @ params["weight_hh"].T, params, "hh")
     h, hw_n = np.empty_like(h_prev), np.empty_like(h_prev)
-    bias_ih, bias_hh = _biases(params, a.shape[1])
-    _gate_loops().gru_step(a, bias_ih, hw, bias_hh, h_prev, h, hw_n, 0, h.shape[0])  # a: r, z, n
+    _gate_loops().gru_step(a, biases.ih, hw, biases.hh, h_prev, h, hw_n, 0, h.shape[0])  # r, z, n
     return (h,), (h_prev, a, hw_n, a_hat, a_inv_std, hw_hat, hw_inv_std)
 
 
@@ -151,16 +159,15 @@ def layer_norm_gru_step_backward(d_state, saved, params, options):
     return d_xw, (d_product @ params["weight_hh"] + dh_direct,), present(params, grads)
 
 
-def gru_reset_before_step(xw, state, params, options):
+def gru_reset_before_step(xw, state, params, options, biases):
     """``rnnkit.cells.gru_reset_before.step`` with its gates compiled."""
     (h_prev,) = state
     hidden = h_prev.shape[1]
     w_rz, w_n = params["weight_hh"][: 2 * hidden], params["weight_hh"][2 * hidden :]
-    bias = bias_sum(xw.shape[1], np.float32, params.get("bias_ih"), params.get("bias_hh"))
     a, rh, h = np.array(xw, order="C"), np.empty_like(h_prev), np.empty_like(h_prev)
     kernels = _step_loops()
-    kernels.reset_before_gates(a, bias, h_prev @ w_rz.T, h_prev, rh)  # a: r, z, xw_n
-    kernels.reset_before_output(a, bias, rh @ w_n.T, h_prev, h)  # a: r, z, n
+    kernels.reset_before_gates(a, biases.total, h_prev @ w_rz.T, h_prev, rh)  # a: r, z, xw_n
+    kernels.reset_before_output(a, biases.total, rh @ w_n.T, h_prev, h)  # a: r, z, n
     return (h,), (h_prev, a, rh)
 
 
@@ -181,7 +188,7 @@ def gru_reset_before_step_backward(d_state, saved, params, options):
     return da, (dh_direct + da_rz @ w_rz,), present(params, grads)
 
 
-STEPS = {  # cell name -> its compiled (step, step_backward)
+STEPS = {  # cell name -> its compiled (step, step_backward); step takes the layer's Biases too
     "lstm": (lstm_step, lstm_step_backward),
     "layer_norm_lstm": (layer_norm_lstm_step, layer_norm_lstm_step_backward),
     "layer_norm_gru": (layer_norm_gru_step, layer_norm_gru_step_backward),
@@ -192,6 +199,7 @@ STEPS = {  # cell name -> its compiled (step, step_backward)
 def run(cell, options, x, params, state0, lengths, training):
     """As ``rnnkit.kernels.loop.run``: the reference loop over the cell's compiled steps."""
     step, step_backward = STEPS[cell.name]
+    step = functools.partial(step, biases=_biases(params))  # summed once, not at every step
     compiled_cell = dataclasses.replace(cell, step=step, step_backward=step_backward)
     state0 = tuple(np.ascontiguousarray(part) for part in state0)  # the kernels read rows
     return loop.run(compiled_cell, options, x, params, state0, lengths, training)
