@@ -26,6 +26,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from rnnkit import cells
+from rnnkit._arguments import columns as _columns
+from rnnkit._arguments import number as _number
+from rnnkit._arguments import positive_int as _positive_int
+from rnnkit._arguments import seed as _seed
 from rnnkit._environment import tune_process
 from rnnkit.errors import UserError
 
@@ -37,36 +41,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _whole_number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    value = _whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    value = _whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"the random seed must be a whole number >= 0, got {value}; e.g. --seed 0"
-        )
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def _add_lm_options(parser: argparse.ArgumentParser) -> None:
@@ -230,13 +204,6 @@ def _add_diagnose_options(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=_seed, default=0)
     add("--plot", metavar="PNG", help="draw the norms against the time step (log scale)")
     add("--json", action="store_true", help="print one JSON object")
-
-
-def _columns(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {text!r}")
-    return names
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
