@@ -85,7 +85,7 @@ def _given(args: argparse.Namespace, task, kind: str) -> dict:
 def _served(args: argparse.Namespace):
     model, extra = pipeline.read_model(args.model)
     every = [tasks.get(name) for name in tasks.names()]
-    return pipeline.serving(every, model, args.model), model, extra
+    return pipeline.serving(every, model, extra, args.model), model, extra
 
 
 def _add_model_arguments(kind: str, json_help: str):

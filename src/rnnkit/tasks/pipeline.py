@@ -40,7 +40,7 @@ def train(task: Task, options, say=print) -> dict:
         best, _ = load_with_extra(out / "best.safetensors")
         model.load_state_dict(best.params)
     summary.update(task.finish(prepared, summary, out))
-    save(model, out / MODEL_FILE, extra=prepared.extra)
+    save(model, out / MODEL_FILE, extra={**prepared.extra, "task": task.name})
     plot_history(out / "metrics.jsonl", out / "loss.png")
     summary["model_path"] = str(out / MODEL_FILE)
     return summary
@@ -59,8 +59,13 @@ def read_model(path) -> tuple[object, object]:
     return load_with_extra(model_file(path))
 
 
-def serving(tasks, model, path) -> Task:
-    """The task among ``tasks`` whose models are of ``model``'s class."""
+def serving(tasks, model, extra, path) -> Task:
+    """The task among ``tasks`` that saved ``model`` with ``extra``: the one its "task" entry
+    names, or (a file without one) the first whose models are of ``model``'s class."""
+    named = extra.get("task") if isinstance(extra, dict) else None
+    for task in tasks:
+        if task.name == named and type(model) in task.model_classes:
+            return task
     for task in tasks:
         if type(model) in task.model_classes:
             return task
