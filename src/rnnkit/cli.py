@@ -31,6 +31,7 @@ from rnnkit._arguments import number as _number
 from rnnkit._arguments import positive_int as _positive_int
 from rnnkit._arguments import seed as _seed
 from rnnkit._environment import tune_process
+from rnnkit.diagnostics.command import DIAGNOSE
 from rnnkit.errors import UserError
 
 TRAIN_TASKS = ("lm", "classify", "forecast", "seq2seq")
@@ -188,24 +189,6 @@ def _add_seq2seq_options(parser: argparse.ArgumentParser) -> None:
     add("--validate-every", type=_positive_int, default=defaults["validate_every"])
 
 
-def _add_diagnose_options(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("model", nargs="?", help="a language model to diagnose (default: a fresh layer)")
-    add("--text", metavar="FILE", help="with MODEL: the text it reads (its first --length tokens)")
-    add("--cell", choices=cells.names(), default="rnn")
-    add("--nonlinearity", choices=("tanh", "relu"), default="tanh", help="RNN only")
-    add("--init", choices=("uniform", "xavier_orthogonal", "identity"), default="uniform")
-    add("--forget-bias", type=_number, default=None, help="LSTM only")
-    add("--spectral-radius", type=_number, default=None,
-        help="rescale the recurrent weights to this spectral radius")  # fmt: skip
-    add("--length", type=_positive_int, default=100, help="sequence length T")
-    add("--hidden", type=_positive_int, default=64)
-    add("--layers", type=_positive_int, default=1)
-    add("--seed", type=_seed, default=0)
-    add("--plot", metavar="PNG", help="draw the norms against the time step (log scale)")
-    add("--json", action="store_true", help="print one JSON object")
-
-
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=_number, default=0.8)
     parser.add_argument("--top-k", type=_positive_int, default=None)
@@ -301,10 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seq2seq: draw the attention of the (first) input")  # fmt: skip
     predict.add_argument("--json", action="store_true", help="print JSON")
 
-    diagnose = commands.add_parser(
-        "diagnose", help="gradient norms through time: vanishing, exploding or stable"
-    )
-    _add_diagnose_options(diagnose)
+    diagnose = commands.add_parser(DIAGNOSE.name, help=DIAGNOSE.help)
+    DIAGNOSE.add_arguments(diagnose)
 
     bench = commands.add_parser(
         "bench", help="speed against PyTorch's CPU RNNs, side by side (needs torch)"
@@ -406,38 +387,6 @@ def _train_seq2seq(args) -> None:
         f"{test['phoneme_error_rate']:.3f} over {test['words']} held-out words (greedy); "
         f"model: {summary['model_path']}"
     )
-
-
-def _diagnose(args) -> None:
-    from rnnkit.diagnostics import (
-        describe,
-        diagnose_fresh,
-        diagnose_language_model,
-        plot_grad_norms,
-    )
-
-    if args.model is None:
-        if args.text:
-            raise UserError("--text goes with a MODEL to diagnose; give both or neither")
-        result = diagnose_fresh(
-            args.cell, args.nonlinearity, args.init, args.length, args.hidden, args.seed,
-            args.forget_bias, layers=args.layers, spectral_radius=args.spectral_radius,
-            jacobian=args.hidden <= 256,
-        )  # fmt: skip
-    else:
-        from rnnkit.tasks.language_modeling import load_language_model, read_text
-
-        if not args.text:
-            raise UserError("a model is diagnosed on a text: give --text FILE")
-        model, vocabulary = load_language_model(args.model)
-        ids = vocabulary.encode(read_text(args.text))[: args.length + 1]
-        result = diagnose_language_model(model, ids)
-    if args.plot:
-        try:
-            plot_grad_norms(result, args.plot)
-        except ImportError as error:
-            raise UserError(str(error)) from None
-    print(json.dumps(result) if args.json else describe(result))
 
 
 def _generate(args) -> None:
@@ -603,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(1, "lm")  # 'rnnkit train' means 'rnnkit train lm'
     args = build_parser().parse_args(argv)
     run = {"train": _train, "generate": _generate, "evaluate": _evaluate, "predict": _predict,
-           "diagnose": _diagnose, "bench": _bench}  # fmt: skip
+           "diagnose": DIAGNOSE.run, "bench": _bench}  # fmt: skip
     command = args.command if getattr(args, "task", "lm") == "lm" else f"train {args.task}"
     try:
         with _quiet_floating_point():
