@@ -31,6 +31,7 @@ from rnnkit._arguments import number as _number
 from rnnkit._arguments import positive_int as _positive_int
 from rnnkit._arguments import seed as _seed
 from rnnkit._environment import tune_process
+from rnnkit.bench.command import BENCH
 from rnnkit.diagnostics.command import DIAGNOSE
 from rnnkit.errors import UserError
 
@@ -287,16 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose = commands.add_parser(DIAGNOSE.name, help=DIAGNOSE.help)
     DIAGNOSE.add_arguments(diagnose)
 
-    bench = commands.add_parser(
-        "bench", help="speed against PyTorch's CPU RNNs, side by side (needs torch)"
-    )
-    bench.add_argument("--quick", action="store_true", help="the two smallest shapes only")
-    bench.add_argument("--repeats", type=_positive_int, default=7, help="timed runs per case")
-    bench.add_argument("--json", metavar="FILE", help="also write the results to FILE")
-    bench.add_argument(
-        "--cell", action="append", choices=cells.names(), dest="cells",
-        help="a registered cell to time (repeatable; default: those PyTorch also has)",
-    )  # fmt: skip
+    bench = commands.add_parser(BENCH.name, help=BENCH.help)
+    BENCH.add_arguments(bench)
     for command in (*tasks.choices.values(), generate, evaluate, predict, diagnose, bench):
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the traceback of an error")  # fmt: skip
@@ -539,12 +532,6 @@ def _predict_seq2seq(args, model, extra) -> None:
     print(json.dumps(results) if args.json else "\n".join(lines))
 
 
-def _bench(args) -> None:
-    from rnnkit._speed import run
-
-    run(args.repeats, args.quick, args.json, args.cells)
-
-
 def main(argv: list[str] | None = None) -> int:
     tune_process()  # rnnkit's process settings (rnnkit/_environment.py); import makes none
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -552,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(1, "lm")  # 'rnnkit train' means 'rnnkit train lm'
     args = build_parser().parse_args(argv)
     run = {"train": _train, "generate": _generate, "evaluate": _evaluate, "predict": _predict,
-           "diagnose": DIAGNOSE.run, "bench": _bench}  # fmt: skip
+           "diagnose": DIAGNOSE.run, "bench": BENCH.run}  # fmt: skip
     command = args.command if getattr(args, "task", "lm") == "lm" else f"train {args.task}"
     try:
         with _quiet_floating_point():
