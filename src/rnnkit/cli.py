@@ -41,9 +41,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _commands() -> list[Command]:
+    from rnnkit.bench.command import BENCH
+    from rnnkit.diagnostics.command import DIAGNOSE
     from rnnkit.tasks.commands import commands
 
-    return [*commands(), _DIAGNOSE, _BENCH]
+    return [*commands(), DIAGNOSE, BENCH]
 
 
 def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentParser:
@@ -122,87 +124,6 @@ def _quiet_floating_point():
     return np.errstate(all="ignore")
 
 
-
-# TEMPORARY until the diagnostics and bench subpackages land (issue 29 merge).
-import json  # noqa: E402
-
-from rnnkit import cells  # noqa: E402
-from rnnkit._arguments import number as _number  # noqa: E402
-from rnnkit._arguments import positive_int as _positive_int  # noqa: E402
-from rnnkit._arguments import seed as _seed  # noqa: E402
-
-
-def _add_diagnose_options(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("model", nargs="?", help="a language model to diagnose (default: a fresh layer)")
-    add("--text", metavar="FILE", help="with MODEL: the text it reads (its first --length tokens)")
-    add("--cell", choices=cells.names(), default="rnn")
-    add("--nonlinearity", choices=("tanh", "relu"), default="tanh", help="RNN only")
-    add("--init", choices=("uniform", "xavier_orthogonal", "identity"), default="uniform")
-    add("--forget-bias", type=_number, default=None, help="LSTM only")
-    add("--spectral-radius", type=_number, default=None,
-        help="rescale the recurrent weights to this spectral radius")  # fmt: skip
-    add("--length", type=_positive_int, default=100, help="sequence length T")
-    add("--hidden", type=_positive_int, default=64)
-    add("--layers", type=_positive_int, default=1)
-    add("--seed", type=_seed, default=0)
-    add("--plot", metavar="PNG", help="draw the norms against the time step (log scale)")
-    add("--json", action="store_true", help="print one JSON object")
-
-
-def _diagnose(args) -> None:
-    from rnnkit.diagnostics import (
-        describe,
-        diagnose_fresh,
-        diagnose_language_model,
-        plot_grad_norms,
-    )
-
-    if args.model is None:
-        if args.text:
-            raise UserError("--text goes with a MODEL to diagnose; give both or neither")
-        result = diagnose_fresh(
-            args.cell, args.nonlinearity, args.init, args.length, args.hidden, args.seed,
-            args.forget_bias, layers=args.layers, spectral_radius=args.spectral_radius,
-            jacobian=args.hidden <= 256,
-        )  # fmt: skip
-    else:
-        from rnnkit.tasks.language_modeling import load_language_model, read_text
-
-        if not args.text:
-            raise UserError("a model is diagnosed on a text: give --text FILE")
-        model, vocabulary = load_language_model(args.model)
-        ids = vocabulary.encode(read_text(args.text))[: args.length + 1]
-        result = diagnose_language_model(model, ids)
-    if args.plot:
-        try:
-            plot_grad_norms(result, args.plot)
-        except ImportError as error:
-            raise UserError(str(error)) from None
-    print(json.dumps(result) if args.json else describe(result))
-
-
-def _bench(args) -> None:
-    from rnnkit._speed import run
-
-    run(args.repeats, args.quick, args.json, args.cells)
-
-
-
-def _add_bench(bench):
-    bench.add_argument("--quick", action="store_true", help="the two smallest shapes only")
-    bench.add_argument("--repeats", type=_positive_int, default=7, help="timed runs per case")
-    bench.add_argument("--json", metavar="FILE", help="also write the results to FILE")
-    bench.add_argument(
-        "--cell", action="append", choices=cells.names(), dest="cells",
-        help="a registered cell to time (repeatable; default: those PyTorch also has)",
-    )  # fmt: skip
-
-
-_DIAGNOSE = Command("diagnose", "gradient norms through time: vanishing, exploding or stable",
-                    _add_diagnose_options, _diagnose)
-_BENCH = Command("bench", "speed against PyTorch's CPU RNNs, side by side (needs torch)",
-                 _add_bench, _bench)
 
 if __name__ == "__main__":
     sys.exit(main())
