@@ -33,7 +33,7 @@ class Spec:
     (derived from the check when not given); ``repeat`` takes the option several times into a
     tuple; a bool is a switch (``negatable``: with ``--no-...``); options sharing an
     ``exclusive`` group are mutually exclusive, and when none of them is given the dataclass
-    defaults apply.
+    defaults apply: exactly one of them set, or none where all of them default to None.
     """
 
     name: str
@@ -157,11 +157,13 @@ class Options:
                 groups.setdefault(spec.exclusive, []).append(spec)
         for group, members in groups.items():
             given = [spec for spec in members if getattr(self, spec.name) is not None]
-            if len(given) != 1:
+            optional = all(spec.default is None for spec in members)  # none given: the defaults
+            if len(given) > 1 or not (given or optional):
                 names = " or ".join(spec.name for spec in members)
                 values = " and ".join(f"{spec.name}={getattr(self, spec.name)}" for spec in members)
+                needed = "at most" if optional else "exactly"
                 raise UserError(
-                    f"give {group} as exactly one of {names}, got {values}; set the other to None"
+                    f"give {group} as {needed} one of {names}, got {values}; set the other to None"
                 )
         self.check_together()
 
