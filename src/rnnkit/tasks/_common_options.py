@@ -59,3 +59,11 @@ def checkpoint_every(default: int):
 
 def validate_every(default: int):
     return option(default, "optimizer steps between validations", whole=True, low=1)
+
+
+def val_fraction(default: float):
+    return option(default)
+
+
+def test_fraction(default: float):
+    return option(default)
