@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit import cells
 from rnnkit.data import cmudict
 from rnnkit.data.identity import changed, not_read, read_user_file, same_data, saved_data, sha256
 from rnnkit.errors import UserError
 from rnnkit.io._schema import Fields
 from rnnkit.io.files import utf8_text
 from rnnkit.models.seq2seq import ATTENTIONS, Seq2Seq, target_mask
+from rnnkit.tasks import _common_options as shared
+from rnnkit.tasks._options import Options, option
 from rnnkit.train.losses import cross_entropy
 
 START, END = "<s>", "</s>"
@@ -36,63 +37,38 @@ VALIDATION_WORDS = 500  # validation decodes this many words (greedy) for its me
 
 
 @dataclass
-class Seq2SeqOptions:
+class Seq2SeqOptions(Options):
     """Everything ``rnnkit train seq2seq`` can set."""
 
-    tsv: str | None = None  # a pairs file; None means the CMU dictionary
-    source_level: str = "char"  # TSV only: "char" or "space"
-    target_level: str = "space"
-    cell: str = "gru"
-    attention: str = "luong"
-    embedding: int = 64
-    hidden: int = 128
-    layers: int = 1
-    bidirectional: bool = True
-    teacher_forcing: float = 1.0
-    batch: int = 64
-    steps: int | None = 3000
-    epochs: int | None = None
-    lr: float = 3e-3
-    clip: float = 5.0
-    val_fraction: float = 0.02
-    test_fraction: float = 0.05
-    max_words: int | None = None  # use only this many pairs (before the split): quick runs
-    seed: int = 0
-    out: str = "runs/seq2seq"
-    checkpoint_every: int = 500
-    validate_every: int = 500
-
-    def check(self) -> None:
-        """ValueError naming the first option out of its range."""
-        if self.cell not in cells.names():
-            raise UserError(f"cell must be one of {list(cells.names())}, got {self.cell!r}")
-        if self.attention not in ATTENTIONS:
-            raise UserError(f"attention must be one of {list(ATTENTIONS)}, got {self.attention!r}")
-        for level in (self.source_level, self.target_level):
-            if level not in cmudict.LEVELS:
-                raise UserError(
-                    f"token levels must be one of {list(cmudict.LEVELS)}, got {level!r}"
-                )
-        counts = {
-            "embedding": self.embedding, "hidden": self.hidden, "layers": self.layers,
-            "batch": self.batch, "steps": self.steps, "epochs": self.epochs,
-            "max_words": self.max_words, "checkpoint_every": self.checkpoint_every,
-            "validate_every": self.validate_every,
-        }  # fmt: skip
-        for name, value in counts.items():
-            whole = isinstance(value, int) and not isinstance(value, bool)
-            if value is not None and not (whole and value >= 1):
-                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
-        if (self.steps is None) == (self.epochs is None):
-            raise UserError("give the run's length as exactly one of steps or epochs")
-        if not 0 <= self.teacher_forcing <= 1:
-            raise UserError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
-        for name in ("val_fraction", "test_fraction"):
-            if not 0 < getattr(self, name) < 0.5:
-                raise UserError(f"{name} must be in (0, 0.5), got {getattr(self, name)}")
-        for name, value in (("lr", self.lr), ("clip", self.clip)):
-            if not (math.isfinite(value) and value > 0):
-                raise UserError(f"{name} must be a finite number > 0, got {value}")
+    tsv: str | None = option(
+        None, "source<TAB>target pairs; default: the CMU dictionary", metavar="FILE"
+    )
+    source_level: str = option(
+        "char", "TSV source tokens: characters or space-separated", choices=cmudict.LEVELS
+    )
+    target_level: str = option("space", choices=cmudict.LEVELS)
+    cell: str = shared.cell("gru")
+    attention: str = option("luong", choices=ATTENTIONS)
+    embedding: int = option(64, whole=True, low=1)
+    hidden: int = option(128, whole=True, low=1)
+    layers: int = option(1, "encoder layers", whole=True, low=1)
+    bidirectional: bool = option(True, "encoder direction(s)", negatable=True)
+    teacher_forcing: float = option(
+        1.0, "share of decoder steps fed the true previous token", low=0, high=1
+    )
+    batch: int = shared.batch(64)
+    steps: int | None = shared.steps(3000)
+    epochs: int | None = shared.epochs(None)
+    lr: float = shared.learning_rate(3e-3)
+    clip: float = shared.clip(5.0)
+    val_fraction: float = option(0.02, above=0, below=0.5)
+    test_fraction: float = option(0.05, above=0, below=0.5)
+    max_words: int | None = option(None, "use only this many pairs", whole=True, low=1)
+    seed: int = shared.seed()
+    out: str = shared.out("runs/seq2seq")
+    checkpoint_every: int = shared.checkpoint_every(500)
+    validate_every: int = shared.validate_every(500)
+    resume: bool = shared.resume()
 
 
 class TokenTable:
