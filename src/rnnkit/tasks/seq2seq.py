@@ -29,8 +29,10 @@ from rnnkit.io._schema import Fields
 from rnnkit.io.files import utf8_text
 from rnnkit.models.seq2seq import ATTENTIONS, Seq2Seq, target_mask
 from rnnkit.tasks import _common_options as shared
-from rnnkit.tasks._options import Options, option
+from rnnkit.tasks._options import Options, Spec, option
+from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.losses import cross_entropy
+from rnnkit.train.progress import format_duration
 
 START, END = "<s>", "</s>"
 VALIDATION_WORDS = 500  # validation decodes this many words (greedy) for its metrics
@@ -234,68 +236,22 @@ class Seq2SeqTask:
         }
 
 
-def train_seq2seq(options: Seq2SeqOptions, say=print) -> dict:
-    """Train, save ``model.safetensors`` in ``options.out``, and return a summary with the test
-    metrics (greedy)."""
-    from rnnkit.io.models import save
-    from rnnkit.train.optim import Adam
-    from rnnkit.train.trainer import Trainer
-
-    options.check()
-    pairs, identity = read_pairs(options.tsv, options.source_level, options.target_level)
-    source = data_source(options, identity)
-    train, val, test = split_pairs(pairs, source)
-    tables = build_tables(train)
-    held_out = len(val) + len(test)
-    val, test = known_pairs(val, tables), known_pairs(test, tables)
-    if not val or not test:
-        raise UserError(
-            "the validation or test split is empty (or holds only tokens unseen in training); "
-            "give more pairs or larger --val-fraction/--test-fraction"
-        )
-    dropped = held_out - len(val) - len(test)
-    say(
-        f"pairs: {len(train):,} train, {len(val):,} validation, {len(test):,} test; "
-        f"{len(tables[0].tokens)} source and {len(tables[1].tokens)} target tokens"
-        + (f"; {dropped} held-out pairs with tokens unseen in training left out" if dropped else "")
-    )
-    model = Seq2Seq(
-        len(tables[0].tokens), len(tables[1].tokens), 0, 1, options.embedding, options.hidden,
-        options.layers, options.bidirectional, options.cell, options.attention, seed=options.seed,
-    )  # fmt: skip
-    extra = {
-        "source_tokens": tables[0].tokens,
-        "target_tokens": tables[1].tokens,
-        "data": source,
-        "options": asdict(options),
-    }
-    task = Seq2SeqTask(train, val, tables, options.batch, options.teacher_forcing, options.seed)
-    out = Path(options.out)
-    trainer = Trainer(
-        model, Adam(model, lr=options.lr), task, out_dir=out, steps=options.steps,
-        epochs=options.epochs, clip_norm=options.clip, validate_every=options.validate_every,
-        checkpoint_every=options.checkpoint_every, extra=extra, progress_unit="tokens",
-    )  # fmt: skip
-    summary = trainer.fit()
-    if summary["failed"]:
-        return summary
-    save(model, out / "model.safetensors", extra=extra)
-    summary.update(
-        test=evaluate_model(model, extra, test), model_path=str(out / "model.safetensors")
-    )
-    return summary
-
-
-def load_seq2seq(path):
-    """(model, extra) saved by ``train_seq2seq``, the extra checked; ValueError for other files."""
-    from rnnkit.io.models import load_with_extra
-
-    model, extra = load_with_extra(path)
+def seq2seq_parts(model, extra, where) -> tuple[Seq2Seq, dict]:
+    """The seq2seq model and its extra, checked (``checked_extra``), from a file's ``model`` and
+    ``extra`` (``where`` names the file in errors); UserError for another kind of model."""
     if not (isinstance(model, Seq2Seq) and isinstance(extra, dict) and "source_tokens" in extra):
         raise UserError(
-            f"{path} holds a {type(model).__name__}, not a model from 'rnnkit train seq2seq'"
+            f"{where} holds a {type(model).__name__}, not a model from 'rnnkit train seq2seq'"
         )
-    return model, checked_extra(model, extra, f"{path}: its saved extra")
+    return model, checked_extra(model, extra, f"{where}: its saved extra")
+
+
+def load_seq2seq(path) -> tuple[Seq2Seq, dict]:
+    """(model, extra) saved by ``rnnkit train seq2seq``, the extra checked; UserError for other
+    files."""
+    from rnnkit.io.models import load_with_extra
+
+    return seq2seq_parts(*load_with_extra(path), path)
 
 
 def checked_extra(model: Seq2Seq, extra, where: str) -> dict:
@@ -350,7 +306,11 @@ def evaluate(path, tsv: str | None = None, beam: int = 1, limit: int | None = No
     training file again (the same sha256); else on every pair of ``tsv``. A model trained on a
     TSV file needs ``tsv``: no path stored in a model file is read. ``limit``: the first pairs
     only."""
-    model, extra = load_seq2seq(path)
+    return evaluate_checked(*load_seq2seq(path), tsv, beam, limit)
+
+
+def evaluate_checked(model, extra: dict, tsv, beam: int = 1, limit: int | None = None) -> dict:
+    """``evaluate`` for a model and its extra as ``seq2seq_parts`` returns them."""
     data = extra["data"]
     if tsv is None and data["kind"] == "tsv":
         raise not_read(data, "--tsv")
@@ -401,3 +361,109 @@ def plot_attention(source_tokens, target_tokens, weights, path) -> None:
     axes.set_ylabel("output")
     figure.tight_layout()
     save_figure(figure, path)
+
+
+BEAM = Spec("beam", 1, "beam width, 1 (greedy) to 100", whole=True, low=1)
+
+
+class SequenceToSequence(Task):
+    """Sequence to sequence with attention: trained with teacher forcing, scored by word accuracy
+    and phoneme error rate on held-out sources, and transcribing with greedy or beam search."""
+
+    name = "seq2seq"
+    summary = "sequence to sequence with attention"
+    noun = "seq2seq model"
+    options = Seq2SeqOptions
+    model_classes = (Seq2Seq,)
+    evaluate_options = (Spec("tsv", None, "source<TAB>target pairs", metavar="FILE"), BEAM)
+    predict_options = (
+        Spec("inputs", (), "a source to transcribe (repeatable)", flag="--input",
+             metavar="TEXT", repeat=True),
+        BEAM,
+        Spec("attention_png", None, "draw the attention of the (first) input", metavar="PNG"),
+    )  # fmt: skip
+
+    def prepare(self, options: Seq2SeqOptions, say) -> Prepared:
+        pairs, identity = read_pairs(options.tsv, options.source_level, options.target_level)
+        source = data_source(options, identity)
+        train, val, test = split_pairs(pairs, source)
+        tables = build_tables(train)
+        held_out = len(val) + len(test)
+        val, test = known_pairs(val, tables), known_pairs(test, tables)
+        if not val or not test:
+            raise UserError(
+                "the validation or test split is empty (or holds only tokens unseen in "
+                "training); give more pairs or larger --val-fraction/--test-fraction"
+            )
+        dropped = held_out - len(val) - len(test)
+        say(
+            f"pairs: {len(train):,} train, {len(val):,} validation, {len(test):,} test; "
+            f"{len(tables[0].tokens)} source and {len(tables[1].tokens)} target tokens"
+            + (f"; {dropped} held-out pairs with tokens unseen in training left out"
+               if dropped else "")
+        )  # fmt: skip
+        model = Seq2Seq(
+            len(tables[0].tokens), len(tables[1].tokens), 0, 1, options.embedding,
+            options.hidden, options.layers, options.bidirectional, options.cell,
+            options.attention, seed=options.seed,
+        )  # fmt: skip
+        extra = {
+            "source_tokens": tables[0].tokens,
+            "target_tokens": tables[1].tokens,
+            "data": source,
+            "options": asdict(options),
+        }
+        training = Seq2SeqTask(
+            train, val, tables, options.batch, options.teacher_forcing, options.seed
+        )
+        return Prepared(
+            model,
+            training,
+            extra,
+            trainer={
+                "validate_every": options.validate_every,
+                "checkpoint_every": options.checkpoint_every,
+                "progress_unit": "tokens",
+            },
+            state=test,
+        )
+
+    def finish(self, prepared: Prepared, summary: dict, out: Path) -> dict:
+        """The test metrics (greedy); the saved extra does not hold them."""
+        return {"test": evaluate_model(prepared.model, prepared.extra, prepared.state)}
+
+    def report(self, summary: dict) -> str:
+        test = summary["test"]
+        return (
+            f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test "
+            f"word accuracy {test['word_accuracy']:.3f}, phoneme error rate "
+            f"{test['phoneme_error_rate']:.3f} over {test['words']} held-out words (greedy); "
+            f"model: {summary['model_path']}"
+        )
+
+    def evaluate(self, path, model, extra, tsv=None, beam=1) -> tuple[dict, str]:
+        result = evaluate_checked(*seq2seq_parts(model, extra, path), tsv, beam)
+        return result, (
+            f"word accuracy {result['word_accuracy']:.4f}, phoneme error rate "
+            f"{result['phoneme_error_rate']:.4f} over {result['words']} words (beam {beam})"
+        )
+
+    def predict(
+        self, path, model, extra, inputs=(), beam=1, attention_png=None
+    ) -> tuple[list, list[str]]:
+        """The transcriptions of ``inputs``; the attention of the first drawn to
+        ``attention_png`` when given."""
+        if not inputs:
+            raise UserError("give the source to transcribe with --input TEXT")
+        results = []
+        for position, text in enumerate(inputs):
+            tokens, weights = predict(model, extra, text, beam)  # the module's predict
+            results.append({"input": text, "output": tokens})
+            if position == 0 and attention_png:
+                if weights is None:
+                    raise UserError("this model has no attention to draw (attention='none')")
+                plot_attention(list(text.strip().lower()), tokens, weights, attention_png)
+        return results, [f"{result['input']}\t{' '.join(result['output'])}" for result in results]
+
+
+TASK = SequenceToSequence()
