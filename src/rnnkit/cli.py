@@ -124,6 +124,5 @@ def _quiet_floating_point():
     return np.errstate(all="ignore")
 
 
-
 if __name__ == "__main__":
     sys.exit(main())

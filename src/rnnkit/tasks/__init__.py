@@ -17,8 +17,7 @@ _registry: dict[str, Task] = {}
 def _built_in() -> tuple[Task, ...]:
     from rnnkit.tasks import classification, forecasting, language_modeling, seq2seq
 
-    modules = (language_modeling, classification, forecasting, seq2seq)
-    return tuple(module.TASK for module in modules if hasattr(module, "TASK"))  # TEMPORARY
+    return (language_modeling.TASK, classification.TASK, forecasting.TASK, seq2seq.TASK)
 
 
 def _tasks() -> dict[str, Task]:
