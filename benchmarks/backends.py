@@ -21,8 +21,9 @@ import numpy as np
 
 import rnnkit
 from rnnkit import cells
-from rnnkit._speed import SHAPES, _timed, _warm_up
 from rnnkit.backends import compiled
+from rnnkit.bench.race import timed, warm_up
+from rnnkit.bench.speed import SHAPES
 
 BACKENDS = ("compiled", "numpy")  # timed in this order, call by call
 
@@ -60,10 +61,10 @@ def main(argv=None) -> None:
             for mode in ("inference", "training"):
                 times = {backend: [] for backend in runs}
                 for functions in runs.values():
-                    _warm_up(functions[mode])
+                    warm_up(functions[mode])
                 for _ in range(args.repeats):
                     for backend, functions in runs.items():
-                        times[backend].append(_timed(functions[mode]))
+                        times[backend].append(timed(functions[mode]))
                 ours, theirs = (statistics.median(times[name]) * 1e3 for name in BACKENDS)
                 size, ratio = ",".join(map(str, shape)), ours / theirs
                 print(f"| {cell} | {size} | {mode} | {ours:.2f} | {theirs:.2f} | {ratio:.2f} |")

@@ -21,12 +21,13 @@ from dataclasses import replace
 import numpy as np
 
 from rnnkit.data.series import read_table
+from rnnkit.tasks import pipeline
 from rnnkit.tasks.forecasting import (
+    TASK,
     ForecastOptions,
     layout_for,
     persistence_forecast,
     split_starts,
-    train_forecaster,
 )
 
 
@@ -65,7 +66,7 @@ def main() -> None:
             options = replace(
                 base, cell=cell, window=window, hidden=hidden, loss=loss, out=f"{folder}/{index}"
             )
-            summary = train_forecaster(options, say=lambda *_: None)
+            summary = pipeline.train(TASK, options, say=lambda *_: None)
             rows.append((summary["best"]["val_mae"], setting, summary["test"]))
             print(
                 f"{cell} window {window} hidden {hidden} loss {loss}: val MAE {rows[-1][0]:.3f}",

@@ -1,5 +1,5 @@
 """rnnkit against PyTorch's CPU RNNs, side by side in the same run: ``rnnkit bench`` by another
-name (the code is ``rnnkit/_speed.py``).
+name (the code is in ``rnnkit/bench/``).
 
     python benchmarks/speed.py [--quick] [--repeats 7] [--json out.json]
 """

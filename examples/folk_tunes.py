@@ -27,10 +27,11 @@ from pathlib import Path
 
 from rnnkit.io.files import atomic_write_bytes
 from rnnkit.models.sampling import complete
+from rnnkit.tasks import pipeline
 from rnnkit.tasks.language_modeling import (
+    TASK,
     LanguageModelOptions,
     load_language_model,
-    train_language_model,
 )
 
 KEPT_FIELDS = ("M:", "L:", "K:")  # header fields a tune needs to be played
@@ -104,7 +105,7 @@ def main() -> None:
     options = LanguageModelOptions(
         texts=(str(corpus),), steps=args.steps, seed=args.seed, out=str(out / "model")
     )
-    summary = train_language_model(options)
+    summary = pipeline.train(TASK, options)
     if summary["failed"]:
         raise SystemExit(f"training failed: {summary['stop_reason']}")
     print(f"validation: {summary['val_bits_per_char']:.3f} bits per character")

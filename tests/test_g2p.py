@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rnnkit.data import cmudict
+from rnnkit.tasks import pipeline
 from rnnkit.tasks import seq2seq as task
 
 
@@ -67,7 +68,7 @@ def test_train_evaluate_predict_and_plot(tmp_path):
         embedding=8, hidden=16, batch=16, steps=200, validate_every=100, checkpoint_every=100,
         val_fraction=0.1, test_fraction=0.1, lr=1e-2, out=str(tmp_path / "run"),
     )  # fmt: skip
-    summary = task.train_seq2seq(options, say=lambda text: None)
+    summary = pipeline.train(task.TASK, options, say=lambda text: None)
     path = summary["model_path"]
     held_out = task.evaluate(path, options.tsv)  # the training file: its saved test split
     assert held_out == summary["test"] and held_out["words"] == 12

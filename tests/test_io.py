@@ -10,6 +10,8 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -23,6 +25,7 @@ from rnnkit.errors import UserError
 from rnnkit.io import models
 from rnnkit.io.files import atomic_write_bytes
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
+from rnnkit.models.language_model import LanguageModel
 from rnnkit.train.checkpoints import write_checkpoint
 
 SAFETENSORS_MISSING = "interoperability tests need the safetensors package: pip install safetensors"
@@ -468,6 +471,22 @@ def test_register_rejects_non_modules_and_name_clashes(registry):
     clash = type("Scale", (Scale,), {})
     with pytest.raises(ValueError, match="already registered"):
         models.register(clash)
+
+
+def test_the_built_in_classes_load_without_being_imported_first(tmp_path):
+    """Importing rnnkit imports no model class (the built-in ones are a table read on first
+    use, not registered by importing them), and a fresh process loads any of them all the same."""
+    path = tmp_path / "model.safetensors"
+    rnnkit.save(LanguageModel(6, 3, 4, 1, "rnn", seed=0), path)
+    code = (
+        "import sys, rnnkit\n"
+        "print([name for name in sys.modules if name.startswith('rnnkit.models')])\n"
+        f"print(type(rnnkit.load({str(path)!r})).__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["[]", "LanguageModel"]
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ from rnnkit.data.vocabulary import UNK, Vocabulary, first_token_end
 from rnnkit.io.models import load, save
 from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.sampling import complete
+from rnnkit.tasks import pipeline
 from rnnkit.tasks.language_modeling import (
+    TASK,
     LanguageModelData,
     LanguageModelOptions,
     LanguageModelTask,
@@ -18,7 +20,6 @@ from rnnkit.tasks.language_modeling import (
     evaluate_text,
     load_language_model,
     prepare_data,
-    train_language_model,
 )
 from rnnkit.train.losses import cross_entropy
 from rnnkit.train.optim import SGD
@@ -179,7 +180,7 @@ def test_word_level_training_end_to_end(tmp_path):
         hidden=12, layers=1, batch=2, seq_len=8, steps=30, lr=0.02, val_fraction=0.1,
         out=str(tmp_path / "run"), validate_every=15, checkpoint_every=15,
     )  # fmt: skip
-    summary = train_language_model(options, say=lambda text: None)
+    summary = pipeline.train(TASK, options, say=lambda text: None)
     model, vocabulary = load_language_model(summary["model_path"])
     assert model.tie_weights and vocabulary.level == "word"
     first = evaluate_text(LanguageModel(**model.config(), seed=0), vocabulary, TEXT)["loss"]

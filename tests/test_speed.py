@@ -2,13 +2,13 @@
 
 import pytest
 
-from rnnkit import _speed
+from rnnkit.bench.race import Race
 
 pytest.importorskip("torch")
 
 
 def test_the_race_times_both_libraries_in_their_own_processes():
-    with _speed._Race() as race:
+    with Race() as race:
         times = race.times(("layer", "gru", (2, 3, 4, 5), 1, False), repeats=2, warmup=1)
         assert set(times) == {"inference", "training"}
         for ours, theirs in times.values():

@@ -20,11 +20,12 @@ from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.io.models import load, load_with_extra
 from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.sampling import complete
+from rnnkit.tasks import pipeline
 from rnnkit.tasks.language_modeling import (
+    TASK,
     LanguageModelOptions,
     LanguageModelTask,
     evaluate_text,
-    train_language_model,
 )
 from rnnkit.train import checkpoints
 from rnnkit.train.losses import cross_entropy
@@ -573,7 +574,7 @@ def test_language_model_task_end_to_end(tmp_path):
         embedding=8, out=str(out), checkpoint_every=10, validate_every=10,
     )  # fmt: skip
     said = []
-    summary = train_language_model(options, say=said.append)
+    summary = pipeline.train(TASK, options, say=said.append)
     assert not summary["failed"] and summary["steps"] == 20
     assert "vocabulary of" in said[0]
     assert (out / "model.safetensors").is_file() and (out / "best.safetensors").is_file()

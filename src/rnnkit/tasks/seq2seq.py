@@ -22,77 +22,55 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit import cells
 from rnnkit.data import cmudict
 from rnnkit.data.identity import changed, not_read, read_user_file, same_data, saved_data, sha256
 from rnnkit.errors import UserError
 from rnnkit.io._schema import Fields
 from rnnkit.io.files import utf8_text
 from rnnkit.models.seq2seq import ATTENTIONS, Seq2Seq, target_mask
+from rnnkit.tasks import _common_options as shared
+from rnnkit.tasks._options import Options, Spec, option
+from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.losses import cross_entropy
+from rnnkit.train.progress import format_duration
 
 START, END = "<s>", "</s>"
 VALIDATION_WORDS = 500  # validation decodes this many words (greedy) for its metrics
 
 
 @dataclass
-class Seq2SeqOptions:
+class Seq2SeqOptions(Options):
     """Everything ``rnnkit train seq2seq`` can set."""
 
-    tsv: str | None = None  # a pairs file; None means the CMU dictionary
-    source_level: str = "char"  # TSV only: "char" or "space"
-    target_level: str = "space"
-    cell: str = "gru"
-    attention: str = "luong"
-    embedding: int = 64
-    hidden: int = 128
-    layers: int = 1
-    bidirectional: bool = True
-    teacher_forcing: float = 1.0
-    batch: int = 64
-    steps: int | None = 3000
-    epochs: int | None = None
-    lr: float = 3e-3
-    clip: float = 5.0
-    val_fraction: float = 0.02
-    test_fraction: float = 0.05
-    max_words: int | None = None  # use only this many pairs (before the split): quick runs
-    seed: int = 0
-    out: str = "runs/seq2seq"
-    checkpoint_every: int = 500
-    validate_every: int = 500
-
-    def check(self) -> None:
-        """ValueError naming the first option out of its range."""
-        if self.cell not in cells.names():
-            raise UserError(f"cell must be one of {list(cells.names())}, got {self.cell!r}")
-        if self.attention not in ATTENTIONS:
-            raise UserError(f"attention must be one of {list(ATTENTIONS)}, got {self.attention!r}")
-        for level in (self.source_level, self.target_level):
-            if level not in cmudict.LEVELS:
-                raise UserError(
-                    f"token levels must be one of {list(cmudict.LEVELS)}, got {level!r}"
-                )
-        counts = {
-            "embedding": self.embedding, "hidden": self.hidden, "layers": self.layers,
-            "batch": self.batch, "steps": self.steps, "epochs": self.epochs,
-            "max_words": self.max_words, "checkpoint_every": self.checkpoint_every,
-            "validate_every": self.validate_every,
-        }  # fmt: skip
-        for name, value in counts.items():
-            whole = isinstance(value, int) and not isinstance(value, bool)
-            if value is not None and not (whole and value >= 1):
-                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
-        if (self.steps is None) == (self.epochs is None):
-            raise UserError("give the run's length as exactly one of steps or epochs")
-        if not 0 <= self.teacher_forcing <= 1:
-            raise UserError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
-        for name in ("val_fraction", "test_fraction"):
-            if not 0 < getattr(self, name) < 0.5:
-                raise UserError(f"{name} must be in (0, 0.5), got {getattr(self, name)}")
-        for name, value in (("lr", self.lr), ("clip", self.clip)):
-            if not (math.isfinite(value) and value > 0):
-                raise UserError(f"{name} must be a finite number > 0, got {value}")
+    tsv: str | None = option(
+        None, "source<TAB>target pairs; default: the CMU dictionary", metavar="FILE"
+    )
+    source_level: str = option(
+        "char", "TSV source tokens: characters or space-separated", choices=cmudict.LEVELS
+    )
+    target_level: str = option("space", choices=cmudict.LEVELS)
+    cell: str = shared.cell("gru")
+    attention: str = option("luong", choices=ATTENTIONS)
+    embedding: int = option(64, whole=True, low=1)
+    hidden: int = option(128, whole=True, low=1)
+    layers: int = option(1, "encoder layers", whole=True, low=1)
+    bidirectional: bool = option(True, "encoder direction(s)", negatable=True)
+    teacher_forcing: float = option(
+        1.0, "share of decoder steps fed the true previous token", low=0, high=1
+    )
+    batch: int = shared.batch(64)
+    steps: int | None = shared.steps(3000)
+    epochs: int | None = shared.epochs(None)
+    lr: float = shared.learning_rate(3e-3)
+    clip: float = shared.clip(5.0)
+    val_fraction: float = option(0.02, above=0, below=0.5)
+    test_fraction: float = option(0.05, above=0, below=0.5)
+    max_words: int | None = option(None, "use only this many pairs", whole=True, low=1)
+    seed: int = shared.seed()
+    out: str = shared.out("runs/seq2seq")
+    checkpoint_every: int = shared.checkpoint_every(500)
+    validate_every: int = shared.validate_every(500)
+    resume: bool = shared.resume()
 
 
 class TokenTable:
@@ -258,68 +236,22 @@ class Seq2SeqTask:
         }
 
 
-def train_seq2seq(options: Seq2SeqOptions, say=print) -> dict:
-    """Train, save ``model.safetensors`` in ``options.out``, and return a summary with the test
-    metrics (greedy)."""
-    from rnnkit.io.models import save
-    from rnnkit.train.optim import Adam
-    from rnnkit.train.trainer import Trainer
-
-    options.check()
-    pairs, identity = read_pairs(options.tsv, options.source_level, options.target_level)
-    source = data_source(options, identity)
-    train, val, test = split_pairs(pairs, source)
-    tables = build_tables(train)
-    held_out = len(val) + len(test)
-    val, test = known_pairs(val, tables), known_pairs(test, tables)
-    if not val or not test:
-        raise UserError(
-            "the validation or test split is empty (or holds only tokens unseen in training); "
-            "give more pairs or larger --val-fraction/--test-fraction"
-        )
-    dropped = held_out - len(val) - len(test)
-    say(
-        f"pairs: {len(train):,} train, {len(val):,} validation, {len(test):,} test; "
-        f"{len(tables[0].tokens)} source and {len(tables[1].tokens)} target tokens"
-        + (f"; {dropped} held-out pairs with tokens unseen in training left out" if dropped else "")
-    )
-    model = Seq2Seq(
-        len(tables[0].tokens), len(tables[1].tokens), 0, 1, options.embedding, options.hidden,
-        options.layers, options.bidirectional, options.cell, options.attention, seed=options.seed,
-    )  # fmt: skip
-    extra = {
-        "source_tokens": tables[0].tokens,
-        "target_tokens": tables[1].tokens,
-        "data": source,
-        "options": asdict(options),
-    }
-    task = Seq2SeqTask(train, val, tables, options.batch, options.teacher_forcing, options.seed)
-    out = Path(options.out)
-    trainer = Trainer(
-        model, Adam(model, lr=options.lr), task, out_dir=out, steps=options.steps,
-        epochs=options.epochs, clip_norm=options.clip, validate_every=options.validate_every,
-        checkpoint_every=options.checkpoint_every, extra=extra, progress_unit="tokens",
-    )  # fmt: skip
-    summary = trainer.fit()
-    if summary["failed"]:
-        return summary
-    save(model, out / "model.safetensors", extra=extra)
-    summary.update(
-        test=evaluate_model(model, extra, test), model_path=str(out / "model.safetensors")
-    )
-    return summary
-
-
-def load_seq2seq(path):
-    """(model, extra) saved by ``train_seq2seq``, the extra checked; ValueError for other files."""
-    from rnnkit.io.models import load_with_extra
-
-    model, extra = load_with_extra(path)
+def seq2seq_parts(model, extra, where) -> tuple[Seq2Seq, dict]:
+    """The seq2seq model and its extra, checked (``checked_extra``), from a file's ``model`` and
+    ``extra`` (``where`` names the file in errors); UserError for another kind of model."""
     if not (isinstance(model, Seq2Seq) and isinstance(extra, dict) and "source_tokens" in extra):
         raise UserError(
-            f"{path} holds a {type(model).__name__}, not a model from 'rnnkit train seq2seq'"
+            f"{where} holds a {type(model).__name__}, not a model from 'rnnkit train seq2seq'"
         )
-    return model, checked_extra(model, extra, f"{path}: its saved extra")
+    return model, checked_extra(model, extra, f"{where}: its saved extra")
+
+
+def load_seq2seq(path) -> tuple[Seq2Seq, dict]:
+    """(model, extra) saved by ``rnnkit train seq2seq``, the extra checked; UserError for other
+    files."""
+    from rnnkit.io.models import load_with_extra
+
+    return seq2seq_parts(*load_with_extra(path), path)
 
 
 def checked_extra(model: Seq2Seq, extra, where: str) -> dict:
@@ -374,7 +306,11 @@ def evaluate(path, tsv: str | None = None, beam: int = 1, limit: int | None = No
     training file again (the same sha256); else on every pair of ``tsv``. A model trained on a
     TSV file needs ``tsv``: no path stored in a model file is read. ``limit``: the first pairs
     only."""
-    model, extra = load_seq2seq(path)
+    return evaluate_checked(*load_seq2seq(path), tsv, beam, limit)
+
+
+def evaluate_checked(model, extra: dict, tsv, beam: int = 1, limit: int | None = None) -> dict:
+    """``evaluate`` for a model and its extra as ``seq2seq_parts`` returns them."""
     data = extra["data"]
     if tsv is None and data["kind"] == "tsv":
         raise not_read(data, "--tsv")
@@ -425,3 +361,109 @@ def plot_attention(source_tokens, target_tokens, weights, path) -> None:
     axes.set_ylabel("output")
     figure.tight_layout()
     save_figure(figure, path)
+
+
+BEAM = Spec("beam", 1, "beam width, 1 (greedy) to 100", whole=True, low=1)
+
+
+class SequenceToSequence(Task):
+    """Sequence to sequence with attention: trained with teacher forcing, scored by word accuracy
+    and phoneme error rate on held-out sources, and transcribing with greedy or beam search."""
+
+    name = "seq2seq"
+    summary = "sequence to sequence with attention"
+    noun = "seq2seq model"
+    options = Seq2SeqOptions
+    model_classes = (Seq2Seq,)
+    evaluate_options = (Spec("tsv", None, "source<TAB>target pairs", metavar="FILE"), BEAM)
+    predict_options = (
+        Spec("inputs", (), "a source to transcribe (repeatable)", flag="--input",
+             metavar="TEXT", repeat=True),
+        BEAM,
+        Spec("attention_png", None, "draw the attention of the (first) input", metavar="PNG"),
+    )  # fmt: skip
+
+    def prepare(self, options: Seq2SeqOptions, say) -> Prepared:
+        pairs, identity = read_pairs(options.tsv, options.source_level, options.target_level)
+        source = data_source(options, identity)
+        train, val, test = split_pairs(pairs, source)
+        tables = build_tables(train)
+        held_out = len(val) + len(test)
+        val, test = known_pairs(val, tables), known_pairs(test, tables)
+        if not val or not test:
+            raise UserError(
+                "the validation or test split is empty (or holds only tokens unseen in "
+                "training); give more pairs or larger --val-fraction/--test-fraction"
+            )
+        dropped = held_out - len(val) - len(test)
+        say(
+            f"pairs: {len(train):,} train, {len(val):,} validation, {len(test):,} test; "
+            f"{len(tables[0].tokens)} source and {len(tables[1].tokens)} target tokens"
+            + (f"; {dropped} held-out pairs with tokens unseen in training left out"
+               if dropped else "")
+        )  # fmt: skip
+        model = Seq2Seq(
+            len(tables[0].tokens), len(tables[1].tokens), 0, 1, options.embedding,
+            options.hidden, options.layers, options.bidirectional, options.cell,
+            options.attention, seed=options.seed,
+        )  # fmt: skip
+        extra = {
+            "source_tokens": tables[0].tokens,
+            "target_tokens": tables[1].tokens,
+            "data": source,
+            "options": asdict(options),
+        }
+        training = Seq2SeqTask(
+            train, val, tables, options.batch, options.teacher_forcing, options.seed
+        )
+        return Prepared(
+            model,
+            training,
+            extra,
+            trainer={
+                "validate_every": options.validate_every,
+                "checkpoint_every": options.checkpoint_every,
+                "progress_unit": "tokens",
+            },
+            state=test,
+        )
+
+    def finish(self, prepared: Prepared, summary: dict, out: Path) -> dict:
+        """The test metrics (greedy); the saved extra does not hold them."""
+        return {"test": evaluate_model(prepared.model, prepared.extra, prepared.state)}
+
+    def report(self, summary: dict) -> str:
+        test = summary["test"]
+        return (
+            f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test "
+            f"word accuracy {test['word_accuracy']:.3f}, phoneme error rate "
+            f"{test['phoneme_error_rate']:.3f} over {test['words']} held-out words (greedy); "
+            f"model: {summary['model_path']}"
+        )
+
+    def evaluate(self, path, model, extra, tsv=None, beam=1) -> tuple[dict, str]:
+        result = evaluate_checked(*seq2seq_parts(model, extra, path), tsv, beam)
+        return result, (
+            f"word accuracy {result['word_accuracy']:.4f}, phoneme error rate "
+            f"{result['phoneme_error_rate']:.4f} over {result['words']} words (beam {beam})"
+        )
+
+    def predict(
+        self, path, model, extra, inputs=(), beam=1, attention_png=None
+    ) -> tuple[list, list[str]]:
+        """The transcriptions of ``inputs``; the attention of the first drawn to
+        ``attention_png`` when given."""
+        if not inputs:
+            raise UserError("give the source to transcribe with --input TEXT")
+        results = []
+        for position, text in enumerate(inputs):
+            tokens, weights = predict(model, extra, text, beam)  # the module's predict
+            results.append({"input": text, "output": tokens})
+            if position == 0 and attention_png:
+                if weights is None:
+                    raise UserError("this model has no attention to draw (attention='none')")
+                plot_attention(list(text.strip().lower()), tokens, weights, attention_png)
+        return results, [f"{result['input']}\t{' '.join(result['output'])}" for result in results]
+
+
+TASK = SequenceToSequence()

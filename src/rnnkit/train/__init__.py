@@ -1,9 +1,10 @@
 """Training: losses (each returns the loss and its gradient), optimizers, schedules, clipping,
 truncated BPTT and the training loop."""
 
+from rnnkit.nn.norms import global_norm
 from rnnkit.train.batching import epoch_batches
 from rnnkit.train.callbacks import GradientMonitor
-from rnnkit.train.clip import clip_grad_norm, clip_grad_value, global_norm
+from rnnkit.train.clip import clip_grad_norm, clip_grad_value
 from rnnkit.train.losses import binary_cross_entropy, cross_entropy, mae, mse
 from rnnkit.train.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from rnnkit.train.schedules import CosineAnnealingLR, ReduceLROnPlateau, StepLR

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rnnkit.diagnostics import l2_norm
 from rnnkit.errors import UserError
 from rnnkit.io.files import atomic_write_bytes
-from rnnkit.train.clip import global_norm
+from rnnkit.nn.norms import global_norm, l2_norm
 
 
 class GradientMonitor:

@@ -15,12 +15,7 @@ import numbers
 import numpy as np
 
 from rnnkit.errors import UserError, UserTypeError
-
-
-def global_norm(module) -> float:
-    """sqrt(sum of squares of every entry of every gradient in ``module.grads``)."""
-    squares = sum(float(np.square(grad, dtype=np.float64).sum()) for grad in module.grads.values())
-    return math.sqrt(squares)
+from rnnkit.nn.norms import global_norm
 
 
 def clip_grad_norm(module, max_norm: float) -> float:

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UserError, UserTypeError
+from rnnkit.io.models import save
 from rnnkit.train import checkpoints
 from rnnkit.train.callbacks import drop_records_from
 from rnnkit.train.clip import clip_grad_norm
@@ -391,8 +392,6 @@ class Trainer:
             self.best = {"step": self.step, self.monitor: value}
             self.bad_validations = 0
             if self.out_dir is not None:
-                from rnnkit.io.models import save  # late import: io.models registers the models
-
                 save(self.model, self.out_dir / "best.safetensors", extra=self.extra)
         else:
             self.bad_validations += 1

@@ -1,0 +1,200 @@
+"""Declared options: one declaration gives a task's option its default, its check, its
+command-line flag and its help.
+
+A task's options are a dataclass deriving from ``Options`` whose fields are made by ``option``
+(or by the shared makers below, for the options every training run has). ``Options.check``
+checks each field against its declaration, then the rules between fields
+(``check_together``); ``add_arguments`` declares the fields on an argparse parser, and
+``from_arguments`` reads them back into the dataclass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from rnnkit import _arguments
+from rnnkit.errors import UserError
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one option is checked and given on the command line.
+
+    Checks: ``choices`` (a tuple, or a function returning one, read when checked), ``whole``
+    (a whole number >= ``low``), or numeric bounds ``low``/``high`` (inclusive) and
+    ``above``/``below`` (exclusive), or ``directory`` (a path that may not be a file). None is
+    allowed when the default is None. ``example`` ends the error with "; try ...".
+
+    Command line: ``--name`` with dashes, or ``flag``; ``parse`` turns the string into the value
+    (derived from the check when not given); ``repeat`` takes the option several times into a
+    tuple; a bool is a switch (``negatable``: with ``--no-...``); options sharing an
+    ``exclusive`` group are mutually exclusive, and when none of them is given the dataclass
+    defaults apply: exactly one of them set, or none where all of them default to None.
+    """
+
+    name: str
+    default: object
+    help: str = ""
+    flag: str | None = None
+    metavar: str | None = None
+    choices: tuple | Callable[[], Sequence] | None = None
+    whole: bool = False
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    below: float | None = None
+    directory: bool = False
+    example: str | None = None
+    parse: Callable[[str], object] | None = None
+    repeat: bool = False
+    negatable: bool = False
+    exclusive: str | None = None
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    def allowed(self) -> list:
+        return list(self.choices() if callable(self.choices) else self.choices)
+
+    def check(self, value) -> None:
+        """UserError naming the option when ``value`` breaks its declaration."""
+        if value is None and (self.default is None or self.exclusive):
+            return  # an exclusive group's rule is checked by Options.check
+        if self.choices is not None and value not in self.allowed():
+            raise UserError(f"{self.name} must be one of {self.allowed()}, got {value!r}")
+        if self.whole:
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= self.low):
+                raise UserError(f"{self.name} must be a whole number >= {self.low}, got {value!r}")
+        elif self._bounded() and not self._within(value):
+            raise UserError(f"{self.name} must be {self._range()}, got {value}{self._try()}")
+        if self.directory and Path(value).exists() and not Path(value).is_dir():
+            raise UserError(
+                f"{self.name} {value} is a file, not a directory; give another {self.cli_flag}"
+            )
+
+    def _bounded(self) -> bool:
+        return any(bound is not None for bound in (self.low, self.high, self.above, self.below))
+
+    def _within(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return (
+            math.isfinite(value)
+            and (self.low is None or value >= self.low)
+            and (self.high is None or value <= self.high)
+            and (self.above is None or value > self.above)
+            and (self.below is None or value < self.below)
+        )
+
+    def _range(self) -> str:
+        """The allowed values in words: "in [0, 1)" or "a finite number > 0"."""
+        lower = self.low if self.low is not None else self.above
+        upper = self.high if self.high is not None else self.below
+        if upper is None:
+            return f"a finite number {'>=' if self.low is not None else '>'} {lower:g}"
+        opening = "[" if self.low is not None else "("
+        closing = "]" if self.high is not None else ")"
+        return f"in {opening}{lower:g}, {upper:g}{closing}"
+
+    def _try(self) -> str:
+        return f"; try {self.example}" if self.example else ""
+
+    def argument(self) -> dict:
+        """The keyword arguments of argparse's ``add_argument`` for this option."""
+        settings = {"dest": self.name, "help": self.help or None}
+        if isinstance(self.default, bool):
+            action = argparse.BooleanOptionalAction if self.negatable else "store_true"
+            return {**settings, "action": action, "default": self.default}
+        if self.metavar:
+            settings["metavar"] = self.metavar
+        if self.choices is not None:
+            settings["choices"] = self.allowed()
+        if self.repeat:
+            return {**settings, "action": "append", "default": None}
+        settings["type"] = self.parse or self._parser()
+        if self.exclusive and self.default is not None:
+            settings["help"] = f"{self.help} (default {self.default})".lstrip()
+            return {**settings, "default": None}
+        return {**settings, "default": self.default}
+
+    def _parser(self) -> Callable[[str], object] | None:
+        if self.whole:
+            return _arguments.positive_int if self.low >= 1 else _arguments.whole_number
+        if isinstance(self.default, float) or self._bounded():
+            return _arguments.number
+        return None
+
+
+def option(default, help: str = "", **declaration):
+    """A dataclass field whose ``Spec`` (see there for ``declaration``) is kept in its metadata."""
+    return field(default=default, metadata={"spec": (help, declaration)})
+
+
+def specs(options_class) -> list[Spec]:
+    """The declared options of an ``Options`` dataclass, in field order."""
+    declared = []
+    for item in fields(options_class):
+        help, declaration = item.metadata["spec"]
+        declared.append(Spec(item.name, item.default, help, **declaration))
+    return declared
+
+
+class Options:
+    """Base of a task's options dataclass: ``check`` reads and writes nothing."""
+
+    def check(self) -> None:
+        """UserError naming the first option out of its range, then the first broken rule
+        between options."""
+        groups: dict[str, list[Spec]] = {}
+        for spec in specs(type(self)):
+            spec.check(getattr(self, spec.name))
+            if spec.exclusive:
+                groups.setdefault(spec.exclusive, []).append(spec)
+        for group, members in groups.items():
+            given = [spec for spec in members if getattr(self, spec.name) is not None]
+            optional = all(spec.default is None for spec in members)  # none given: the defaults
+            if len(given) > 1 or not (given or optional):
+                names = " or ".join(spec.name for spec in members)
+                values = " and ".join(f"{spec.name}={getattr(self, spec.name)}" for spec in members)
+                needed = "at most" if optional else "exactly"
+                raise UserError(
+                    f"give {group} as {needed} one of {names}, got {values}; set the other to None"
+                )
+        self.check_together()
+
+    def check_together(self) -> None:
+        """The rules between options (none here; a task's options may add some)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser, declared: list[Spec]) -> None:
+    """Declare ``declared`` on ``parser``, the members of an exclusive group in one group."""
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for spec in declared:
+        target = parser
+        if spec.exclusive:
+            if spec.exclusive not in groups:
+                groups[spec.exclusive] = parser.add_mutually_exclusive_group()
+            target = groups[spec.exclusive]
+        target.add_argument(spec.cli_flag, **spec.argument())
+
+
+def from_arguments(args: argparse.Namespace, options_class):
+    """The ``options_class`` instance the parsed ``args`` give: a repeated option given no time
+    is its default, and an exclusive group given no member keeps the defaults."""
+    declared = specs(options_class)
+    chosen = {spec.name: getattr(args, spec.name) for spec in declared}
+    for spec in declared:
+        if spec.repeat:
+            given = chosen[spec.name]
+            chosen[spec.name] = spec.default if given is None else tuple(given)
+    for group in {spec.exclusive for spec in declared if spec.exclusive}:
+        members = [spec.name for spec in declared if spec.exclusive == group]
+        if all(chosen[name] is None for name in members):
+            for name in members:
+                del chosen[name]
+    return options_class(**chosen)

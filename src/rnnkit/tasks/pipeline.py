@@ -1,0 +1,75 @@
+"""One pipeline for every task: train, evaluate and predict.
+
+Training checks the options, lets the task prepare its data and model (nothing written yet),
+fits with the Trainer (Adam, gradient clipping, checkpoints and the metrics log in ``out``),
+keeps the best model when the task asks, lets the task score the held-out data, and saves
+``model.safetensors`` (with the task's ``extra``) and ``loss.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rnnkit.errors import UserError
+from rnnkit.io.files import regular_file
+from rnnkit.tasks._task import Task
+
+MODEL_FILE = "model.safetensors"
+
+
+def train(task: Task, options, say=print) -> dict:
+    """Train ``task``'s model as ``options`` say; returns the Trainer's summary with
+    ``model_path`` and the task's held-out figures. Every option and the data are checked
+    before anything is written to ``options.out``."""
+    from rnnkit.io.models import load_with_extra, save
+    from rnnkit.train.optim import Adam
+    from rnnkit.train.plots import plot_history
+    from rnnkit.train.trainer import Trainer
+
+    options.check()
+    prepared = task.prepare(options, say)
+    model, out = prepared.model, Path(options.out)
+    trainer = Trainer(
+        model, Adam(model, lr=options.lr), prepared.training, out_dir=out, steps=options.steps,
+        epochs=options.epochs, clip_norm=options.clip, extra=prepared.extra, **prepared.trainer,
+    )  # fmt: skip
+    summary = trainer.fit(resume=options.resume)
+    if summary["failed"]:
+        return summary
+    if prepared.keep_best and summary["best"] is not None:
+        best, _ = load_with_extra(out / "best.safetensors")
+        model.load_state_dict(best.params)
+    summary.update(task.finish(prepared, summary, out))
+    save(model, out / MODEL_FILE, extra={**prepared.extra, "task": task.name})
+    plot_history(out / "metrics.jsonl", out / "loss.png")
+    summary["model_path"] = str(out / MODEL_FILE)
+    return summary
+
+
+def model_file(name) -> Path:
+    """``name`` as a Path when it is a regular file; one-line errors name what it is instead."""
+    return regular_file(name, "the model", f"a {MODEL_FILE} written by 'rnnkit train'")
+
+
+def read_model(path) -> tuple[object, object]:
+    """``(model, extra)`` from the file at ``path``; one-line errors for a missing file, a
+    directory or a file that is not an rnnkit model."""
+    from rnnkit.io.models import load_with_extra
+
+    return load_with_extra(model_file(path))
+
+
+def serving(tasks, model, extra, path) -> Task:
+    """The task among ``tasks`` that saved ``model`` with ``extra``: the one its "task" entry
+    names, or (a file without one) the first whose models are of ``model``'s class."""
+    named = extra.get("task") if isinstance(extra, dict) else None
+    for task in tasks:
+        if task.name == named and type(model) in task.model_classes:
+            return task
+    for task in tasks:
+        if type(model) in task.model_classes:
+            return task
+    raise UserError(
+        f"{path} holds a {type(model).__name__}, which the rnnkit command does not serve; "
+        "give a model written by 'rnnkit train'"
+    )
