@@ -107,3 +107,10 @@ def test_a_tsv_that_is_not_utf8_is_one_line(tmp_path, capsys):
     bad.write_bytes(b"ab\t\xff\xfe\n")
     result = run_cli(capsys, "train", "seq2seq", "--tsv", bad, "--out", tmp_path / "out")
     assert_one_line_error(result, "rnnkit train seq2seq", "is not UTF-8 text (byte 3)")
+
+
+def test_load_seq2seq_refuses_a_directory_or_a_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="is a directory"):
+        task.load_seq2seq(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        task.load_seq2seq(tmp_path / "missing.safetensors")

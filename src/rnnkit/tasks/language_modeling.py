@@ -264,9 +264,9 @@ def language_model_parts(model, extra, where) -> tuple[LanguageModel, Vocabulary
 
 def load_language_model(path) -> tuple[LanguageModel, Vocabulary]:
     """The language model and vocabulary saved at ``path`` by ``rnnkit train lm``."""
-    from rnnkit.tasks.pipeline import model_file, read_model
+    from rnnkit.tasks.pipeline import read_model
 
-    return language_model_parts(*read_model(path), model_file(path))
+    return language_model_parts(*read_model(path), path)
 
 
 def _add_generate_arguments(parser) -> None:

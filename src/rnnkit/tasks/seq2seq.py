@@ -249,9 +249,9 @@ def seq2seq_parts(model, extra, where) -> tuple[Seq2Seq, dict]:
 def load_seq2seq(path) -> tuple[Seq2Seq, dict]:
     """(model, extra) saved by ``rnnkit train seq2seq``, the extra checked; UserError for other
     files."""
-    from rnnkit.io.models import load_with_extra
+    from rnnkit.tasks.pipeline import read_model
 
-    return seq2seq_parts(*load_with_extra(path), path)
+    return seq2seq_parts(*read_model(path), path)
 
 
 def checked_extra(model: Seq2Seq, extra, where: str) -> dict:
