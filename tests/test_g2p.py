@@ -114,3 +114,23 @@ def test_load_seq2seq_refuses_a_directory_or_a_missing_file(tmp_path):
         task.load_seq2seq(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such file"):
         task.load_seq2seq(tmp_path / "missing.safetensors")
+
+
+def test_the_attention_picture_labels_the_tokens_the_model_read(tmp_path, capsys, monkeypatch):
+    from cli_helpers import run_cli
+
+    pairs = tmp_path / "pairs.tsv"
+    spaced = [line.split("\t") for line in write_tsv(tmp_path / "c.tsv").read_text().splitlines()]
+    pairs.write_text("".join(f"{' '.join(s)}\t{t}\n" for s, t in spaced), encoding="utf-8")
+    options = task.Seq2SeqOptions(
+        tsv=str(pairs), source_level="space", embedding=4, hidden=8, steps=2, batch=8,
+        validate_every=2, checkpoint_every=2, val_fraction=0.1, test_fraction=0.1,
+        out=str(tmp_path / "run"),
+    )  # fmt: skip
+    model = pipeline.train(task.TASK, options, say=lambda text: None)["model_path"]
+    drawn = []
+    monkeypatch.setattr(task, "plot_attention", lambda *args: drawn.append(args))
+    status, _, err = run_cli(capsys, "predict", model, "--input", "a b c", "--attention-png", "x")
+    assert status == 0, err
+    labels, _, weights, _ = drawn[0]
+    assert labels == ["a", "b", "c"] and weights.shape[1] == 3

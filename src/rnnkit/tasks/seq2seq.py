@@ -322,6 +322,17 @@ def evaluate_checked(model, extra: dict, tsv, beam: int = 1, limit: int | None =
     return evaluate_model(model, extra, pairs[:limit], beam)
 
 
+def source_tokens(extra: dict, text: str) -> list[str]:
+    """The source tokens the model reads for ``text`` (its saved extra checked): lower-cased
+    letters for the CMU dictionary, else tokens at the training data's source level."""
+    level = extra["data"]["source_level"]
+    tokens = cmudict.split_tokens(text.strip().lower() if extra["data"]["kind"] == "cmudict"
+                                  else text.strip(), level)  # fmt: skip
+    if not tokens:
+        raise UserError("the input is empty; give a word to transcribe")
+    return tokens
+
+
 def predict(model, extra: dict, text: str, beam: int = 1) -> tuple[list[str], np.ndarray | None]:
     """The target tokens for ``text`` and the attention weights (steps, source tokens).
 
@@ -330,12 +341,7 @@ def predict(model, extra: dict, text: str, beam: int = 1) -> tuple[list[str], np
     """
     extra = checked_extra(model, extra, "the model's saved extra")
     source_table, target_table = tables_of(extra)
-    level = extra["data"]["source_level"]
-    tokens = cmudict.split_tokens(text.strip().lower() if extra["data"]["kind"] == "cmudict"
-                                  else text.strip(), level)  # fmt: skip
-    if not tokens:
-        raise UserError("the input is empty; give a word to transcribe")
-    ids = source_table.encode(tokens)
+    ids = source_table.encode(source_tokens(extra, text))
     if beam == 1:
         out, weights = model.greedy(ids[:, None], None, max_length=2 * len(ids) + 5)
         return target_table.decode(out[0]), weights[0]
@@ -462,7 +468,8 @@ class SequenceToSequence(Task):
             if position == 0 and attention_png:
                 if weights is None:
                     raise UserError("this model has no attention to draw (attention='none')")
-                plot_attention(list(text.strip().lower()), tokens, weights, attention_png)
+                labels = source_tokens(checked_extra(model, extra, str(path)), text)
+                plot_attention(labels, tokens, weights, attention_png)
         return results, [f"{result['input']}\t{' '.join(result['output'])}" for result in results]
 
 
