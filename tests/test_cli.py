@@ -315,3 +315,35 @@ def test_bench_without_torch_says_how_to_install_it(capsys, monkeypatch):
     assert_one_line_error(
         run_cli(capsys, "bench", "--quick"), "rnnkit bench", "pip install torch==2.13.0"
     )
+
+
+def test_bare_rnnkit_shows_the_commands_and_the_first_steps(capsys):
+    status, out, _ = run_cli(capsys)
+    assert status == 2
+    for command in ("train", "evaluate", "predict", "generate", "diagnose", "bench"):
+        assert command in out
+    assert "first steps:" in out and "rnnkit train --help" in out
+
+
+def test_a_mistyped_task_is_named_with_the_near_one(capsys):
+    result = run_cli(capsys, "train", "clasify", "--epochs", 1)
+    assert_one_line_error(
+        result, "rnnkit train", "no task is named 'clasify'; did you mean 'classify'?"
+    )
+    assert "the tasks: lm, classify, forecast, seq2seq" in result[2]
+
+
+def test_train_help_gives_each_option_a_line_and_its_default(capsys):
+    status, out, _ = run_cli(capsys, "train", "lm", "--help")
+    assert status == 0
+    for line in (
+        "the recurrent cell (default: lstm)",
+        "recurrent layers, stacked (default: 2)",
+        "examples per optimizer step (default: 32)",
+        "optimizer steps (default: 1200)",
+    ):
+        assert line in " ".join(out.split()), line
+    _, out, _ = run_cli(capsys, "generate", "--help")
+    for option in ("--temperature", "--top-k", "--top-p", "--seed"):
+        assert option in out
+    assert "(default: 0.8)" in out

@@ -16,6 +16,7 @@ written. Anything else is a bug in rnnkit: one line that says so, and exit statu
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 
@@ -23,6 +24,10 @@ from rnnkit import tasks
 from rnnkit._command import Command
 from rnnkit._environment import tune_process
 from rnnkit.errors import UserError
+
+FIRST_STEPS = """first steps:
+  rnnkit train              train a language model on Shakespeare's plays and print a sample
+  rnnkit train --help       the applications, one line each; rnnkit train TASK --help: options"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,8 +55,9 @@ def _commands() -> list[Command]:
 
 def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="rnnkit", description="Recurrent neural networks with exact BPTT, in NumPy."
-    )
+        prog="rnnkit", description="Recurrent neural networks with exact BPTT, in NumPy.",
+        epilog=FIRST_STEPS, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in commands or _commands():
         command.add_arguments(subparsers.add_parser(command.name, help=command.help))
@@ -61,12 +67,19 @@ def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentPars
 def main(argv: list[str] | None = None) -> int:
     tune_process()  # rnnkit's process settings (rnnkit/_environment.py); import makes none
     argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {command.name: command for command in _commands()}
+    parser = build_parser(list(commands.values()))
+    if not argv:
+        parser.print_help()
+        return 2
     if argv[:1] == ["train"] and (
         len(argv) == 1 or argv[1] not in (*tasks.names(), "-h", "--help")
     ):
+        if len(argv) > 1 and not argv[1].startswith("-"):
+            print(f"rnnkit train: error: {_unknown_task(argv[1])}", file=sys.stderr)
+            return 2
         argv.insert(1, tasks.DEFAULT)  # 'rnnkit train' trains the default task
-    commands = {command.name: command for command in _commands()}
-    args = build_parser(list(commands.values())).parse_args(argv)
+    args = parser.parse_args(argv)
     command = commands[args.command]
     label = command.label(args) if command.label else command.name
     try:
@@ -85,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnkit {label}: {message}", file=sys.stderr)
         return status
     return 0
+
+
+def _unknown_task(name: str) -> str:
+    """One line for a task name no task has: the near one, if any, and all of them."""
+    near = difflib.get_close_matches(name, tasks.names(), n=1)
+    guess = f"did you mean '{near[0]}'? " if near else ""
+    return f"no task is named {name!r}; {guess}the tasks: {', '.join(tasks.names())}"
 
 
 def _describe(error: Exception) -> tuple[str, int]:

@@ -10,7 +10,15 @@ RUN_LENGTH = "the run's length"
 
 
 def cell(default: str):
-    return option(default, choices=cells.names)
+    return option(default, "the recurrent cell", choices=cells.names)
+
+
+def hidden(default: int):
+    return option(default, "hidden units per layer", whole=True, low=1)
+
+
+def layers(default: int):
+    return option(default, "recurrent layers, stacked", whole=True, low=1)
 
 
 def steps(default: int | None):
@@ -30,7 +38,10 @@ def clip(default: float):
 
 
 def seed():
-    return option(0, whole=True, low=0, parse=_arguments.seed)
+    return option(
+        0, "random seed of the weights, the batches, dropout and samples", whole=True, low=0,
+        parse=_arguments.seed,
+    )  # fmt: skip
 
 
 def out(default: str):
@@ -62,8 +73,8 @@ def validate_every(default: int):
 
 
 def val_fraction(default: float):
-    return option(default)
+    return option(default, "share of the examples held out for validation")
 
 
 def test_fraction(default: float):
-    return option(default)
+    return option(default, "share of the examples held out for the test")

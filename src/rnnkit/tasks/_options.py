@@ -105,8 +105,9 @@ class Spec:
         return f"; try {self.example}" if self.example else ""
 
     def argument(self) -> dict:
-        """The keyword arguments of argparse's ``add_argument`` for this option."""
-        settings = {"dest": self.name, "help": self.help or None}
+        """The keyword arguments of argparse's ``add_argument`` for this option; its help ends
+        with the default when there is one to show."""
+        settings = {"dest": self.name, "help": self._help()}
         if isinstance(self.default, bool):
             action = argparse.BooleanOptionalAction if self.negatable else "store_true"
             return {**settings, "action": action, "default": self.default}
@@ -117,10 +118,15 @@ class Spec:
         if self.repeat:
             return {**settings, "action": "append", "default": None}
         settings["type"] = self.parse or self._parser()
-        if self.exclusive and self.default is not None:
-            settings["help"] = f"{self.help} (default {self.default})".lstrip()
-            return {**settings, "default": None}
-        return {**settings, "default": self.default}
+        return {**settings, "default": None if self.exclusive else self.default}
+
+    def _help(self) -> str | None:
+        """The help, ending with the default unless there is none to show (None, an empty
+        repeat, a switch that is off)."""
+        hidden = self.default is None or self.default is False or self.default == ()
+        if hidden:
+            return self.help or None
+        return f"{self.help} (default: {self.default})".lstrip()
 
     def _parser(self) -> Callable[[str], object] | None:
         if self.whole:

@@ -63,7 +63,7 @@ class ClassifyOptions(Options):
     min_count: int = option(2, "training tokens seen fewer times become <unk>", whole=True, low=1)
     max_len: int = option(400, "tokens kept from the start of each text", whole=True, low=1)
     embedding: int = option(64, "embedding size", whole=True, low=1)
-    bidirectional: bool = option(True, negatable=True)
+    bidirectional: bool = option(True, "read each sequence both ways", negatable=True)
     pooling: str = option(
         "max", "final state, or mean or max of the outputs over the valid steps",
         choices=POOLINGS,
@@ -72,8 +72,8 @@ class ClassifyOptions(Options):
         "none", "balanced: weigh each class by N / (classes x its count)", choices=CLASS_WEIGHTS
     )
     cell: str = shared.cell("gru")
-    hidden: int = option(64, "hidden units per layer", whole=True, low=1)
-    layers: int = option(1, whole=True, low=1)
+    hidden: int = shared.hidden(64)
+    layers: int = shared.layers(1)
     dropout: float = shared.dropout(0.3, example="0.3")
     batch: int = shared.batch(32)
     epochs: int | None = shared.epochs(6)

@@ -75,14 +75,14 @@ class ForecastOptions(Options):
     window: int = option(14, "past steps read", whole=True, low=1)
     horizon: int = option(1, "steps forecast", whole=True, low=1)
     season: int = option(365, "steps in a season, for the seasonal baseline", whole=True, low=1)
-    loss: str = option("mse", choices=tuple(LOSSES))
+    loss: str = option("mse", "training loss: squared or absolute error", choices=tuple(LOSSES))
     members: int = option(
         5, "networks from different initial weights; the forecast is their mean", whole=True,
         low=1,
     )  # fmt: skip
     cell: str = shared.cell("lstm")
-    hidden: int = option(16, "hidden units per layer", whole=True, low=1)
-    layers: int = option(1, whole=True, low=1)
+    hidden: int = shared.hidden(16)
+    layers: int = shared.layers(1)
     dropout: float = shared.dropout(0.0, example="0.1")
     batch: int = shared.batch(32)
     epochs: int | None = shared.epochs(40)

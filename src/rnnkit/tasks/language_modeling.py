@@ -44,11 +44,11 @@ class LanguageModelOptions(Options):
         (), "UTF-8 text to train on (repeatable); default: Shakespeare's plays", flag="--text",
         metavar="FILE", repeat=True,
     )  # fmt: skip
-    level: str = option("char", choices=LEVELS)
+    level: str = option("char", "tokens: characters or words", choices=LEVELS)
     cell: str = shared.cell("lstm")
     embedding: int = option(64, "embedding size", whole=True, low=1)
-    hidden: int = option(256, "hidden units per layer", whole=True, low=1)
-    layers: int = option(2, whole=True, low=1)
+    hidden: int = shared.hidden(256)
+    layers: int = shared.layers(2)
     dropout: float = shared.dropout(0.0, example="0.2")
     tie_weights: bool = option(
         False, "output weights = the embedding matrix (needs --embedding = --hidden)"
@@ -272,12 +272,35 @@ def load_language_model(path) -> tuple[LanguageModel, Vocabulary]:
 def _add_generate_arguments(parser) -> None:
     add = parser.add_argument
     add("model", help="a model.safetensors written by 'rnnkit train lm'")
-    add("--prime", default="\n", help="the text to continue (word level: unknown words are <unk>)")
-    add("--length", type=_arguments.positive_int, default=500, help="tokens to draw")
-    add("--temperature", type=_arguments.number, default=0.8)
-    add("--top-k", type=_arguments.positive_int, default=None)
-    add("--top-p", type=_arguments.number, default=None)
-    add("--seed", type=_arguments.seed, default=None)
+    add(
+        "--prime", default="\n",
+        help="the text to continue (word level: unknown words are <unk>; default: a new line)",
+    )  # fmt: skip
+    add("--length", type=_arguments.positive_int, default=500, help="tokens to draw (default: 500)")
+    add(
+        "--temperature",
+        type=_arguments.number,
+        default=0.8,
+        help="below 1: safer choices, above 1: more surprising ones (default: 0.8)",
+    )
+    add(
+        "--top-k",
+        type=_arguments.positive_int,
+        default=None,
+        help="draw only from the K likeliest tokens",
+    )
+    add(
+        "--top-p",
+        type=_arguments.number,
+        default=None,
+        help="draw only from the likeliest tokens whose probabilities add up to P",
+    )
+    add(
+        "--seed",
+        type=_arguments.seed,
+        default=None,
+        help="random seed: the same seed draws the same text (default: a fresh draw)",
+    )
 
 
 def _generate(args) -> None:

@@ -48,11 +48,11 @@ class Seq2SeqOptions(Options):
     source_level: str = option(
         "char", "TSV source tokens: characters or space-separated", choices=cmudict.LEVELS
     )
-    target_level: str = option("space", choices=cmudict.LEVELS)
+    target_level: str = option("space", "TSV target tokens", choices=cmudict.LEVELS)
     cell: str = shared.cell("gru")
-    attention: str = option("luong", choices=ATTENTIONS)
-    embedding: int = option(64, whole=True, low=1)
-    hidden: int = option(128, whole=True, low=1)
+    attention: str = option("luong", "the decoder's attention", choices=ATTENTIONS)
+    embedding: int = option(64, "embedding size", whole=True, low=1)
+    hidden: int = shared.hidden(128)
     layers: int = option(1, "encoder layers", whole=True, low=1)
     bidirectional: bool = option(True, "encoder direction(s)", negatable=True)
     teacher_forcing: float = option(
@@ -63,8 +63,12 @@ class Seq2SeqOptions(Options):
     epochs: int | None = shared.epochs(None)
     lr: float = shared.learning_rate(3e-3)
     clip: float = shared.clip(5.0)
-    val_fraction: float = option(0.02, above=0, below=0.5)
-    test_fraction: float = option(0.05, above=0, below=0.5)
+    val_fraction: float = option(
+        0.02, "share of the pairs held out for validation", above=0, below=0.5
+    )
+    test_fraction: float = option(
+        0.05, "share of the pairs held out for the test", above=0, below=0.5
+    )
     max_words: int | None = option(None, "use only this many pairs", whole=True, low=1)
     seed: int = shared.seed()
     out: str = shared.out("runs/seq2seq")
