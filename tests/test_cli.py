@@ -96,6 +96,16 @@ def test_generate_prints_the_prime_and_its_continuation(trained):
     assert len(result.stdout.rstrip("\n")) >= len("ROMEO:") + 20
 
 
+def test_a_run_folder_stands_for_its_model(trained):
+    _, text, out, _ = trained
+    by_file = rnnkit("evaluate", out / "model.safetensors", "--text", text, "--json")
+    by_folder = rnnkit("evaluate", out, "--text", text, "--json")
+    assert by_folder.returncode == 0, by_folder.stderr
+    assert json.loads(by_folder.stdout) == json.loads(by_file.stdout)
+    generated = rnnkit("generate", out, "--length", 5, "--seed", 1)
+    assert generated.returncode == 0 and len(generated.stdout) > 5, generated.stderr
+
+
 def test_evaluate_json_has_consistent_figures(trained):
     _, text, out, _ = trained
     result = rnnkit("evaluate", out / "model.safetensors", "--text", text, "--json")

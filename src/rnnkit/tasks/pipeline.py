@@ -47,7 +47,10 @@ def train(task: Task, options, say=print) -> dict:
 
 
 def model_file(name) -> Path:
-    """``name`` as a Path when it is a regular file; one-line errors name what it is instead."""
+    """``name`` as a Path when it is a regular file, or the run's model when ``name`` is a run
+    folder that holds one; one-line errors name what it is instead."""
+    if Path(name).is_dir() and (Path(name) / MODEL_FILE).is_file():
+        name = Path(name) / MODEL_FILE
     return regular_file(name, "the model", f"a {MODEL_FILE} written by 'rnnkit train'")
 
 
