@@ -1,14 +1,13 @@
 """Process settings for speed, made by ``rnnkit.tune_process()`` (the CLI calls it first), never
 by ``import rnnkit``: they change the whole process, every library in it included. Each is
 skipped when the user has set it (the environment variable named wins), and all are with
-``RNNKIT_PROCESS_SETTINGS=0`` (the benchmark runs PyTorch so, as its users do).
+``RNNKIT_PROCESS_SETTINGS=0`` (the benchmark runs PyTorch so, as its users do). What each saves:
+docs/fast_path.md.
 
-- ``OPENBLAS_THREAD_TIMEOUT=4``: after each product, OpenBLAS's idle threads spin for about
-  2**28 cycles (0.1 s here) before they sleep, taking a core from the two threads of the
-  compiled time loops (``backends.compiled._fused.by_rows``); with 4 they sleep at once.
-  Measured here: an LSTM's forward loop at (32, 200, 256, 512) right after a product,
-  75-82 ms against 43-44 ms. OpenBLAS reads it when it is loaded (when NumPy is imported,
-  before this call can run), so the call then asks each OpenBLAS loaded in the process
+- ``OPENBLAS_THREAD_TIMEOUT=4``: OpenBLAS's idle threads sleep at once after a product instead
+  of spinning for about 2**28 cycles on a core that the two threads of the compiled time loops
+  need (``backends.compiled._fused.by_rows``). OpenBLAS reads it when it is loaded (when NumPy is
+  imported, before this call can run), so the call then asks each OpenBLAS loaded in the process
   (threadpoolctl finds them) to read its environment again (``openblas_read_env``) and stops its
   threads (``blas_thread_shutdown_``, what OpenBLAS's own fork handler calls): they start again
   at the next threaded product, with the new timeout. An OpenBLAS without those two functions
@@ -17,9 +16,8 @@ skipped when the user has set it (the environment variable named wins), and all 
   the heap, not fresh mappings, and the heap not trimmed below 1 GiB; skipped when
   ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` is set, and off glibc). A training
   step makes arrays of megabytes (gates, states, gradients) and frees them: with glibc's
-  defaults each came back as new pages, 2,400 page faults per LSTM training step at
-  (32, 100, 64, 128), which took 27-39 ms against 17-19 ms without them. The process then keeps
-  its peak memory instead of returning it to the system between steps. It takes effect at
+  defaults each would come back as fresh pages, faulted in again at every step. The process then
+  keeps its peak memory instead of returning it to the system between steps. It takes effect at
   once, for the arrays allocated after the call.
 """
 

@@ -22,9 +22,8 @@ def timed(run) -> float:
 
 
 PAUSE = 0.2  # seconds before each timed call: the other library's idle threads go to sleep
-# Seconds of untimed calls between the pause and the timed call: after a pause this machine
-# ran slower for its first ~0.1 s of work (LSTM inference at (32, 100, 64, 128): 9.7 ms after
-# one untimed call, 6.9 ms after 0.1 s of them, as in calls back to back).
+# Seconds of untimed calls between the pause and the timed call: after a pause, the first ~0.1 s
+# of work can run slower than calls back to back (measured: docs/performance.md).
 WARM_UP = 0.1
 
 
@@ -142,10 +141,10 @@ def serve(library: str) -> None:
 class Race:
     """rnnkit and PyTorch, each in its own process, timed in turn.
 
-    In one process each library paid for the other's threads: after a PyTorch call (even 0.2 s
-    later), rnnkit's RNN inference at (16, 50, 64, 64) took 4-8 ms in 6 of 10 runs against
-    0.3-0.7 ms without one, on 2 cores (gone with either library limited to one thread). Apart,
-    neither sees the other's threads; alternating, both see the same machine.
+    In one process each library paid for the other's threads: after a PyTorch call, even a
+    pause later, rnnkit's small cases often ran several times slower (not with either library
+    held to one thread). Apart, neither sees the other's threads; alternating, both see the
+    same machine.
     """
 
     LIBRARIES = ("rnnkit", "torch")

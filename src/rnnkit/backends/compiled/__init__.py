@@ -18,7 +18,8 @@ STEPS = {"lstm": "lstm_cell", "gru": "gru_cell"}  # cell name -> its compiled st
 
 
 def unsupported(cell, options, dtype: np.dtype) -> str | None:
-    """Why the compiled back end cannot run ``cell`` on data of ``dtype`` here, or None."""
+    """Why the compiled back end cannot run ``cell`` on data of ``dtype`` in this process, or
+    None."""
     problem = _fused.availability()
     if problem is not None:
         return problem

@@ -55,12 +55,12 @@ TILE_CHOICES = ("auto", "avx512", "avx2", "blas")
 COMPILE_OPTIONS = {"cache": TILE == "auto", "fastmath": True, "error_model": "numpy", "nogil": True}
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on [-9, 9] (and +-1 beyond: 1 - tanh(9) = 3e-8), coefficients
-# fitted here by iterated weighted least squares; lowest power first.
+# fitted by iterated weighted least squares; lowest power first.
 P = (9.999999231e-01, 1.338477726e-01, 3.500279905e-03, 2.069519323e-05, 1.349004611e-08)
 Q = (1.0, 4.671808026e-01, 2.589423046e-02, 3.293697255e-04, 7.828602008e-07)
 
 # For the RNN's tanh, accurate in float32 arithmetic (``_fused_loops._tanh_precise``), fitted
-# here by iterated weighted least squares on the relative error; lowest power first.
+# by iterated weighted least squares on the relative error; lowest power first.
 # tanh(a) ~ a + a s T(s), s = a^2, for 0 <= a < 0.625 (relative error 4.4e-9):
 TANH_SMALL = (-0.33333281, 0.13331443, -0.053739823, 0.020639451, -0.0057054018)
 # e^r ~ E(r) for |r| <= ln(2) / 2 (relative error 1.9e-9):
@@ -164,7 +164,7 @@ def loops(*arrays: np.ndarray):
 @functools.cache
 def _imported_loops():
     """The module ``_fused_loops``, imported once (a cell step asks for it at every step)."""
-    from rnnkit.backends.compiled import _fused_loops  # imports numba, once: a few 0.1 s
+    from rnnkit.backends.compiled import _fused_loops  # imports numba once: tenths of a second
 
     return _fused_loops
 
@@ -205,13 +205,11 @@ def run_together(first, second, dtype: np.dtype) -> tuple:
     pair asked for while one runs (from one of its tasks, or another thread) runs one after the
     other. An error in either rises after both have finished.
 
-    For the two directions of a bidirectional layer (independent: a 2-layer bidirectional LSTM
-    training step at (32, 100, 64, 128) took 84 ms one after the other, 58 ms together, on 2
-    cores) and the two halves of a batch (``by_rows``). The count is OpenBLAS's
-    process-wide one, halved for the duration and then restored (OpenBLAS's per-thread setter
-    left later calls 60% slower here): BLAS calls from other threads meanwhile get half too.
-    Results are the same either way: OpenBLAS splits a product's output between its threads,
-    never a sum.
+    For work that never meets: the two directions of a bidirectional layer, and the two halves
+    of a batch (``by_rows``). The count is OpenBLAS's process-wide one, halved for the duration
+    and then restored (OpenBLAS's per-thread setter slowed later calls down): BLAS calls from
+    other threads meanwhile get half too. Results are the same either way: OpenBLAS splits a
+    product's output between its threads, never a sum.
     """
     runs = dtype == np.float32 and availability() is None
     blas = _blas_thread_count() if runs else None
@@ -247,9 +245,8 @@ def by_rows(loop, batch: int, *args) -> None:
     the first a multiple of 8 rows (the products' tile), else once over all rows. The sequences
     of a batch never meet, so the halves need no synchronisation and the results are the same
     either way. With the BLAS product (``_packed.PRODUCT``) the batch is never split: each
-    product then keeps OpenBLAS's threads, where each half's got one (numba's target forced to a
-    CPU without FMA, inference at (64, 100, 128, 256): the LSTM took 59 ms split, 32 ms whole,
-    against the reference loop's 33)."""
+    product then keeps all of OpenBLAS's threads, which ran faster than two halves with one
+    each."""
     from rnnkit.backends.compiled import _packed  # loaded with the loops that call this
 
     if batch < SPLIT_BATCH or _packed.PRODUCT == "blas":

@@ -114,7 +114,7 @@ def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, dz, dc_prev, scratch, firs
     ``gates`` itself; scratch (4H,) is working room. Each inner loop writes one array, over
     one-dimensional row views, and dz's row is written last, copied from the scratch row: so
     every loop vectorizes (with dz written in place as it is read, LLVM's overlap checks failed
-    and the loops ran one value at a time, 3.5x slower)."""
+    and the loops ran one value at a time)."""
     hidden = c_prev.shape[1]
     s_i, s_f = scratch[:hidden], scratch[hidden : 2 * hidden]
     s_g, s_o = scratch[2 * hidden : 3 * hidden], scratch[3 * hidden :]
@@ -201,8 +201,7 @@ def _product(rows, weight, out, beta):
     """out (B, G) = beta * out + rows (B, K) @ weight.T for weight (G, K); all C-ordered; beta 0
     or 1. For the cell steps: for one step, packing the weight (``_packed``) would cost more
     than the product. One cblas_sgemm call per row: for a few rows OpenBLAS wakes a second
-    thread, which cost more than the product here (LSTMCell step at B=4, H=128: 44-50 us a
-    (4, 128) x (128, 512) product in one call, 16-17 us row by row; 5 us at B=1)."""
+    thread, which costs more than the product (measured: docs/performance.md)."""
     inner = rows.shape[1]
     width = out.shape[1]
     for b in range(rows.shape[0]):
@@ -292,7 +291,7 @@ def cell_step(name: str):
     """The compiled cell step ``name`` ('lstm_cell' or 'gru_cell'), for float32 C-ordered arrays
     only: numba refuses any other argument with a TypeError (no compilation for it). Compiled,
     or loaded from the cache, at its first use: not at import, where an explicit signature
-    would compile it (4 s on a fresh install) for programs that never step a cell."""
+    would compile it (seconds, on a fresh install) for programs that never step a cell."""
     function, arguments = _CELLS[name]
     signature = types.boolean(*arguments)
     return numba.njit(signature, **COMPILE_OPTIONS)(function)

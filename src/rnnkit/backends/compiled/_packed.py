@@ -3,15 +3,15 @@ recurrent product, and their gradients with respect to x[t] and h[t-1]), against
 once per sequence (imported by ``_fused_loops``, with numba), and the BLAS they may call.
 
 OpenBLAS copies ("packs") the weight into its own layout at every call: for the small-batch
-products of a time loop, (B x H)(H x 4H), that copy costs about as much as the arithmetic, and the
-products ran at 40-60 GFLOP/s on one core here. ``pack`` makes that copy once; ``packed_product``
-then runs a register tile written in LLVM vector code (``_tile``): ``rows`` values broadcast
-against ``PANEL`` columns of the packed weight, accumulated in vector registers over the whole
-inner dimension and stored once. One core reaches about 100 GFLOP/s on it (AVX-512 here).
+products of a time loop, (B x H)(H x 4H), that copy costs about as much as the arithmetic.
+``pack`` makes that copy once per sequence; ``packed_product`` then runs a register tile written
+in LLVM vector code (``_tile``): ``rows`` values broadcast against ``PANEL`` columns of the packed
+weight, accumulated in vector registers over the whole inner dimension and stored once. On these
+products it runs about twice as fast as OpenBLAS (measured: docs/performance.md, docs/fast_path.md).
 
 The tile wins only where numba's target CPU (the host, or NUMBA_CPU_NAME and NUMBA_CPU_FEATURES)
 has fused multiply-adds on the tile's vectors: without FMA, LLVM makes each ``llvm.fma`` a call
-to ``fmaf`` per lane, and the tile ran at 1.1-1.4 GFLOP/s, 50x slower than NumPy's matmul. So
+to ``fmaf`` per lane, and the tile runs dozens of times slower than NumPy's matmul. So
 ``PRODUCT`` is chosen once, at import, by compiling a probe of the tile's intrinsics for numba's
 target (``_target_fuses``): "avx512" (16 lanes x 8 rows) where it makes zmm FMAs, else "avx2"
 (8 lanes x 6 rows) where it makes ymm FMAs, else "blas": the same ``pack``, ``pack_transpose``
@@ -259,8 +259,9 @@ def pack(weight):
 
 @jit
 def pack_transpose(weight):
-    """``pack(weight.T)`` for weight (N, K), C-ordered, without a transposed copy (4 ms for a
-    (2048, 512) weight here, against 0.5 ms for this): (ceil(N / PANEL), K, PANEL)."""
+    """``pack(weight.T)`` for weight (N, K), C-ordered, without a transposed copy (reading
+    weight's rows in order costs a fraction of making weight.T contiguous first):
+    (ceil(N / PANEL), K, PANEL)."""
     width, inner = weight.shape
     packed = np.zeros((-(-width // PANEL), inner, PANEL), np.float32)
     for j in range(width):  # weight's rows in order, each into one column of its panel
