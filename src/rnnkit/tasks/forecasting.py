@@ -50,6 +50,11 @@ from rnnkit.train.progress import format_duration
 
 LOSSES = {"mse": mse, "mae": mae}
 DEFAULT_DATA = {"target": "temp_max", "date_col": "date"}  # the Seattle weather
+# The units of the Seattle weather's columns (its package does not say them: the temperatures
+# are plainly Celsius, and each year's precipitation adds up to Seattle's yearly rainfall in mm).
+WEATHER_UNITS = {"temp_max": "°C", "temp_min": "°C", "precipitation": "mm", "wind": "m/s"}
+# The training loss's unit: the target is standardised by its training steps' standard deviation.
+SCALED_LOSS_UNITS = {"mse": "(standard deviations of {})²", "mae": "standard deviations of {}"}
 
 
 @dataclass
@@ -264,12 +269,21 @@ def forecast_report(
     return report, curves
 
 
-def draw_forecast(report: dict, curves: dict, png_path: Path, title: str) -> bool:
+def target_unit(identity: dict, target: str) -> str | None:
+    """The unit of the column ``target`` of the data of ``identity``: known for the packaged
+    weather's columns, None for a user's file (a CSV does not say its units)."""
+    return WEATHER_UNITS.get(target) if identity.get("kind") == "weather" else None
+
+
+def draw_forecast(report: dict, curves: dict, png_path: Path, title: str, unit: str | None) -> bool:
+    """The one-step-ahead forecast against the actual values; ``unit`` (None: unknown) is the
+    target's."""
     from rnnkit.train.result_plots import plot_forecast
 
+    in_unit = f" {unit}" if unit else ""
     heading = (
-        f"{title}: one step ahead\nMAE {report['mae']:.3f} (model), "
-        f"{report['baseline_mae']:.3f} (persistence)"
+        f"{title}: one step ahead\nMAE {report['mae']:.3f}{in_unit} (model), "
+        f"{report['baseline_mae']:.3f}{in_unit} (persistence)"
     )
     return plot_forecast(
         curves["times"],
@@ -278,7 +292,7 @@ def draw_forecast(report: dict, curves: dict, png_path: Path, title: str) -> boo
         curves["persistence"],
         png_path,
         heading,
-        report["target"],
+        f"{report['target']} ({unit})" if unit else report["target"],
     )
 
 
@@ -374,7 +388,8 @@ def evaluate_forecaster(model, extra, csv=None, png_path=None) -> tuple[dict, st
             )
         description = series.description
     report, curves = forecast_report(model, series, starts, layout, saved.scaling)
-    drew = png_path is not None and draw_forecast(report, curves, Path(png_path), description)
+    unit = target_unit(identity, layout.target)
+    drew = png_path is not None and draw_forecast(report, curves, Path(png_path), description, unit)
     return report, description, drew
 
 
@@ -409,6 +424,7 @@ class ForecastData:
     test: np.ndarray  # (M,) window starts
     layout: Layout
     scaling: Standardizer
+    unit: str | None  # the target's, when known
 
 
 CSV = Spec("csv", None, "the series", metavar="FILE")
@@ -465,13 +481,16 @@ class Forecasting(Task):
             },
             "options": asdict(options),
         }
+        unit = target_unit(table.identity, layout.target)
+        scaled_loss = SCALED_LOSS_UNITS[options.loss].format(layout.target)
         return Prepared(
             model,
             training,
             extra,
             trainer={"monitor": "val_mae", "progress_unit": "windows"},
             keep_best=True,
-            state=ForecastData(series, test, layout, scaling),
+            state=ForecastData(series, test, layout, scaling, unit),
+            units={"loss": scaled_loss, "val_loss": scaled_loss, "val_mae": unit},
         )
 
     def finish(self, prepared: Prepared, summary: dict, out: Path) -> dict:
@@ -482,7 +501,7 @@ class Forecasting(Task):
         )
         prepared.extra["test"] = report
         title = f"test split of {data.series.description}"
-        drew = draw_forecast(report, curves, out / "forecast.png", title)
+        drew = draw_forecast(report, curves, out / "forecast.png", title, data.unit)
         return {"test": report, "forecast_png": str(out / "forecast.png") if drew else None}
 
     def report(self, summary: dict) -> str:

@@ -197,6 +197,12 @@ class LanguageModelTask:
         return {"val_loss": loss, "val_bits_per_char": loss * self.tokens_per_char / math.log(2)}
 
 
+def loss_units(level: str) -> dict[str, str]:
+    """The units of what a run at ``level`` logs: the losses per token, bits per character."""
+    per_token = f"nats per {'character' if level == 'char' else 'word'}"
+    return {"loss": per_token, "val_loss": per_token, "val_bits_per_char": "bits per character"}
+
+
 def sample_tokens(level: str, chars: int) -> int:
     """How many tokens make about ``chars`` characters of text at ``level``."""
     return chars if level == "char" else max(1, chars // CHARS_PER_WORD)
@@ -352,6 +358,7 @@ class LanguageModeling(Task):
                 "progress_unit": "tokens",
             },
             state=(data, options),
+            units=loss_units(options.level),
         )
 
     def finish(self, prepared: Prepared, summary: dict, out: Path) -> dict:

@@ -41,7 +41,9 @@ def train(task: Task, options, say=print) -> dict:
         model.load_state_dict(best.params)
     summary.update(task.finish(prepared, summary, out))
     save(model, out / MODEL_FILE, extra={**prepared.extra, "task": task.name})
-    plot_history(out / "metrics.jsonl", out / "loss.png")
+    plot_history(
+        out / "metrics.jsonl", out / "loss.png", prepared.units, f"rnnkit train {task.name} — {out}"
+    )
     summary["model_path"] = str(out / MODEL_FILE)
     return summary
 

@@ -36,6 +36,11 @@ from rnnkit.train.progress import format_duration
 
 START, END = "<s>", "</s>"
 VALIDATION_WORDS = 500  # validation decodes this many words (greedy) for its metrics
+UNITS = {  # of what training logs; the losses count every target token and </s>
+    "loss": "nats per target token", "val_loss": "nats per target token",
+    "val_word_accuracy": "share of words right (0-1)",
+    "val_phoneme_error_rate": "edits per reference token",
+}  # fmt: skip
 
 
 @dataclass
@@ -354,22 +359,24 @@ def predict(model, extra: dict, text: str, beam: int = 1) -> tuple[list[str], np
 
 
 def plot_attention(source_tokens, target_tokens, weights, path) -> None:
-    """A PNG heat map: which source token each output token (and the end) attended to."""
-    import matplotlib
+    """A PNG heat map of ``weights`` (output steps, source tokens): which source token each
+    output token (and the end, </s>) attended to, with a colour bar of the weight (each row
+    sums to 1). UserError without matplotlib."""
+    from rnnkit.train.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rnnkit.train.plots import save_figure
-
+    plt = pyplot()
+    if plt is None:
+        raise UserError("--attention-png needs matplotlib: pip install 'rnnkit[plot]'")
     rows = [*target_tokens, END][: len(weights)]
-    figure, axes = plt.subplots(figsize=(1 + 0.45 * len(source_tokens), 1 + 0.4 * len(rows)))
-    axes.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    figure, axes = plt.subplots(
+        figsize=(2.8 + 0.45 * len(source_tokens), 1.2 + 0.4 * len(rows)), layout="constrained"
+    )
+    image = axes.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(len(source_tokens)), source_tokens)
     axes.set_yticks(range(len(rows)), rows)
-    axes.set_xlabel("input")
-    axes.set_ylabel("output")
-    figure.tight_layout()
+    axes.set_xlabel("input token (source)")
+    axes.set_ylabel("output token")
+    figure.colorbar(image, ax=axes, label="attention weight (0-1)")
     save_figure(figure, path)
 
 
@@ -436,6 +443,7 @@ class SequenceToSequence(Task):
                 "progress_unit": "tokens",
             },
             state=test,
+            units=UNITS,
         )
 
     def finish(self, prepared: Prepared, summary: dict, out: Path) -> dict:

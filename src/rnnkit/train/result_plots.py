@@ -8,29 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.train.plots import save_figure
+from rnnkit.train.plots import add_title, pyplot, save_figure
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
-
-
-def plot_confusion(confusion, labels: list[str], png_path: Path, title: str) -> bool:
-    """Counts (C, C) as a heat map, true class down, predicted class across, with row shares."""
-    plt = _pyplot()
-    if plt is None:
-        return False
+def confusion_figure(confusion, labels: list[str], title: str):
+    """Counts (C, C) as a heat map, true class down, predicted class across, each cell with its
+    count and its share of the row; ``title`` above, wrapped to the figure's width."""
+    plt = pyplot()
     counts = np.asarray(confusion)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)  # (C, C): of each row
     size = 2.5 + 0.6 * len(labels)
-    figure, axes = plt.subplots(figsize=(size + 1, size))
+    figure, axes = plt.subplots(figsize=(size + 1.2, size), layout="constrained")
     image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (row, column), count in np.ndenumerate(counts):
         colour = "white" if shares[row, column] > 0.5 else "black"
@@ -46,10 +34,16 @@ def plot_confusion(confusion, labels: list[str], png_path: Path, title: str) -> 
     axes.set_yticks(range(len(labels)), labels)
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
-    axes.set_title(title)
     figure.colorbar(image, ax=axes, label="share of the true class")
-    figure.tight_layout()
-    save_figure(figure, png_path)
+    add_title(figure, title)
+    return figure
+
+
+def plot_confusion(confusion, labels: list[str], png_path: Path, title: str) -> bool:
+    """Draw ``confusion_figure`` to ``png_path``."""
+    if pyplot() is None:
+        return False
+    save_figure(confusion_figure(confusion, labels, title), png_path)
     return True
 
 
@@ -57,11 +51,12 @@ def plot_forecast(
     times, actual, predicted, baseline, png_path: Path, title: str, ylabel: str
 ) -> bool:
     """The actual series, the model's forecasts and the persistence baseline over ``times``
-    (dates as ``datetime64`` or step numbers), one value per time."""
-    plt = _pyplot()
+    (dates as ``datetime64``, or row numbers of the series), one value per time; ``ylabel``
+    names the values and their unit."""
+    plt = pyplot()
     if plt is None:
         return False
-    figure, axes = plt.subplots(figsize=(11, 4.5))
+    figure, axes = plt.subplots(figsize=(11, 4.5), layout="constrained")
     axes.plot(times, actual, color="black", lw=1.4, label="actual")
     axes.plot(times, predicted, color="tab:blue", lw=1.2, label="forecast (model)")
     axes.plot(
@@ -73,11 +68,13 @@ def plot_forecast(
         alpha=0.8,
         label="persistence (tomorrow = today)",
     )
+    dates = np.issubdtype(np.asarray(times).dtype, np.datetime64)
+    axes.set_xlabel("date" if dates else "row of the series")
     axes.set_ylabel(ylabel)
-    axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
-    figure.autofmt_xdate()
-    figure.tight_layout()
+    if dates:
+        figure.autofmt_xdate()
+    add_title(figure, title)
     save_figure(figure, png_path)
     return True
