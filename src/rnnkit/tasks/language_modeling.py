@@ -248,10 +248,14 @@ def evaluate_text(model, vocabulary: Vocabulary, text: str) -> dict:
 def language_model_parts(model, extra, where) -> tuple[LanguageModel, Vocabulary]:
     """The language model and its vocabulary from a file's ``model`` and ``extra`` (``where``
     names the file in errors)."""
-    if not (isinstance(model, LanguageModel) and isinstance(extra, dict) and "vocabulary" in extra):
+    from rnnkit.tasks.pipeline import require
+
+    require(TASK, model, extra, where)
+    if not (isinstance(extra, dict) and "vocabulary" in extra):
         raise UserError(
-            f"{where} holds a {type(model).__name__} without a vocabulary, not a language model; "
-            "give a model written by 'rnnkit train'"
+            f"{where} holds a language model without its vocabulary (saved from Python without "
+            "extra={'vocabulary': vocabulary.to_json()}); give a model written by 'rnnkit train "
+            "lm', or save it with its vocabulary"
         )
     vocabulary = Vocabulary.from_json(extra["vocabulary"], f"{where}: its saved vocabulary")
     if len(vocabulary) != model.vocab_size:

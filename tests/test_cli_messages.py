@@ -1,0 +1,91 @@
+"""What the commands say when given the wrong file: what the file is and what the command
+needs."""
+
+import contextlib
+import io
+import shutil
+
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli
+from rnnkit import GRU, save
+from rnnkit.cli import main
+from rnnkit.models.classifier import SequenceClassifier
+
+TEXT = (
+    "ROMEO:\nBut soft, what light through yonder window breaks?\n"
+    "It is the east, and Juliet is the sun.\n\n"
+) * 12
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny language model's run folder (checkpoints at steps 2 and 4), and its text."""
+    folder = tmp_path_factory.mktemp("messages")
+    text = folder / "play.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    out = folder / "run"
+    arguments = ["train", "--text", text, "--steps", 4, "--hidden", 8, "--layers", 1,
+                 "--embedding", 4, "--batch", 2, "--seq-len", 10, "--validate-every", 2,
+                 "--checkpoint-every", 2, "--out", out]  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main([str(arg) for arg in arguments]) == 0
+    return out, text
+
+
+@pytest.mark.parametrize("command", [["generate"], ["evaluate", "--text", "{text}"], ["predict"]])
+def test_a_checkpoint_names_the_model_of_its_run(run, capsys, command):
+    out, text = run
+    checkpoint = out / "checkpoints" / "step-00000004.safetensors"
+    arguments = [arg.format(text=text) for arg in command]
+    result = run_cli(capsys, arguments[0], checkpoint, *arguments[1:])
+    assert_one_line_error(
+        result, f"rnnkit {command[0]}",
+        f"{checkpoint} is a training checkpoint, not a model file; give {out}/model.safetensors "
+        f"(or the run folder {out})",
+    )  # fmt: skip
+
+
+def test_an_unfinished_run_says_how_to_finish_it(run, capsys, tmp_path):
+    out, _ = run
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(out / "checkpoints", unfinished / "checkpoints")
+    result = run_cli(capsys, "generate", unfinished)
+    assert_one_line_error(
+        result, "rnnkit generate",
+        f"the run folder {unfinished} holds no model.safetensors yet: its run has not finished "
+        f"(newest checkpoint: step-00000004.safetensors); if it stopped, finish it with "
+        f"'rnnkit train ... --out {unfinished} --resume'",
+    )  # fmt: skip
+    checkpoint = unfinished / "checkpoints" / "step-00000004.safetensors"
+    result = run_cli(capsys, "generate", checkpoint)
+    assert_one_line_error(result, "rnnkit generate", f"--out {unfinished} --resume")
+    result = run_cli(capsys, "generate", tmp_path)
+    assert_one_line_error(
+        result, "rnnkit generate", f"the model {tmp_path} is a directory without a model"
+    )
+
+
+@pytest.mark.parametrize("command", ["generate", "diagnose"])
+def test_a_language_model_command_names_the_kind_of_model_it_got(capsys, tmp_path, command):
+    path = tmp_path / "model.safetensors"
+    classifier = SequenceClassifier(2, vocab_size=5, embedding_dim=3, hidden_size=4, seed=0)
+    save(classifier, path, extra={"task": "classify"})
+    text = ["--text", path] if command == "diagnose" else []
+    result = run_cli(capsys, command, tmp_path, *text)
+    assert_one_line_error(
+        result, f"rnnkit {command}",
+        f"{tmp_path} holds a classifier (made by 'rnnkit train classify'), not a language "
+        "model; give one made by 'rnnkit train lm'",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["generate", "evaluate", "predict"])
+def test_a_model_no_task_makes_is_named_as_one(capsys, tmp_path, command):
+    path = tmp_path / "gru.safetensors"
+    save(GRU(2, 3, seed=0), path)
+    assert_one_line_error(
+        run_cli(capsys, command, path), f"rnnkit {command}",
+        f"{path} holds a GRU, a model 'rnnkit train' does not make (it makes a language model "
+        "(lm), a classifier (classify)",
+    )  # fmt: skip
