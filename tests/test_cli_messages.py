@@ -1,8 +1,9 @@
-"""What the commands say when given the wrong file: what the file is and what the command
-needs."""
+"""What the commands say when given the wrong file or a text the model does not fully know: what
+the file is, what the command needs, and what was left out."""
 
 import contextlib
 import io
+import json
 import shutil
 
 import pytest
@@ -89,3 +90,46 @@ def test_a_model_no_task_makes_is_named_as_one(capsys, tmp_path, command):
         f"{path} holds a GRU, a model 'rnnkit train' does not make (it makes a language model "
         "(lm), a classifier (classify)",
     )  # fmt: skip
+
+
+def evaluated(capsys, *arguments) -> dict:
+    status, out, err = run_cli(capsys, "evaluate", *arguments, "--json")
+    assert status == 0, err
+    return json.loads(out)
+
+
+def test_evaluate_skips_characters_the_model_never_saw_and_counts_them(run, capsys, tmp_path):
+    out, text = run
+    odd = tmp_path / "odd.txt"
+    odd.write_text("Zounds! " + TEXT.replace("sun", "sun%"), encoding="utf-8")
+    clean = evaluated(capsys, out, "--text", text)
+    figures = evaluated(capsys, out, "--text", odd)
+    skipped = 1 + 1 + 12  # "Z", "!" and a "%" after each "sun"; "ounds " the model knows
+    assert figures["skipped"] == skipped
+    assert figures["skipped_characters"] == ["!", "%", "Z"]
+    assert clean["skipped"] == 0 and clean["skipped_characters"] == []
+    assert figures["tokens"] == clean["tokens"] + len("ounds ")  # the kept characters, scored
+    status, line, _ = run_cli(capsys, "evaluate", out, "--text", odd)
+    assert status == 0
+    assert line.strip().endswith(
+        f"; skipped {skipped} characters the model never saw ('!', '%', 'Z'): the figures are "
+        "over the characters kept"
+    )
+    result = run_cli(capsys, "evaluate", out, "--text", odd, "--unseen", "error")
+    assert_one_line_error(result, "rnnkit evaluate", "3 character(s) the model never saw")
+
+
+def test_evaluate_of_unseen_characters_only_says_so(run, capsys, tmp_path):
+    out, _ = run
+    odd = tmp_path / "odd.txt"
+    odd.write_text("ZZZZ!", encoding="utf-8")
+    assert_one_line_error(
+        run_cli(capsys, "evaluate", out, "--text", odd), "rnnkit evaluate",
+        "the text has fewer than 2 tokens once the 5 unseen characters are skipped",
+    )  # fmt: skip
+
+
+def test_a_prime_with_an_unseen_character_is_still_refused(run, capsys):
+    out, _ = run
+    result = run_cli(capsys, "generate", out, "--prime", "Zounds")
+    assert_one_line_error(result, "rnnkit generate", "never saw in training: 'Z'")
