@@ -133,3 +133,32 @@ def test_a_prime_with_an_unseen_character_is_still_refused(run, capsys):
     out, _ = run
     result = run_cli(capsys, "generate", out, "--prime", "Zounds")
     assert_one_line_error(result, "rnnkit generate", "never saw in training: 'Z'")
+
+
+def test_diagnose_says_when_the_text_is_shorter_than_the_length(run, capsys, tmp_path):
+    out, _ = run
+    short = tmp_path / "short.txt"
+    short.write_text("But soft, what light!", encoding="utf-8")  # "!" the model never saw
+    status, stdout, err = run_cli(capsys, "diagnose", out, "--text", short, "--length", 50,
+                                  "--json")  # fmt: skip
+    assert status == 0, err
+    assert json.loads(stdout)["config"]["length"] == 19  # 20 characters kept: T = 19
+    assert err.splitlines() == [
+        "rnnkit diagnose: note: skipped 1 character the model never saw ('!')",
+        "rnnkit diagnose: note: the text has 20 tokens, so T=19, not --length 50; give a text "
+        "of 51 tokens or more for T=50",
+    ]
+    status, stdout, err = run_cli(capsys, "diagnose", out, "--text", short, "--length", 10)
+    assert status == 0 and "T=10" in stdout and "--length" not in err
+
+
+def test_diagnose_refuses_a_fresh_layers_option_given_with_a_model(run, capsys):
+    out, text = run
+    result = run_cli(capsys, "diagnose", out, "--text", text, "--hidden", 128)
+    assert_one_line_error(
+        result, "rnnkit diagnose",
+        f"--hidden sets up the fresh layer diagnosed without a MODEL, and {out} has its own; "
+        "leave --hidden out",
+    )  # fmt: skip
+    status, stdout, err = run_cli(capsys, "diagnose", "--hidden", 8, "--length", 5)
+    assert status == 0 and "T=5, H=8" in stdout, err
