@@ -249,7 +249,7 @@ def test_prepared_data_primes_samples_with_a_known_token():
 
 def test_load_language_model_refuses_other_files(tmp_path):
     save(LanguageModel(VOCAB, 4, 4, 1, "rnn", seed=0), tmp_path / "bare.safetensors")
-    with pytest.raises(ValueError, match="without a vocabulary"):
+    with pytest.raises(ValueError, match="a language model without its vocabulary"):
         load_language_model(tmp_path / "bare.safetensors")
     with pytest.raises(ValueError, match="is a directory"):
         load_language_model(tmp_path)

@@ -187,6 +187,14 @@ def run(
             f"| {ratio} | {row['rnnkit_gflops']:.1f} "
             f"({100 * row['rnnkit_gflops'] / peak:.0f}%) |"
         )
+    above = max(row["rnnkit_gflops"] for row in rows) / peak
+    if above > 1:
+        print(
+            f"rnnkit bench: warning: a case ran at {100 * above:.0f}% of the sgemm peak, so the "
+            "peak was measured while the machine was busy and the percentages are unreliable; "
+            "rerun on an idle machine",
+            file=sys.stderr,
+        )
     print(f"peak memory of an LSTM training step at {largest}: rnnkit {memory['rnnkit']:.0f} MB, "
           f"PyTorch {memory['torch']:.0f} MB")  # fmt: skip
     scipy = importlib.util.find_spec("scipy") is not None  # numba imports it at its first call

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from rnnkit import cells
 from rnnkit._arguments import number, positive_int, seed
@@ -13,21 +14,31 @@ from rnnkit.diagnostics.diagnosis import describe, diagnose_fresh, diagnose_lang
 from rnnkit.diagnostics.plot import plot_grad_norms
 from rnnkit.errors import UserError
 
+# The fresh layer diagnosed without a MODEL: its options' defaults (a model has its own).
+FRESH = {"cell": "rnn", "nonlinearity": "tanh", "init": "uniform", "forget_bias": None,
+         "spectral_radius": None, "hidden": 64, "layers": 1, "seed": 0}  # fmt: skip
+
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    def fresh(flag: str, help: str, **settings) -> None:
+        """A fresh layer's option: None when not given, so that one given with a MODEL shows."""
+        default = FRESH[flag[2:].replace("-", "_")]
+        shown = "" if default is None else f" (default: {default})"
+        parser.add_argument(flag, default=None, help=f"fresh layer: {help}{shown}", **settings)
+
     add = parser.add_argument
     add("model", nargs="?", help="a language model to diagnose (default: a fresh layer)")
     add("--text", metavar="FILE", help="with MODEL: the text it reads (its first --length tokens)")
-    add("--cell", choices=cells.names(), default="rnn")
-    add("--nonlinearity", choices=("tanh", "relu"), default="tanh", help="RNN only")
-    add("--init", choices=("uniform", "xavier_orthogonal", "identity"), default="uniform")
-    add("--forget-bias", type=number, default=None, help="LSTM only")
-    add("--spectral-radius", type=number, default=None,
-        help="rescale the recurrent weights to this spectral radius")  # fmt: skip
-    add("--length", type=positive_int, default=100, help="sequence length T")
-    add("--hidden", type=positive_int, default=64)
-    add("--layers", type=positive_int, default=1)
-    add("--seed", type=seed, default=0)
+    fresh("--cell", "the recurrent cell", choices=cells.names())
+    fresh("--nonlinearity", "RNN only", choices=("tanh", "relu"))
+    fresh("--init", "initialisation", choices=("uniform", "xavier_orthogonal", "identity"))
+    fresh("--forget-bias", "LSTM only", type=number)
+    fresh("--spectral-radius", "rescale the recurrent weights to this spectral radius",
+          type=number)  # fmt: skip
+    add("--length", type=positive_int, default=100, help="sequence length T (default: 100)")
+    fresh("--hidden", "hidden size H", type=positive_int)
+    fresh("--layers", "stacked layers", type=positive_int)
+    fresh("--seed", "random seed of its weights and inputs", type=seed)
     add("--plot", metavar="PNG", help="draw the norms against the time step (log scale)")
     add("--json", action="store_true", help="print one JSON object")
 
@@ -36,26 +47,55 @@ def _run(args: argparse.Namespace) -> None:
     if args.model is None:
         if args.text:
             raise UserError("--text goes with a MODEL to diagnose; give both or neither")
+        layer = {name: FRESH[name] if getattr(args, name) is None else getattr(args, name)
+                 for name in FRESH}  # fmt: skip
         result = diagnose_fresh(
-            args.cell, args.nonlinearity, args.init, args.length, args.hidden, args.seed,
-            args.forget_bias, layers=args.layers, spectral_radius=args.spectral_radius,
-            jacobian=args.hidden <= 256,
+            layer["cell"], layer["nonlinearity"], layer["init"], args.length, layer["hidden"],
+            layer["seed"], layer["forget_bias"], layers=layer["layers"],
+            spectral_radius=layer["spectral_radius"], jacobian=layer["hidden"] <= 256,
         )  # fmt: skip
     else:
-        # The language-model task (and its data sets) only when a model is diagnosed.
-        from rnnkit.tasks.language_modeling import load_language_model, read_text
-
+        given = [name for name in FRESH if getattr(args, name) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UserError(
+                f"{flag} sets up the fresh layer diagnosed without a MODEL, and {args.model} "
+                f"has its own; leave {flag} out"
+            )
         if not args.text:
             raise UserError("a model is diagnosed on a text: give --text FILE")
-        model, vocabulary = load_language_model(args.model)
-        ids = vocabulary.encode(read_text(args.text))[: args.length + 1]
-        result = diagnose_language_model(model, ids)
+        result = _diagnose_model(args.model, args.text, args.length)
     if args.plot:
         try:
             plot_grad_norms(result, args.plot)
         except ImportError as error:
             raise UserError(str(error)) from None
     print(json.dumps(result) if args.json else describe(result))
+
+
+def _diagnose_model(path: str, text_path: str, length: int) -> dict:
+    """The diagnosis of the language model at ``path`` reading the first ``length`` + 1 tokens
+    of the text at ``text_path``; a note on stderr for the characters left out (those the model
+    never saw) and for a text too short to give ``length`` steps."""
+    # The language-model task (and its data sets) only when a model is diagnosed.
+    from rnnkit.tasks import language_modeling as lm
+
+    model, vocabulary = lm.load_language_model(path)
+    text = lm.read_text(text_path)
+    kept, unseen = lm.without_unseen(text, vocabulary)
+    if unseen:
+        _note(lm.skipped_note(len(text) - len(kept), unseen))
+    ids = vocabulary.encode(kept)[: length + 1]
+    if 3 <= len(ids) <= length:
+        _note(
+            f"the text has {len(ids)} tokens, so T={len(ids) - 1}, not --length {length}; "
+            f"give a text of {length + 1} tokens or more for T={length}"
+        )
+    return diagnose_language_model(model, ids)
+
+
+def _note(text: str) -> None:
+    print(f"rnnkit diagnose: note: {text}", file=sys.stderr)
 
 
 DIAGNOSE = Command(

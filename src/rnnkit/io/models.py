@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +38,7 @@ VERSION = 1
 KEY = "rnnkit"
 FIX = "the file is damaged or was not written by rnnkit.save: re-save the model"
 CHECKPOINT_FORMAT = "rnnkit-checkpoint"  # rnnkit.train.checkpoints.FORMAT, under the same key
+RUN_MODEL = "model.safetensors"  # the model a run saves in its folder (rnnkit.tasks.pipeline)
 
 _registry: dict[str, type] = {}  # the classes users registered, by name
 
@@ -164,11 +166,7 @@ def _document(metadata: dict, path) -> dict:
         problem = f"the {KEY!r} metadata is not valid JSON ({error})"
         raise UserError(f"{path}: {problem}; {FIX}") from None
     if isinstance(document, dict) and document.get("format") == CHECKPOINT_FORMAT:
-        raise UserError(
-            f"{path} is a training checkpoint, not a model; give the model the run saved "
-            "(model.safetensors in the run's folder, beside checkpoints/), or go on training "
-            "from the checkpoint with 'rnnkit train ... --resume'"
-        )
+        raise UserError(_checkpoint_given(Path(path)))
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise UserError(f"{path}: the {KEY!r} metadata lacks the tag format={FORMAT!r}; {FIX}")
     version = document.get("version")
@@ -189,6 +187,25 @@ def _document(metadata: dict, path) -> dict:
     if not isinstance(config, dict):
         raise UserError(f"{path}: the saved config is a {type(config).__name__}, not an object")
     return document
+
+
+def _checkpoint_given(path: Path) -> str:
+    """The refusal of the training checkpoint at ``path`` given as a model: it names the model
+    its run saved when the checkpoint lies in a run's ``checkpoints/`` beside one (a run writes
+    ``RUN/checkpoints/step-*.safetensors`` and, at its end, ``RUN/model.safetensors``)."""
+    refusal = f"{path} is a training checkpoint, not a model file"
+    run = path.parent.parent
+    if path.parent.name != "checkpoints":
+        return (
+            f"{refusal}; give the {RUN_MODEL} its run saved (or the run folder), or go on "
+            "training from the checkpoint with 'rnnkit train ... --out RUN --resume'"
+        )
+    if (run / RUN_MODEL).is_file():
+        return f"{refusal}; give {run / RUN_MODEL} (or the run folder {run})"
+    return (
+        f"{refusal}, and its run {run} has no {RUN_MODEL} yet (the run has not finished); "
+        f"if it stopped, finish it with 'rnnkit train ... --out {run} --resume'"
+    )
 
 
 def _check_config(model: Module, config: dict, path) -> None:

@@ -5,7 +5,9 @@ the rest validates. Training reads the training part as one continuous stream cu
 ``seq_len`` tokens (truncated BPTT), the state carried from window to window, as char-rnn does.
 
 At word level, words of the validation text (or of a prime, or of a text to evaluate) that the
-vocabulary lacks become ``<unk>``. Bits per character are the loss in bits divided by the characters
+vocabulary lacks become ``<unk>``. At character level, characters training never showed are left
+out of the validation text and, unless told otherwise, of a text to evaluate (``--unseen``), and
+refused in a prime. Bits per character are the loss in bits divided by the characters
 of the text at either level (at word level, a rare word costs only as much as ``<unk>`` does, which
 flatters the figure when many words are unknown).
 """
@@ -34,6 +36,7 @@ from rnnkit.train.progress import format_duration
 
 SAMPLE_CHARS = 120  # the sample printed after each validation, in characters (about)
 CHARS_PER_WORD = 5  # to turn a sample's length in characters into words (about)
+UNSEEN = ("skip", "error")  # what evaluate does with characters training never showed
 
 
 @dataclass
@@ -120,6 +123,16 @@ def load_corpus(options: LanguageModelOptions) -> tuple[str, str]:
     return "\n".join(read_text(name) for name in options.texts), ", ".join(options.texts)
 
 
+def without_unseen(text: str, vocabulary: Vocabulary) -> tuple[str, list[str]]:
+    """``text`` without the characters a character-level ``vocabulary`` lacks, and those
+    characters (sorted, each once). At word level ``text`` comes back whole: words the
+    vocabulary lacks are read as ``<unk>``."""
+    if vocabulary.level != "char":
+        return text, []
+    kept = "".join(char for char in text if char in vocabulary.ids)
+    return kept, sorted(set(text) - set(vocabulary.ids))
+
+
 def prepare_data(text: str, options: LanguageModelOptions) -> LanguageModelData:
     """Split ``text``, build the vocabulary on the training part and tokenise both parts.
 
@@ -128,8 +141,7 @@ def prepare_data(text: str, options: LanguageModelOptions) -> LanguageModelData:
     """
     train_text, val_text = split_text(text, options.val_fraction)
     vocabulary = Vocabulary.from_text(train_text, options.level, options.min_count)
-    if options.level == "char":
-        val_text = "".join(char for char in val_text if char in vocabulary.ids)
+    val_text, _ = without_unseen(val_text, vocabulary)
     train_ids, val_ids = vocabulary.encode(train_text), vocabulary.encode(val_text)
     needed = options.batch * options.seq_len + 1  # one window of every strip, plus its target
     if len(train_ids) < needed:
@@ -232,32 +244,67 @@ class SampleOnValidation:
         trainer.message(f"sample at step {record['step']}:\n{text}")
 
 
-def evaluate_text(model, vocabulary: Vocabulary, text: str) -> dict:
+def evaluate_text(model, vocabulary: Vocabulary, text: str, unseen: str = "skip") -> dict:
     """Loss (nats per token), perplexity and bits per character of ``model`` on ``text``.
 
     Every token but the first is predicted from the ones before it (the state carried through the
     whole text); bits per character divide the total loss by the characters after the first token.
+    ``unseen``: "skip" leaves out the characters training never showed (character level; the
+    figures are then over the characters kept, and ``skipped`` counts the ones left out,
+    ``skipped_characters`` lists them), "error" refuses a text that has any.
     """
-    ids = vocabulary.encode(text)
+    if unseen not in UNSEEN:
+        raise UserError(f"unseen must be one of {list(UNSEEN)}, got {unseen!r}")
+    kept, skipped = without_unseen(text, vocabulary) if unseen == "skip" else (text, [])
+    ids = vocabulary.encode(kept)
     if len(ids) < 2:
-        raise UserError("the text has fewer than 2 tokens; give more text to evaluate on")
+        left_out = f" once the {len(text) - len(kept)} unseen characters are skipped"
+        raise UserError(
+            f"the text has fewer than 2 tokens{left_out * bool(skipped)}; give more text to "
+            "evaluate on"
+        )
     total, count = token_loss(model, ids, 1, 1000)  # one strip: every token after the first
-    chars = len(text) - first_token_end(text, vocabulary.level)
+    chars = len(kept) - first_token_end(kept, vocabulary.level)
     return {
         "loss": total / count,
         "perplexity": math.exp(total / count),
         "bits_per_char": total / chars / math.log(2),
         "tokens": count,
+        "skipped": len(text) - len(kept),
+        "skipped_characters": skipped,
     }
+
+
+def evaluation_line(result: dict) -> str:
+    """``evaluate_text``'s figures in a line, saying what was skipped and so not scored."""
+    line = (
+        f"loss {result['loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}, "
+        f"{result['bits_per_char']:.3f} bits/char over {result['tokens']} tokens"
+    )
+    if not result["skipped"]:
+        return line
+    skipped = skipped_note(result["skipped"], result["skipped_characters"])
+    return f"{line}; {skipped}: the figures are over the characters kept"
+
+
+def skipped_note(count: int, characters: list[str]) -> str:
+    """Words on the ``count`` characters of a text left out as the model never saw them, which
+    are ``characters`` (each once): "skipped 3 characters the model never saw ('Z', '!')"."""
+    shown = ", ".join(repr(char) for char in characters[:10]) + ", ..." * (len(characters) > 10)
+    return f"skipped {count} character{'s' * (count != 1)} the model never saw ({shown})"
 
 
 def language_model_parts(model, extra, where) -> tuple[LanguageModel, Vocabulary]:
     """The language model and its vocabulary from a file's ``model`` and ``extra`` (``where``
     names the file in errors)."""
-    if not (isinstance(model, LanguageModel) and isinstance(extra, dict) and "vocabulary" in extra):
+    from rnnkit.tasks.pipeline import require
+
+    require(TASK, model, extra, where)
+    if not (isinstance(extra, dict) and "vocabulary" in extra):
         raise UserError(
-            f"{where} holds a {type(model).__name__} without a vocabulary, not a language model; "
-            "give a model written by 'rnnkit train'"
+            f"{where} holds a language model without its vocabulary (saved from Python without "
+            "extra={'vocabulary': vocabulary.to_json()}); give a model written by 'rnnkit train "
+            "lm', or save it with its vocabulary"
         )
     vocabulary = Vocabulary.from_json(extra["vocabulary"], f"{where}: its saved vocabulary")
     if len(vocabulary) != model.vocab_size:
@@ -333,7 +380,11 @@ class LanguageModeling(Task):
     noun = "language model"
     options = LanguageModelOptions
     model_classes = (LanguageModel,)
-    evaluate_options = (Spec("text", None, "a UTF-8 text", metavar="FILE"),)
+    evaluate_options = (
+        Spec("text", None, "a UTF-8 text", metavar="FILE"),
+        Spec("unseen", "skip", "characters of the text that training never showed: skip them "
+             "(the result counts them) or refuse the text", choices=UNSEEN),
+    )  # fmt: skip
     commands = (GENERATE,)
 
     def prepare(self, options: LanguageModelOptions, say) -> Prepared:
@@ -385,15 +436,12 @@ class LanguageModeling(Task):
             f"{summary['sample']}"
         )
 
-    def evaluate(self, path, model, extra, text=None) -> tuple[dict, str]:
+    def evaluate(self, path, model, extra, text=None, unseen="skip") -> tuple[dict, str]:
         if text is None:
             raise UserError("a language model is scored on a text: give --text FILE")
         model, vocabulary = language_model_parts(model, extra, path)
-        result = evaluate_text(model, vocabulary, read_text(text))
-        return result, (
-            f"loss {result['loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}, "
-            f"{result['bits_per_char']:.3f} bits/char over {result['tokens']} tokens"
-        )
+        result = evaluate_text(model, vocabulary, read_text(text), unseen)
+        return result, evaluation_line(result)
 
     def predict(self, path, model, extra) -> tuple[list, list[str]]:
         raise UserError("a language model continues texts: use rnnkit generate MODEL --prime TEXT")

@@ -9,12 +9,12 @@ keeps the best model when the task asks, lets the task score the held-out data, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 from rnnkit.errors import UserError
 from rnnkit.io.files import regular_file
+from rnnkit.io.models import RUN_MODEL as MODEL_FILE
 from rnnkit.tasks._task import Task
-
-MODEL_FILE = "model.safetensors"
 
 
 def train(task: Task, options, say=print) -> dict:
@@ -50,10 +50,32 @@ def train(task: Task, options, say=print) -> dict:
 
 def model_file(name) -> Path:
     """``name`` as a Path when it is a regular file, or the run's model when ``name`` is a run
-    folder that holds one; one-line errors name what it is instead."""
-    if Path(name).is_dir() and (Path(name) / MODEL_FILE).is_file():
-        name = Path(name) / MODEL_FILE
+    folder that holds one; one-line errors name what it is instead (a run folder whose run has
+    not saved its model yet, any other folder)."""
+    folder = Path(name)
+    if folder.is_dir():
+        if (folder / MODEL_FILE).is_file():
+            return folder / MODEL_FILE
+        _refuse_folder(folder)
     return regular_file(name, "the model", f"a {MODEL_FILE} written by 'rnnkit train'")
+
+
+def _refuse_folder(folder: Path) -> NoReturn:
+    """UserError for a folder without a model given as one: a run that has not finished (it has
+    checkpoints), or a folder that is no run."""
+    from rnnkit.train.checkpoints import list_checkpoints
+
+    checkpoints = list_checkpoints(folder / "checkpoints")
+    if checkpoints:
+        raise UserError(
+            f"the run folder {folder} holds no {MODEL_FILE} yet: its run has not finished "
+            f"(newest checkpoint: {checkpoints[-1].name}); if it stopped, finish it with "
+            f"'rnnkit train ... --out {folder} --resume'"
+        )
+    raise UserError(
+        f"the model {folder} is a directory without a {MODEL_FILE}; give the folder of a run "
+        f"(the --out of 'rnnkit train') or the {MODEL_FILE} in it"
+    )
 
 
 def read_model(path) -> tuple[object, object]:
@@ -66,7 +88,8 @@ def read_model(path) -> tuple[object, object]:
 
 def serving(tasks, model, extra, path) -> Task:
     """The task among ``tasks`` that saved ``model`` with ``extra``: the one its "task" entry
-    names, or (a file without one) the first whose models are of ``model``'s class."""
+    names, or (a file without one, such as a run's best.safetensors) the first whose models are
+    of ``model``'s class. UserError for a model no task trains."""
     named = extra.get("task") if isinstance(extra, dict) else None
     for task in tasks:
         if task.name == named and type(model) in task.model_classes:
@@ -74,7 +97,24 @@ def serving(tasks, model, extra, path) -> Task:
     for task in tasks:
         if type(model) in task.model_classes:
             return task
+    trained = ", ".join(f"a {task.noun} ({task.name})" for task in tasks)
     raise UserError(
-        f"{path} holds a {type(model).__name__}, which the rnnkit command does not serve; "
-        "give a model written by 'rnnkit train'"
+        f"{path} holds a {type(model).__name__}, a model 'rnnkit train' does not make (it "
+        f"makes {trained}); load this one in Python with rnnkit.load, or give a model written "
+        "by 'rnnkit train TASK'"
+    )
+
+
+def require(wanted: Task, model, extra, path) -> None:
+    """UserError unless ``model`` (read from ``path`` with ``extra``) is one of ``wanted``'s
+    models; the message names the task whose model it is and the one needed."""
+    from rnnkit import tasks
+
+    if type(model) in wanted.model_classes:
+        return
+    every = [tasks.get(name) for name in tasks.names()]
+    found = serving(every, model, extra, path)
+    raise UserError(
+        f"{path} holds a {found.noun} (made by 'rnnkit train {found.name}'), not a "
+        f"{wanted.noun}; give one made by 'rnnkit train {wanted.name}'"
     )
