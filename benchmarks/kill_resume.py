@@ -1,8 +1,9 @@
 """SIGKILL small ``rnnkit train`` runs at random moments and resume each until it completes.
 
-Every *run* trains into a fresh directory with ``rnnkit train ... --resume``: a launch is killed
-with SIGKILL after a random delay (uniform within the wall time of one uninterrupted run), and
-launched again, until a launch completes. Runs are started until ``--kills`` kills in all. Checks:
+Every *run* trains into a fresh directory with ``rnnkit train ...`` (``--resume`` added once it
+holds a checkpoint: a resume without one is refused): a launch is killed with SIGKILL after a
+random delay (uniform within the wall time of one uninterrupted run), and launched again, until a
+launch completes. Runs are started until ``--kills`` kills in all. Checks:
 
 - each run's ``model.safetensors`` holds exactly the uninterrupted run's tensors, bit for bit;
 - no ``*.tmp`` file is left anywhere in a run's directory once it has completed (a kill during a
@@ -59,10 +60,11 @@ def newest_step(out: Path) -> int:
 
 
 def launch(arguments: list[str], out: Path, log: Path) -> subprocess.Popen:
+    resume = ["--resume"] if list_checkpoints(out / "checkpoints") else []
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     with open(log, "ab") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "rnnkit.cli", *arguments, "--out", str(out)],
+            [sys.executable, "-m", "rnnkit.cli", *arguments, "--out", str(out), *resume],
             stdout=output, stderr=output, env=environment,
         )  # fmt: skip
 
@@ -156,7 +158,7 @@ def main(argv=None) -> int:
         work = args.keep or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         arguments = ["train", "--text", text_file(args.text, work), *SIZES,
-                     "--steps", str(args.steps), "--resume"]  # fmt: skip
+                     "--steps", str(args.steps)]  # fmt: skip
         start = time.perf_counter()
         status = launch(arguments, work / "reference", work / "reference.log").wait()
         duration = time.perf_counter() - start

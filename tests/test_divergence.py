@@ -81,7 +81,7 @@ def test_a_diverging_run_stops_and_keeps_a_checkpoint_from_before(text, tmp_path
     assert status == 0, err
     assert f"resumed from {kept} at step {state['step']}" in err
     assert f"learning rate {float(lr):g} -> 0.002 from now on" in err
-    assert "trained 30 steps" in stdout
+    assert "resumed at step 0: trained steps 1 to 30 in " in stdout
     resumed = [r for r in step_records(out) if r["step"] > state["step"]]
     assert [r["lr"] for r in resumed] == [0.002] * (30 - state["step"])
     assert all(math.isfinite(r["loss"]) and r["loss"] < limit for r in resumed)
@@ -121,7 +121,7 @@ def test_resume_applies_new_training_settings_and_says_so(text, tmp_path, capsys
     ):
         assert message in err
     assert [r["lr"] for r in step_records(out)] == [0.002] * 6 + [0.001] * 6
-    assert "trained 12 steps" in stdout
+    assert "resumed at step 6: trained steps 7 to 12 in " in stdout  # this process's part only
     assert "step 8: val_loss" in err  # validations every 4 steps now
 
 

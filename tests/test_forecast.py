@@ -276,7 +276,7 @@ def test_resume_goes_on_and_refuses_other_data(tmp_path, capsys):
     result = run_cli(capsys, *train, "--csv", other, "--steps", 12, "--resume")
     assert_one_line_error(result, "rnnkit train forecast", "trained with another data")
     status, stdout, err = run_cli(capsys, *train, "--csv", data, "--steps", 12, "--resume")
-    assert status == 0 and "resumed from" in err and "trained 12 steps" in stdout
+    assert status == 0 and "resumed from" in err and "trained steps 7 to 12" in stdout
     _, extra = load_with_extra(out / "model.safetensors")
     assert extra["columns"] == ["temp", "rain", "day_of_year_sin", "day_of_year_cos"]
 

@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (e.g. '| head'): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print(f"\nrnnkit {label}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # its message, if any, says how to go on
+        print(f"\nrnnkit {label}: interrupted {interrupt}".rstrip(), file=sys.stderr)
         return 130
     except Exception as error:
         if getattr(args, "debug", False) or os.environ.get("RNNKIT_DEBUG"):

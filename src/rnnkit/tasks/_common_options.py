@@ -50,7 +50,10 @@ def out(default: str):
 
 
 def resume():
-    return option(False, "go on from the newest checkpoint in --out")
+    return option(
+        False, "go on from the newest checkpoint in --out with the options the run was started "
+        "with; only its length, learning rate, clipping and intervals may be given anew",
+    )  # fmt: skip
 
 
 def dropout(default: float, example: str):

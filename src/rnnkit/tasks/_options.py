@@ -5,19 +5,25 @@ A task's options are a dataclass deriving from ``Options`` whose fields are made
 (or by the shared makers below, for the options every training run has). ``Options.check``
 checks each field against its declaration, then the rules between fields
 (``check_together``); ``add_arguments`` declares the fields on an argparse parser, and
-``from_arguments`` reads them back into the dataclass.
+``from_arguments`` reads them back into the dataclass. An option not given on the command line
+is missing from the parsed namespace (its argparse default is ``SUPPRESS``), so that
+``given_names`` tells the options the user typed from those left at their defaults (a resume takes
+those from the run).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import types
+import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from rnnkit import _arguments
 from rnnkit.errors import UserError
+from rnnkit.io._schema import _shown
 
 
 @dataclass(frozen=True)
@@ -106,19 +112,19 @@ class Spec:
 
     def argument(self) -> dict:
         """The keyword arguments of argparse's ``add_argument`` for this option; its help ends
-        with the default when there is one to show."""
-        settings = {"dest": self.name, "help": self._help()}
+        with the default when there is one to show. Not given, it is left out of the parsed
+        namespace (the default is the dataclass's, applied by ``from_arguments``)."""
+        settings = {"dest": self.name, "help": self._help(), "default": argparse.SUPPRESS}
         if isinstance(self.default, bool):
             action = argparse.BooleanOptionalAction if self.negatable else "store_true"
-            return {**settings, "action": action, "default": self.default}
+            return {**settings, "action": action}
         if self.metavar:
             settings["metavar"] = self.metavar
         if self.choices is not None:
             settings["choices"] = self.allowed()
         if self.repeat:
-            return {**settings, "action": "append", "default": None}
-        settings["type"] = self.parse or self._parser()
-        return {**settings, "default": None if self.exclusive else self.default}
+            return {**settings, "action": "append"}
+        return {**settings, "type": self.parse or self._parser()}
 
     def _help(self) -> str | None:
         """The help, ending with the default unless there is none to show (None, an empty
@@ -176,6 +182,29 @@ class Options:
     def check_together(self) -> None:
         """The rules between options (none here; a task's options may add some)."""
 
+    def resumed(self, saved: dict, given=None) -> Options:
+        """These options for a resume of the run whose options were ``saved`` (as JSON): each
+        option not in ``given`` (the names the user set; None: those that differ from their
+        defaults) takes the run's value, but ``out`` and ``resume``. Setting one member of an
+        exclusive group sets the group (``steps`` leaves ``epochs`` out). Names these options
+        lack are left to the Trainer's comparison of the runs."""
+        declared = specs(type(self))
+        if given is None:
+            given = {spec.name for spec in declared if getattr(self, spec.name) != spec.default}
+        groups = {spec.exclusive for spec in declared if spec.name in given and spec.exclusive}
+        kept = {*given, "out", "resume"}
+        hints = typing.get_type_hints(type(self))
+        taken = {}
+        for spec in declared:
+            if spec.name in saved and spec.name not in kept and spec.exclusive not in groups:
+                value = _from_json(saved[spec.name])
+                hint = hints[spec.name]
+                if not _fits(value, hint):
+                    wanted = hint.__name__ if isinstance(hint, type) else hint
+                    raise UserError(f"{spec.name} is {_shown(value)}, not of type {wanted}")
+                taken[spec.name] = value
+        return replace(self, **taken)
+
 
 def add_arguments(parser: argparse.ArgumentParser, declared: list[Spec]) -> None:
     """Declare ``declared`` on ``parser``, the members of an exclusive group in one group."""
@@ -189,18 +218,40 @@ def add_arguments(parser: argparse.ArgumentParser, declared: list[Spec]) -> None
         target.add_argument(spec.cli_flag, **spec.argument())
 
 
+def given_names(args: argparse.Namespace, options_class) -> set[str]:
+    """The names of the options of ``options_class`` given in the parsed ``args``."""
+    return {spec.name for spec in specs(options_class) if spec.name in args}
+
+
 def from_arguments(args: argparse.Namespace, options_class):
-    """The ``options_class`` instance the parsed ``args`` give: a repeated option given no time
-    is its default, and an exclusive group given no member keeps the defaults."""
+    """The ``options_class`` instance the parsed ``args`` give: an option not given is its
+    default, but a member of an exclusive group is None when another member is given."""
     declared = specs(options_class)
-    chosen = {spec.name: getattr(args, spec.name) for spec in declared}
+    named = given_names(args, options_class)
+    groups = {spec.exclusive for spec in declared if spec.name in named and spec.exclusive}
+    chosen = {}
     for spec in declared:
-        if spec.repeat:
-            given = chosen[spec.name]
-            chosen[spec.name] = spec.default if given is None else tuple(given)
-    for group in {spec.exclusive for spec in declared if spec.exclusive}:
-        members = [spec.name for spec in declared if spec.exclusive == group]
-        if all(chosen[name] is None for name in members):
-            for name in members:
-                del chosen[name]
+        if spec.name in named or spec.exclusive in groups:
+            value = getattr(args, spec.name, None)
+            chosen[spec.name] = tuple(value) if spec.repeat and value is not None else value
     return options_class(**chosen)
+
+
+def _fits(value, hint) -> bool:
+    """Whether ``value`` is of the annotated type ``hint``: bool, int (not a bool), float (an int
+    too), str, ``tuple[X, ...]`` and unions such as ``int | None``."""
+    if typing.get_origin(hint) is types.UnionType:
+        return any(_fits(value, arm) for arm in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, tuple) and all(_fits(element, item) for element in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _from_json(value):
+    """An option's value read back from JSON: a list was a tuple."""
+    return tuple(value) if isinstance(value, list) else value

@@ -34,7 +34,7 @@ from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.batching import epoch_batches
 from rnnkit.train.losses import cross_entropy
 from rnnkit.train.metrics import classification_report
-from rnnkit.train.progress import format_duration
+from rnnkit.train.trainer import trained_line
 
 CLASS_WEIGHTS = ("none", "balanced")
 CHUNK = 512  # sequences per inference batch
@@ -502,7 +502,7 @@ class Classification(Task):
     def report(self, summary: dict) -> str:
         test = summary["test"]
         lines = (
-            f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test "
+            f"\n{trained_line(summary)}; test "
             f"accuracy {test['accuracy']:.3f} (majority class {test['majority_accuracy']:.3f}), "
             f"macro F1 {test['f1_macro']:.3f} over {test['examples']} examples; "
             f"model: {summary['model_path']}"

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from dataclasses import replace
 
 from rnnkit import tasks
 from rnnkit._command import Command
 from rnnkit.errors import UserError
 from rnnkit.tasks import pipeline
-from rnnkit.tasks._options import Spec, add_arguments, from_arguments, specs
+from rnnkit.tasks._options import Spec, add_arguments, from_arguments, given_names, specs
 
 
 def commands() -> list[Command]:
@@ -38,8 +39,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    """Train; a resume takes every option not typed from the run (``pipeline.train``)."""
     task = tasks.get(args.task)
-    summary = pipeline.train(task, from_arguments(args, task.options))
+    options = from_arguments(args, task.options)
+    resume = f"rnnkit train {task.name} --out {shlex.quote(options.out)} --resume"
+    summary = pipeline.train(
+        task, options, given=given_names(args, task.options), resume_how=resume
+    )
     if summary.get("failed"):
         raise SystemExit(1)
     print(task.report(summary))
@@ -70,12 +76,12 @@ def _given(args: argparse.Namespace, task, kind: str) -> dict:
     """The values of ``task``'s ``kind`` options; UserError for another task's option given."""
     own = {spec.name for spec in getattr(task, kind)}
     for spec in _every_task(kind):
-        value = getattr(args, spec.name)
+        value = getattr(args, spec.name, None)
         if spec.name not in own and value is not None and value != spec.default:
             raise UserError(f"{spec.cli_flag} is not read by a {task.noun}; leave it out")
     given = {}
     for spec in getattr(task, kind):
-        value = getattr(args, spec.name)
+        value = getattr(args, spec.name, None)
         given[spec.name] = spec.default if value is None else value
         if spec.repeat and value is not None:
             given[spec.name] = tuple(value)

@@ -46,7 +46,7 @@ from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.batching import epoch_batches
 from rnnkit.train.losses import mae, mse
 from rnnkit.train.metrics import regression_errors
-from rnnkit.train.progress import format_duration
+from rnnkit.train.trainer import trained_line
 
 LOSSES = {"mse": mse, "mae": mae}
 DEFAULT_DATA = {"target": "temp_max", "date_col": "date"}  # the Seattle weather
@@ -507,7 +507,7 @@ class Forecasting(Task):
     def report(self, summary: dict) -> str:
         test = summary["test"]
         lines = [
-            f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test "
+            f"\n{trained_line(summary)}; test "
             f"MAE {test['mae']:.3f} (persistence {test['baseline_mae']:.3f}: "
             f"{1 - test['mae'] / test['baseline_mae']:.1%} lower), RMSE {test['rmse']:.3f} "
             f"over {test['windows']} windows; model: {summary['model_path']}"

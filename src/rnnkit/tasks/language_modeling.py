@@ -32,7 +32,7 @@ from rnnkit.tasks import _common_options as shared
 from rnnkit.tasks._options import Options, Spec, option
 from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.losses import cross_entropy
-from rnnkit.train.progress import format_duration
+from rnnkit.train.trainer import trained_line
 
 SAMPLE_CHARS = 120  # the sample printed after each validation, in characters (about)
 CHARS_PER_WORD = 5  # to turn a sample's length in characters into words (about)
@@ -430,7 +430,7 @@ class LanguageModeling(Task):
 
     def report(self, summary: dict) -> str:
         return (
-            f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; "
+            f"\n{trained_line(summary)}; "
             f"validation loss {summary['val_loss']:.3f} nats/token, "
             f"{summary['val_bits_per_char']:.2f} bits/char; model: {summary['model_path']}\n\n"
             f"{summary['sample']}"

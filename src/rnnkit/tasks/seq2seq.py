@@ -32,7 +32,7 @@ from rnnkit.tasks import _common_options as shared
 from rnnkit.tasks._options import Options, Spec, option
 from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.losses import cross_entropy
-from rnnkit.train.progress import format_duration
+from rnnkit.train.trainer import trained_line
 
 START, END = "<s>", "</s>"
 VALIDATION_WORDS = 500  # validation decodes this many words (greedy) for its metrics
@@ -453,7 +453,7 @@ class SequenceToSequence(Task):
     def report(self, summary: dict) -> str:
         test = summary["test"]
         return (
-            f"\ntrained {summary['steps']} steps in {format_duration(summary['seconds'])}; test "
+            f"\n{trained_line(summary)}; test "
             f"word accuracy {test['word_accuracy']:.3f}, phoneme error rate "
             f"{test['phoneme_error_rate']:.3f} over {test['words']} held-out words (greedy); "
             f"model: {summary['model_path']}"

@@ -61,7 +61,7 @@ def write_checkpoint(directory: Path, step: int, arrays: dict, state: dict, keep
 
 def remove_from(directory: Path, step: int) -> list[Path]:
     """Remove the checkpoints of ``step`` and later; returns the paths removed."""
-    removed = [path for path in list_checkpoints(directory) if _step(path) >= step]
+    removed = [path for path in list_checkpoints(directory) if step_of(path) >= step]
     for path in removed:
         path.unlink(missing_ok=True)
     return removed
@@ -223,5 +223,6 @@ def split_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.nda
     return {name[start:]: value for name, value in arrays.items() if name.startswith(prefix + "/")}
 
 
-def _step(path: Path) -> int:
+def step_of(path: Path) -> int:
+    """The step of the checkpoint file at ``path`` (its name says it)."""
     return int(_NAME.match(path.name).group(1))

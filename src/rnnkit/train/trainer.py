@@ -31,11 +31,17 @@ newest one left is from before the divergence began. A non-finite loss or gradie
 the same way. A fresh run writes a checkpoint at step 0, so that there is always one to go back to.
 
 Resuming. The newest checkpoint that can be read is used (a damaged newest file is skipped, with a
-message, for the older one kept beside it), every entry checked (``checkpoints.checked_state``).
+message, for the older one kept beside it), every entry checked (``checkpoints.checked_state``);
+a resume where there is none is refused (a mistyped folder would otherwise train afresh).
 The trainer's settings (learning rate, clipping, length, validation and checkpoint intervals) may
 differ from the checkpoint's: each change is applied and reported. When ``extra`` holds the run's
 ``options`` (the tasks' do), all other options (sizes, cell, data, batches, seed, ...) and the rest
-of ``extra`` must equal the checkpoint's, or the resume is refused, naming what differs.
+of ``extra`` must equal the checkpoint's, or the resume is refused, naming what differs
+(``run_options`` reads them first, so that a caller can resume with the run's options).
+
+An interrupted run (KeyboardInterrupt, Ctrl-C) loses the work since its newest checkpoint; ``fit``
+raises the KeyboardInterrupt again with a message: the step reached, the checkpoint kept and how
+to resume.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from rnnkit.io.models import save
 from rnnkit.train import checkpoints
 from rnnkit.train.callbacks import drop_records_from
 from rnnkit.train.clip import clip_grad_norm
-from rnnkit.train.progress import Progress
+from rnnkit.train.progress import Progress, format_duration
 from rnnkit.train.schedules import ReduceLROnPlateau
 
 DIVERGENCE_WINDOW = 5  # step losses whose median is checked; batches in the initial loss
@@ -103,6 +109,8 @@ class Trainer:
         progress_unit: what the task's ``count`` counts ("tokens", "sequences").
         divergence_factor: stop when the loss diverges (see the module docstring); None: only
             when it is not finite.
+        resume_how: how the user resumes this run, for messages ("resume=True"; the command
+            line gives its command).
 
     A run that does not resume starts a new log in ``out_dir``; it refuses (ValueError) to start
     where an earlier run left checkpoints, which would otherwise mix with its own.
@@ -130,6 +138,7 @@ class Trainer:
         progress: bool = True,
         progress_unit: str = "steps",
         divergence_factor: float | None = 4.0,
+        resume_how: str = "resume=True",
     ) -> None:
         if (steps is None) == (epochs is None):
             raise UserError("give the run's length as exactly one of steps or epochs")
@@ -164,6 +173,7 @@ class Trainer:
         self.extra = extra or {}
         self.show_progress, self.progress_unit = progress, progress_unit
         self.divergence_factor = divergence_factor
+        self.resume_how = resume_how
         self.lr = float(optimizer.lr)  # the learning rate this run was given
         # Where the run is; all of it goes into checkpoints.
         self.step = self.epoch = self.index = 0
@@ -184,11 +194,24 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
 
     def fit(self, resume: bool = False) -> dict:
-        """Train to the end (or an early stop); returns a summary dict.
+        """Train to the end (or an early stop); returns a summary dict: ``steps`` (the step
+        reached), ``resumed_at`` (the step this process went on from, None for a fresh run),
+        ``steps_run``, ``seconds`` and ``count`` (the units of ``unit`` trained on) of this
+        process's training, and ``best``, ``stop_reason``, ``failed``, ``last_validation``.
 
-        With ``resume``, go on from the newest checkpoint in ``out_dir`` (if any). Either way,
-        the temporary files that a kill during a write left in ``out_dir`` are removed first.
+        With ``resume``, go on from the newest checkpoint in ``out_dir`` (UserError when there is
+        none). Either way, the temporary files that a kill during a write left in ``out_dir`` are
+        removed first. Interrupted (KeyboardInterrupt), it raises a KeyboardInterrupt whose
+        message says the step reached, the checkpoint kept and how to resume.
         """
+        try:
+            return self._fit(resume)
+        except KeyboardInterrupt as interrupt:
+            raise KeyboardInterrupt(self._interrupted()).with_traceback(
+                interrupt.__traceback__
+            ) from None
+
+    def _fit(self, resume: bool) -> dict:
         if self.out_dir is not None:
             self._remove_stale_temp_files()
         if resume:
@@ -199,7 +222,7 @@ class Trainer:
             Progress(self.total_steps, unit=self.progress_unit) if self.show_progress else None
         )
         self._progress = progress
-        start = time.perf_counter()
+        first_step, start = self.step, time.perf_counter()
         while self.step < self.total_steps and self.stop_reason is None:
             record = self._train_step()
             if record is None:
@@ -210,8 +233,10 @@ class Trainer:
             self.epoch_loss += record["loss"]
             if end_of_epoch:
                 self._log_epoch()
-            due = (self.validate_every and self.step % self.validate_every == 0) or (
-                not self.validate_every and end_of_epoch
+            due = (
+                (self.validate_every and self.step % self.validate_every == 0)
+                or (not self.validate_every and end_of_epoch)
+                or self.step == self.total_steps  # the run's end is always validated
             )
             if due and self.stop_reason is None:
                 self._validate()
@@ -221,6 +246,7 @@ class Trainer:
                 self.checkpoint_due = True
             if self.checkpoint_due and self.unhealthy_since is None:
                 self.save_checkpoint()
+        seconds = time.perf_counter() - start
         if progress:
             progress.close()
         healthy = not self.failed and self.unhealthy_since is None
@@ -231,12 +257,31 @@ class Trainer:
                 callback.on_end(self)
         return {
             "steps": self.step,
-            "seconds": time.perf_counter() - start,
+            "resumed_at": first_step if resume else None,
+            "steps_run": self.step - first_step,
+            "seconds": seconds,
+            "count": sum(
+                record["count"]
+                for record in self.history
+                if record["kind"] == "step" and record["step"] > first_step
+            ),
+            "unit": self.progress_unit,
             "best": self.best,
             "stop_reason": self.stop_reason,
             "failed": self.failed,
             "last_validation": self.last_validation,
         }
+
+    def _interrupted(self) -> str:
+        """What an interrupt leaves: the step reached, the checkpoint kept, how to resume."""
+        found = checkpoints.list_checkpoints(self.out_dir / "checkpoints") if self.out_dir else []
+        kept = (
+            f"the checkpoint of step {checkpoints.step_of(found[-1])} is kept; resume with: "
+            f"{self.resume_how}"
+            if found
+            else "no checkpoint was written"
+        )
+        return f"after step {self.step} of {self.total_steps}; {kept}"
 
     def _train_step(self) -> dict | None:
         if self.index == 0:
@@ -364,8 +409,8 @@ class Trainer:
             else ""
         )
         kept = (
-            f"the last good checkpoint, {found[-1].name}, is kept (a resume, --resume, goes "
-            "on from it with the settings it is given)"
+            f"the last good checkpoint, {found[-1].name}, is kept (a resume, "
+            f"{self.resume_how}, goes on from it with the settings it is given)"
             if found
             else "no checkpoint was written"
         )
@@ -403,7 +448,8 @@ class Trainer:
         for callback in self.callbacks:
             if hasattr(callback, "on_validation"):
                 callback.on_validation(self, record)
-        if self.patience is not None and self.bad_validations >= self.patience:
+        early = self.step < self.total_steps  # a stop at the run's end is not early
+        if early and self.patience is not None and self.bad_validations >= self.patience:
             self.stop_reason = (
                 f"early stop at step {self.step}: {self.monitor} has not improved for "
                 f"{self.patience} validations (best {self.best})"
@@ -437,7 +483,7 @@ class Trainer:
             if found:
                 raise UserError(
                     f"{self.out_dir} holds checkpoints of an earlier run (newest "
-                    f"{found[-1].name}); resume it (resume=True, --resume), give another output "
+                    f"{found[-1].name}); resume it ({self.resume_how}), give another output "
                     f"directory, or delete {found[-1].parent}"
                 )
             (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
@@ -512,12 +558,7 @@ class Trainer:
     def _resume(self) -> None:
         if self.out_dir is None:
             raise UserError("resume needs out_dir: that is where the checkpoints are")
-        newest = checkpoints.read_newest(self.out_dir / "checkpoints", self.message)
-        if newest is None:
-            self.message(f"no checkpoint in {self.out_dir / 'checkpoints'}; starting afresh")
-            self._start_fresh()
-            return
-        path, arrays, raw_state = newest
+        path, arrays, raw_state = _newest_checkpoint(self.out_dir, self.message)
         self._check_same_run(path, checkpoints.saved_extra(path, raw_state))
         state = checkpoints.checked_state(
             path, raw_state, arrays, self.batches_per_epoch, self.model.generators(), self.monitor
@@ -598,6 +639,42 @@ class Trainer:
             self.message(
                 f"{label} {_setting(saved[name])} -> {_setting(current[name])} from now on"
             )
+
+
+def run_options(out_dir) -> tuple[Path, dict | None]:
+    """The newest readable checkpoint of the run in ``out_dir`` and the options the run was
+    started with (its ``extra["options"]``; None when it has none); UserError when ``out_dir``
+    holds no checkpoint."""
+    path, _, state = _newest_checkpoint(Path(out_dir), say=lambda text: None)
+    options = checkpoints.saved_extra(path, state).get("options")
+    return path, options if isinstance(options, dict) else None
+
+
+def _newest_checkpoint(out_dir: Path, say) -> tuple[Path, dict, dict]:
+    """``checkpoints.read_newest`` of the run in ``out_dir``; UserError when it has none."""
+    newest = checkpoints.read_newest(out_dir / "checkpoints", say)
+    if newest is None:
+        raise UserError(
+            f"no checkpoint in {out_dir} to resume from; give the folder of the run to resume, "
+            "or train afresh without resuming"
+        )
+    return newest
+
+
+def trained_line(summary: dict) -> str:
+    """This process's training in a line, from ``Trainer.fit``'s summary: "trained 1200 steps
+    in 5m02s (12,700 tokens/s)", or after a resume "resumed at step 1000: trained steps 1001 to
+    1200 in 1m01s (12,700 tokens/s)"."""
+    run, seconds, resumed_at = summary["steps_run"], summary["seconds"], summary["resumed_at"]
+    if run == 0 and resumed_at is not None:
+        return f"resumed at step {resumed_at}: no steps left to train"
+    speed = f" ({summary['count'] / seconds:,.0f} {summary['unit']}/s)" if seconds > 0 else ""
+    took = f"in {format_duration(seconds)}{speed}"
+    if resumed_at is None:
+        return f"trained {run} steps {took}"
+    return (
+        f"resumed at step {resumed_at}: trained steps {resumed_at + 1} to {summary['steps']} {took}"
+    )
 
 
 def _by_content(extra: dict) -> dict:
