@@ -4,6 +4,7 @@ how to go on, a summary that times only this process's part, and the run's end v
 
 import json
 import shlex
+import shutil
 
 import numpy as np
 import pytest
@@ -197,3 +198,11 @@ def test_a_hostile_saved_option_is_refused_in_one_line(text, tmp_path, capsys):
         write_safetensors(path, arrays, {"rnnkit": json.dumps(state)})
     result = run_cli(capsys, "train", "lm", "--out", out, "--resume")
     assert_one_line_error(result, "rnnkit train", "tie_weights is 'yes', not of type bool")
+
+
+def test_resuming_a_finished_run_says_how_to_train_on(whole, tmp_path, capsys):
+    out = shutil.copytree(whole, tmp_path / "run")  # the shared run stays as it is
+    status, stdout, err = run_cli(capsys, "train", "lm", "--out", out, "--resume")
+    assert status == 0, err
+    assert "resumed at step 6: no steps left to train" in stdout
+    assert "give a larger --steps or --epochs" in stdout

@@ -667,7 +667,10 @@ def trained_line(summary: dict) -> str:
     1200 in 1m01s (12,700 tokens/s)"."""
     run, seconds, resumed_at = summary["steps_run"], summary["seconds"], summary["resumed_at"]
     if run == 0 and resumed_at is not None:
-        return f"resumed at step {resumed_at}: no steps left to train"
+        return (
+            f"resumed at step {resumed_at}: no steps left to train (the run had ended; give a "
+            "larger --steps or --epochs to train on)"
+        )
     speed = f" ({summary['count'] / seconds:,.0f} {summary['unit']}/s)" if seconds > 0 else ""
     took = f"in {format_duration(seconds)}{speed}"
     if resumed_at is None:
