@@ -275,7 +275,7 @@ def test_csv_and_npz_together_are_refused(bad_files, capsys):
         (["evaluate", "{model}", "--npz", "{folder}/seq.npz"], "this model reads texts"),
         (["predict", "{model}"], "give something to classify"),
         (["predict", "{folder}/missing.safetensors", "--text", "x"], "no such file"),
-        (["predict", "{good}", "--text", "x"], "not a valid safetensors file"),
+        (["predict", "{good}", "--text", "x"], "is not a safetensors file (it starts like text)"),
     ],
 )  # fmt: skip
 def test_bad_evaluation_input_is_one_line(trained, bad_files, capsys, args, message):

@@ -146,7 +146,10 @@ def test_word_level_trains_generates_and_evaluates(trained, tmp_path):
     [
         (["generate", "{model}", "--prime", "Zounds!"], "never saw"),
         (["generate", "{folder}/missing.safetensors"], "missing.safetensors: no such file"),
-        (["generate", "{text}"], "not a valid safetensors file"),
+        (
+            ["generate", "{text}"],
+            "is not a safetensors file (it starts like text); give a model file",
+        ),
         (["generate", "{folder}"], "is a directory"),
         (["generate", "{folder}/truncated.safetensors"], "not a valid safetensors file"),
         (["generate", "{model}", "--temperature", "0"], "temperature must be > 0"),
