@@ -116,10 +116,10 @@ def test_the_forecast_axis_names_the_targets_unit_when_it_is_known(monkeypatch):
     assert forecasting.target_unit({"kind": "csv", "sha256": "0"}, "temp_max") is None
     labels = []
     monkeypatch.setattr(result_plots, "plot_forecast", lambda *args: labels.append(args[-1]))
-    report = {"mae": 2.0, "baseline_mae": 2.5, "target": "temp_max"}
+    report = {"mae": 2.0, "baseline_mae": 2.5, "target": "temp_max", "unit": "°C"}
     curves = dict.fromkeys(("times", "actual", "predicted", "persistence"))
-    forecasting.draw_forecast(report, curves, "f.png", "test split", "°C")
-    forecasting.draw_forecast(report, curves, "f.png", "test split", None)
+    forecasting.draw_forecast(report, curves, "f.png", "test split")
+    forecasting.draw_forecast({**report, "unit": None}, curves, "f.png", "test split")
     assert labels == ["temp_max (°C)", "temp_max"]
 
 
