@@ -305,14 +305,16 @@ def against_persistence(report: dict, digits: int = 3) -> str:
 
 
 def draw_forecast(report: dict, curves: dict, png_path: Path, title: str) -> bool:
-    """The one-step-ahead forecast against the actual values, in the report's unit."""
+    """The one-step-ahead forecast against the actual values, in the report's unit, headed by
+    the MAEs of what it draws (the report's are over every step of the horizon)."""
     from rnnkit.train.result_plots import plot_forecast
 
     unit = report["unit"]
-    heading = (
-        f"{title}: one step ahead\nMAE {measured(report['mae'], unit)} (model), "
-        f"{measured(report['baseline_mae'], unit)} (persistence)"
+    model, persistence = (
+        measured(float(np.abs(curves[name] - curves["actual"]).mean()), unit)
+        for name in ("predicted", "persistence")
     )
+    heading = f"{title}: one step ahead\nMAE {model} (model), {persistence} (persistence)"
     return plot_forecast(
         curves["times"],
         curves["actual"],
