@@ -112,7 +112,7 @@ def test_evaluate_json_has_consistent_figures(trained):
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert set(figures) == {"loss", "perplexity", "bits_per_char", "tokens", "skipped",
-                            "skipped_characters"}  # fmt: skip
+                            "skipped_characters", "unknown_words"}  # fmt: skip
     assert figures["tokens"] == len(TEXT) - 1
     assert figures["perplexity"] == pytest.approx(2.718281828459045 ** figures["loss"])
 
