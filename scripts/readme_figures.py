@@ -136,7 +136,7 @@ def figures(workdir: Path) -> dict[str, str]:
     classify = scores(CLASSIFY_SCORES)
     forecast = scores(FORECAST_SCORES)
     greedy, beam = scores(GREEDY_SCORES), scores(BEAM_SCORES)
-    unit = " °C" if forecast["target"] == "temp_max" else ""
+    unit = f" {forecast['unit']}" if forecast.get("unit") else ""
     rows = [
         (TRAIN[0], f"validation loss {lm['val_loss']:.3f} nats per character "
          f"({lm['val_bits_per_char']:.2f} bits)", ""),

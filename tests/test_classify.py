@@ -274,8 +274,11 @@ def test_csv_and_npz_together_are_refused(bad_files, capsys):
         (["evaluate", "{model}", "--text", "{good}"], "--text is not read by a classifier"),
         (["evaluate", "{model}", "--npz", "{folder}/seq.npz"], "this model reads texts"),
         (["predict", "{model}"], "give something to classify"),
+        (["predict", "{model}", "--text", ""], "the text to classify is empty or only spaces"),
+        (["predict", "{model}", "--text", "Fine.", "--text", " \n"],
+         "text 2 of 2 to classify is empty or only spaces; give words to classify"),
         (["predict", "{folder}/missing.safetensors", "--text", "x"], "no such file"),
-        (["predict", "{good}", "--text", "x"], "not a valid safetensors file"),
+        (["predict", "{good}", "--text", "x"], "is not a safetensors file (it starts like text)"),
     ],
 )  # fmt: skip
 def test_bad_evaluation_input_is_one_line(trained, bad_files, capsys, args, message):

@@ -112,7 +112,7 @@ def test_evaluate_json_has_consistent_figures(trained):
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert set(figures) == {"loss", "perplexity", "bits_per_char", "tokens", "skipped",
-                            "skipped_characters"}  # fmt: skip
+                            "skipped_characters", "unknown_words"}  # fmt: skip
     assert figures["tokens"] == len(TEXT) - 1
     assert figures["perplexity"] == pytest.approx(2.718281828459045 ** figures["loss"])
 
@@ -146,7 +146,10 @@ def test_word_level_trains_generates_and_evaluates(trained, tmp_path):
     [
         (["generate", "{model}", "--prime", "Zounds!"], "never saw"),
         (["generate", "{folder}/missing.safetensors"], "missing.safetensors: no such file"),
-        (["generate", "{text}"], "not a valid safetensors file"),
+        (
+            ["generate", "{text}"],
+            "is not a safetensors file (it starts like text); give a model file",
+        ),
         (["generate", "{folder}"], "is a directory"),
         (["generate", "{folder}/truncated.safetensors"], "not a valid safetensors file"),
         (["generate", "{model}", "--temperature", "0"], "temperature must be > 0"),

@@ -149,7 +149,17 @@ def test_diagnose_says_when_the_text_is_shorter_than_the_length(run, capsys, tmp
         "of 51 tokens or more for T=50",
     ]
     status, stdout, err = run_cli(capsys, "diagnose", out, "--text", short, "--length", 10)
-    assert status == 0 and "T=10" in stdout and "--length" not in err
+    assert status == 0 and "T=10" in stdout
+    assert err == ""  # the 11 characters read hold no "!": nothing was skipped
+
+
+def test_diagnose_counts_the_unseen_characters_of_the_tokens_it_reads(run, capsys, tmp_path):
+    out, _ = run
+    odd = tmp_path / "odd.txt"
+    odd.write_text("But! soft, what light" + "!" * 40, encoding="utf-8")
+    status, stdout, err = run_cli(capsys, "diagnose", out, "--text", odd, "--length", 10)
+    assert status == 0 and "T=10" in stdout  # "But soft, w": 11 characters, one "!" skipped
+    assert err == "rnnkit diagnose: note: skipped 1 character the model never saw ('!')\n"
 
 
 def test_diagnose_refuses_a_fresh_layers_option_given_with_a_model(run, capsys):

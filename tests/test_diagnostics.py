@@ -14,12 +14,14 @@ from conftest import numeric_gradient, relative_error
 from rnnkit.diagnostics import (
     describe,
     diagnose_fresh,
+    diagnose_language_model,
     gradient_flow,
     plot_grad_norms,
     recording_hidden_gradients,
     recurrent_layers,
     step_jacobian_norms,
 )
+from rnnkit.models.language_model import LanguageModel
 from rnnkit.nn.module import Module
 from rnnkit.train import checkpoints
 from rnnkit.train.callbacks import GradientMonitor
@@ -220,6 +222,20 @@ def test_stable_and_stacked_layers():
     assert result["verdict"] == "stable"  # the IRNN passes gradients on unchanged
     assert list(result["grad_norms_by_layer"]) == ["layer 0", "layer 1"]
     assert result["grad_norms"] == result["grad_norms_by_layer"]["layer 0"]
+    assert describe(result).startswith(  # the ratio is the first layer's, named as in the plot
+        "relu RNN (identity init), T=20, H=8: in layer 0 (the first of 2) the gradient at step 0 "
+        "is "
+    )
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_language_models_diagnosis_names_its_layer_when_it_has_several(layers):
+    model = LanguageModel(6, 4, 5, layers, "gru", seed=0)
+    result = diagnose_language_model(model, np.arange(8) % 6)
+    where = "in layer 0 (the first of 2) the" if layers == 2 else "the"
+    assert describe(result).startswith(
+        f"GRU language model, {layers} layer(s), T=7, H=5: {where} gradient at step 0 is "
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ windows, baselines, the remembered test split, the next values, and every bad in
 import csv
 import importlib.util
 import json
+import re
 import sys
 
 import numpy as np
@@ -137,7 +138,8 @@ def test_evaluate_on_a_csv_draws_and_predict_gives_the_next_day(trained, capsys,
     png = tmp_path / "forecast.png"
     other = write_csv(tmp_path / "other.csv", series_rows(DAYS, seed=1))
     status, stdout, _ = run_cli(capsys, "evaluate", model, "--csv", other, "--plot", png)
-    assert status == 0 and "persistence MAE" in stdout and f"{DAYS - 7} windows" in stdout
+    assert status == 0 and "than persistence (MAE " in stdout and f"{DAYS - 7} windows" in stdout
+    assert "°C" not in stdout  # a CSV does not say its unit
     if importlib.util.find_spec("matplotlib"):
         assert png.read_bytes()[:4] == b"\x89PNG"
         assert (out / "forecast.png").read_bytes()[:4] == b"\x89PNG"
@@ -261,6 +263,39 @@ def test_default_weather_loads_in_date_order():
     dates = parse_dates(table, "date")
     assert str(dates[0]) == "2012-01-01" and str(dates[-1]) == "2015-12-31"
     assert "vega_datasets" not in sys.modules  # read, never imported
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("vega_datasets") is None,
+    reason="the default weather needs vega_datasets: pip install 'rnnkit[weather]'",
+)
+def test_the_weather_figures_come_in_degrees_and_against_persistence(tmp_path, capsys):
+    out = tmp_path / "run"
+    status, stdout, err = run_cli(capsys, "train", "forecast", "--epochs", 1, "--hidden", 4,
+                                  "--members", 1, "--out", out)  # fmt: skip
+    assert status == 0, err
+    number = r"\d+\.\d{3}"
+    # one epoch of 4 hidden units is far worse than persistence (173.7% higher here)
+    assert re.search(rf"; test MAE {number} °C, \d+\.\d% higher than persistence "
+                     rf"\(MAE 2\.179 °C\); RMSE {number} °C over 146 windows", stdout)  # fmt: skip
+    status, stdout, _ = run_cli(capsys, "evaluate", out)
+    number = r"\d+\.\d{4}"
+    expected = (rf"MAE {number} °C, \d+\.\d% higher than persistence \(MAE 2\.1788 °C\); "
+                rf"RMSE {number} °C; seasonal MAE {number} °C over 146 windows")  # fmt: skip
+    assert re.match(expected, stdout), stdout
+    status, stdout, _ = run_cli(capsys, "evaluate", out, "--json")
+    assert json.loads(stdout)["unit"] == "°C"
+
+
+def test_the_comparison_with_persistence_follows_its_sign():
+    from rnnkit.tasks.forecasting import against_persistence
+
+    lower = {"mae": 2.0, "baseline_mae": 2.5, "unit": None}
+    assert against_persistence(lower) == "20.0% lower than persistence (MAE 2.500)"
+    higher = {"mae": 2.251, "baseline_mae": 2.179, "unit": "°C"}
+    assert against_persistence(higher, 4) == "3.3% higher than persistence (MAE 2.1790 °C)"
+    exact = {"mae": 0.5, "baseline_mae": 0.0, "unit": None}  # a constant series
+    assert against_persistence(exact) == "higher than persistence (MAE 0.000)"
 
 
 def test_resume_goes_on_and_refuses_other_data(tmp_path, capsys):

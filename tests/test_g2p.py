@@ -117,7 +117,7 @@ def test_load_seq2seq_refuses_a_directory_or_a_missing_file(tmp_path):
 
 
 def test_the_attention_picture_labels_the_tokens_the_model_read(tmp_path, capsys, monkeypatch):
-    from cli_helpers import run_cli
+    from cli_helpers import assert_one_line_error, run_cli
 
     pairs = tmp_path / "pairs.tsv"
     spaced = [line.split("\t") for line in write_tsv(tmp_path / "c.tsv").read_text().splitlines()]
@@ -134,3 +134,5 @@ def test_the_attention_picture_labels_the_tokens_the_model_read(tmp_path, capsys
     assert status == 0, err
     labels, _, weights, _ = drawn[0]
     assert labels == ["a", "b", "c"] and weights.shape[1] == 3
+    result = run_cli(capsys, "predict", model, "--input", "a b", "--input", " ")
+    assert_one_line_error(result, "rnnkit predict", "the input is empty; give a word")

@@ -323,6 +323,45 @@ def test_header_length_past_the_end_names_both_sizes(tmp_path):
     assert "re-save" in message
 
 
+@pytest.mark.parametrize(
+    ("content", "looks"),
+    [
+        (b"ROMEO: But soft, what light\n", "it starts like text"),
+        (("€" * 200).encode(), "it starts like text"),  # a character cut at the 512th byte
+        (b'  {"loss": 1.5}', "it starts like JSON text"),
+        (b"", "it is empty"),
+        (
+            b"PK\x03\x04" + bytes(60),
+            "it starts like a zip archive (a PyTorch .pt or .pth file is one)",
+        ),
+        (BAD_FILES["npy"], "it starts like a NumPy .npy file"),
+    ],
+    ids=["text", "text-cut", "json", "empty", "zip", "npy"],
+)
+def test_a_file_that_is_no_safetensors_is_named_for_what_it_starts_like(content, looks, tmp_path):
+    path = tmp_path / "play.txt"
+    path.write_bytes(content)
+    message = assert_rejected(read_safetensors, path)
+    assert message == f"{path} is not a safetensors file ({looks}); give a .safetensors file"
+    message = assert_rejected(models.load, path)
+    assert f"({looks}); give a model file: the model.safetensors that 'rnnkit train'" in message
+    assert "re-save" not in message  # nothing was ever saved there
+
+
+def test_a_damaged_safetensors_file_is_not_taken_for_text(tmp_path):
+    path = tmp_path / "model.safetensors"
+    rnnkit.save(rnnkit.GRU(3, 4), path)
+    path.write_bytes(path.read_bytes()[:-5])  # truncated: its header length has zero bytes
+    assert "is not a valid safetensors file" in assert_rejected(models.load, path)
+
+
+def test_a_folder_given_as_a_model_is_one_line(tmp_path):
+    message = assert_rejected(models.load, tmp_path)
+    assert message.endswith("is not a regular file; give a model file: the model.safetensors "
+                            "that 'rnnkit train' wrote (or its run folder) or a file saved by "
+                            "rnnkit.save")  # fmt: skip
+
+
 @settings(max_examples=200, deadline=None)
 @given(header=st.binary(max_size=200), data=st.binary(max_size=16), prefix=st.booleans())
 def test_random_bytes_never_raise_anything_but_value_error(header, data, prefix, tmp_path_factory):

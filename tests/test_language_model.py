@@ -18,6 +18,7 @@ from rnnkit.tasks.language_modeling import (
     LanguageModelTask,
     SampleOnValidation,
     evaluate_text,
+    evaluation_line,
     load_language_model,
     prepare_data,
 )
@@ -171,6 +172,22 @@ def test_word_level_bits_per_char_divide_by_the_characters_predicted():
     assert scores["tokens"] == len(vocabulary.encode(TEXT)) - 1
     assert scores["bits_per_char"] == pytest.approx(nats / predicted / math.log(2), rel=1e-12)
     assert scores["bits_per_char"] < scores["loss"] / math.log(2)  # words span characters
+
+
+def test_word_level_evaluation_counts_the_words_read_as_unk():
+    vocabulary = Vocabulary.from_text(TEXT, "word")
+    model = LanguageModel(len(vocabulary), 6, 6, 1, "gru", tie_weights=True, seed=0)
+    known = evaluate_text(model, vocabulary, TEXT)
+    assert known["unknown_words"] == 0 and evaluation_line(known).endswith(" tokens")
+    scores = evaluate_text(model, vocabulary, "Zounds, the zebra is the sun.\n" + TEXT)
+    assert scores["unknown_words"] == 2  # "Zounds" and "zebra"
+    assert evaluation_line(scores).endswith(
+        "; 2 words outside the model's vocabulary read as <unk>, one easy token each: the "
+        "figures flatter the model"
+    )
+    chars = Vocabulary.from_text(TEXT)  # no <unk> at character level: unseen ones are skipped
+    scores = evaluate_text(LanguageModel(len(chars), 4, 6, 1, "gru", seed=0), chars, "Zounds!")
+    assert scores["unknown_words"] == 0 and scores["skipped"] == 2
 
 
 def test_word_level_training_end_to_end(tmp_path):

@@ -114,13 +114,42 @@ def test_the_forecast_axis_names_the_targets_unit_when_it_is_known(monkeypatch):
 
     assert forecasting.target_unit({"kind": "weather"}, "temp_max") == "°C"
     assert forecasting.target_unit({"kind": "csv", "sha256": "0"}, "temp_max") is None
-    labels = []
-    monkeypatch.setattr(result_plots, "plot_forecast", lambda *args: labels.append(args[-1]))
-    report = {"mae": 2.0, "baseline_mae": 2.5, "target": "temp_max"}
-    curves = dict.fromkeys(("times", "actual", "predicted", "persistence"))
-    forecasting.draw_forecast(report, curves, "f.png", "test split", "°C")
-    forecasting.draw_forecast(report, curves, "f.png", "test split", None)
-    assert labels == ["temp_max (°C)", "temp_max"]
+    drawn = []
+    monkeypatch.setattr(result_plots, "plot_forecast", lambda *args: drawn.append(args[-2:]))
+    # the report's MAEs are over 3 steps ahead; the picture draws (and is headed by) the first
+    report = {"mae": 9.0, "baseline_mae": 9.5, "target": "temp_max", "unit": "°C"}
+    curves = {"times": np.arange(3), "actual": np.array([1.0, 2.0, 3.0]),
+              "predicted": np.array([1.0, 2.0, 4.0]),
+              "persistence": np.array([0.0, 1.0, 2.0])}  # fmt: skip
+    forecasting.draw_forecast(report, curves, "f.png", "test split")
+    forecasting.draw_forecast({**report, "unit": None}, curves, "f.png", "test split")
+    assert drawn == [
+        ("test split: one step ahead\nMAE 0.333 °C (model), 1.000 °C (persistence)",
+         "temp_max (°C)"),
+        ("test split: one step ahead\nMAE 0.333 (model), 1.000 (persistence)", "temp_max"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("times", "named"),
+    [
+        (np.arange("2020-01-01", "2020-01-04", dtype="datetime64[D]"), "tomorrow = today"),
+        (np.arange("2020-01-01", "2020-01-22", 7, dtype="datetime64[D]"), "the previous value"),
+        (np.arange(3) + 1, "the previous value"),  # rows of a series without dates
+    ],
+    ids=["daily", "weekly", "rows"],
+)
+def test_the_forecast_legend_names_persistence_by_the_series_step(times, named, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from rnnkit.train import result_plots
+
+    figures = []
+    monkeypatch.setattr(result_plots, "save_figure", lambda figure, path: figures.append(figure))
+    values = np.arange(3.0)
+    assert result_plots.plot_forecast(times, values, values, values, "f.png", "title", "y")
+    [figure] = figures
+    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert labels == ["actual", "forecast (model)", f"persistence ({named})"]
 
 
 def test_the_attention_map_has_a_labelled_colour_bar(tmp_path, monkeypatch):

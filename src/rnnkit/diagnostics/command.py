@@ -75,13 +75,13 @@ def _run(args: argparse.Namespace) -> None:
 
 def _diagnose_model(path: str, text_path: str, length: int) -> dict:
     """The diagnosis of the language model at ``path`` reading the first ``length`` + 1 tokens
-    of the text at ``text_path``; a note on stderr for the characters left out (those the model
-    never saw) and for a text too short to give ``length`` steps."""
+    of the text at ``text_path``; a note on stderr for the characters left out among them (those
+    the model never saw) and for a text too short to give ``length`` steps."""
     # The language-model task (and its data sets) only when a model is diagnosed.
     from rnnkit.tasks import language_modeling as lm
 
     model, vocabulary = lm.load_language_model(path)
-    text = lm.read_text(text_path)
+    text = _start_read(lm.read_text(text_path), vocabulary, length + 1)
     kept, unseen = lm.without_unseen(text, vocabulary)
     if unseen:
         _note(lm.skipped_note(len(text) - len(kept), unseen))
@@ -92,6 +92,20 @@ def _diagnose_model(path: str, text_path: str, length: int) -> dict:
             f"give a text of {length + 1} tokens or more for T={length}"
         )
     return diagnose_language_model(model, ids)
+
+
+def _start_read(text: str, vocabulary, tokens: int) -> str:
+    """The start of ``text`` that gives the first ``tokens`` tokens read: at character level up
+    to its ``tokens``-th character the ``vocabulary`` knows (so that only the unseen characters
+    among them are counted as skipped); at word level the whole text (its tokens are cut)."""
+    if vocabulary.level != "char":
+        return text
+    known = 0
+    for end, char in enumerate(text):
+        known += char in vocabulary.ids
+        if known == tokens:
+            return text[: end + 1]
+    return text
 
 
 def _note(text: str) -> None:

@@ -138,7 +138,12 @@ def diagnose_language_model(model, ids: np.ndarray) -> dict:
     config = model.config()
     label = f"{config['cell'].upper()} language model, {config['num_layers']} layer(s)"
     return {
-        "config": {"label": label, "length": len(inputs), "hidden": config["hidden_size"]},
+        "config": {
+            "label": label,
+            "length": len(inputs),
+            "hidden": config["hidden_size"],
+            "layers": config["num_layers"],
+        },
         "grad_norms": grad_norms,
         "grad_norms_by_layer": by_layer,
         "ratio_first_to_last": ratio,
@@ -168,12 +173,16 @@ def verdict(ratio: float) -> str:
 
 def describe(result: dict) -> str:
     """One line, e.g. "tanh RNN (uniform init), T=100, H=64: the gradient at step 0 is 8.7e-22
-    of the gradient at step 99: vanishing"."""
+    of the gradient at step 99: vanishing". With several layers it says that the ratio is the
+    first layer's, named as in ``grad_norms_by_layer``: "...: in layer 0 (the first of 2) the
+    gradient at step 0 is ..."."""
     config, norms = result["config"], result["grad_norms"]
+    layers = config.get("layers", 1)
+    where = f"in layer 0 (the first of {layers}) the" if layers > 1 else "the"
     return (
-        f"{subject(config)}, T={config['length']}, H={config['hidden']}: the gradient at step 0 "
-        f"is {result['ratio_first_to_last']:.1e} of the gradient at step {len(norms) - 1}: "
-        f"{result['verdict']}"
+        f"{subject(config)}, T={config['length']}, H={config['hidden']}: {where} gradient at "
+        f"step 0 is {result['ratio_first_to_last']:.1e} of the gradient at step "
+        f"{len(norms) - 1}: {result['verdict']}"
     )
 
 

@@ -39,6 +39,10 @@ KEY = "rnnkit"
 FIX = "the file is damaged or was not written by rnnkit.save: re-save the model"
 CHECKPOINT_FORMAT = "rnnkit-checkpoint"  # rnnkit.train.checkpoints.FORMAT, under the same key
 RUN_MODEL = "model.safetensors"  # the model a run saves in its folder (rnnkit.tasks.pipeline)
+WANTED = (  # what to give where a file is no model at all
+    f"a model file: the {RUN_MODEL} that 'rnnkit train' wrote (or its run folder) or a file "
+    "saved by rnnkit.save"
+)
 
 _registry: dict[str, type] = {}  # the classes users registered, by name
 
@@ -130,7 +134,7 @@ def load_with_extra(path) -> tuple[Module, object]:
             by something else, an unknown class, tensors that do not match the config).
         OSError: the file cannot be opened.
     """
-    arrays, metadata = read_safetensors(path)
+    arrays, metadata = read_safetensors(path, WANTED)
     document = _document(metadata, path)
     name, config = document["class"], document["config"]
     budget = parameter_budget(sum(array.nbytes for array in arrays.values()))

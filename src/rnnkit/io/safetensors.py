@@ -15,7 +15,9 @@ spaces to a multiple of 8 bytes. It also stores the SHA-256 of the data buffer i
 (``"rnnkit.sha256"``, hex); the reader checks it when present, so a byte changed inside the
 weights is refused instead of loading silently (files from elsewhere, without it, still load),
 and returns the metadata without it. The reader trusts nothing: every inconsistency is a
-one-line ValueError naming the file, and nothing in a file is ever executed.
+one-line ValueError naming the file, and nothing in a file is ever executed. A file whose header
+cannot be read is named for what its first bytes say it is (a text, a zip archive, a NumPy
+file) rather than called a damaged safetensors file.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ CHECKSUM = "rnnkit.sha256"  # metadata key: the SHA-256 of the data buffer, in h
 FIELDS = {"dtype", "shape", "data_offsets"}
 MAX_HEADER = 100_000_000  # bytes; the reference implementation's limit
 DAMAGED = "the file is truncated, damaged or not a safetensors file: re-save it"
+SIGNATURES = {  # the first bytes of files often given where a safetensors file belongs
+    b"PK\x03\x04": "a zip archive (a PyTorch .pt or .pth file is one)",
+    b"\x93NUMPY": "a NumPy .npy file",
+    b"\x80": "a Python pickle (an older PyTorch file is one)",
+    b"\x89HDF": "an HDF5 file (a Keras .h5 file is one)",
+}
+SNIFFED = 512  # bytes read from the start of a file to tell what it is
 
 
 def write_safetensors(path, arrays: dict, metadata: dict | None = None) -> None:
@@ -90,9 +99,12 @@ def write_safetensors(path, arrays: dict, metadata: dict | None = None) -> None:
     atomic_write_bytes(path, b"".join([struct.pack("<Q", len(header_bytes)), header_bytes, *data]))
 
 
-def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def read_safetensors(
+    path, wanted: str = "a .safetensors file"
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The arrays (name -> writable NumPy array, names sorted) and metadata ({} if none; without
-    the checksum, which is checked when the file has one).
+    the checksum, which is checked when the file has one). ``wanted`` says what to give instead
+    of something that is no safetensors file at all (a folder, a text).
 
     Raises:
         ValueError: the file is not a valid safetensors file, or its data does not match its
@@ -101,10 +113,19 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         OSError: the file cannot be opened (missing, no permission).
     """
     # O_NONBLOCK: opening a FIFO must not wait for a writer; it is then refused as not a file.
-    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise UserError(f"{path} is not a regular file; give a .safetensors file")
-        header = _read_header(file, path)  # checked before the data is read
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # open() would refuse a folder vaguely
+        os.close(descriptor)
+        raise UserError(f"{path} is not a regular file; give {wanted}")
+    with open(descriptor, "rb") as file:
+        try:
+            header = _read_header(file, path)  # checked before the data is read
+        except UserError:
+            file.seek(0)
+            looks = _looks_like(file.read(SNIFFED))
+            if looks is None:  # nothing else: a damaged safetensors file
+                raise
+            raise UserError(f"{path} is not a safetensors file ({looks}); give {wanted}") from None
         buffer = file.read()
     metadata = _metadata(header.pop(METADATA, {}), path)
     entries = {name: _entry(name, entry, path) for name, entry in header.items()}
@@ -188,6 +209,26 @@ def _read_header(file, path) -> dict:
     if not isinstance(header, dict):
         raise _damaged(path, f"header is a JSON {type(header).__name__}, not an object")
     return header
+
+
+def _looks_like(start: bytes) -> str | None:
+    """What a file that begins with the bytes ``start`` is ("it starts like text"), or None when
+    they do not say. A safetensors file is never taken for text: its header length has zero
+    bytes."""
+    if not start:
+        return "it is empty"
+    for signature, kind in SIGNATURES.items():
+        if start.startswith(signature):
+            return f"it starts like {kind}"
+    try:
+        text = start.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.reason != "unexpected end of data":  # else a character cut where the bytes end
+            return None
+        text = start[: error.start].decode("utf-8")
+    if not text or not all(char.isprintable() or char in "\t\n\r\f" for char in text):
+        return None
+    return "it starts like JSON text" if text.lstrip()[:1] in ("{", "[") else "it starts like text"
 
 
 def _no_repeats(pairs: list) -> dict:

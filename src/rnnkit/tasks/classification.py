@@ -384,9 +384,13 @@ def evaluate_classifier(model, extra, csv=None, text_col=None, label_col=None, n
 
 
 def predict_classes(model, extra, texts=(), csv=None, text_col=None, npz=None) -> list[dict]:
-    """Per example: ``{"label": ..., "probabilities": {class: p}}``, for ``texts``, the texts of
-    a CSV column or the sequences of an .npz file."""
+    """Per example: ``{"label": ..., "probabilities": {class: p}}``, for ``texts`` (none of them
+    empty), the texts of a CSV column or the sequences of an .npz file."""
     saved = saved_classifier(model, extra)
+    blank = [position for position, text in enumerate(texts) if not text.strip()]
+    if blank:
+        which = "the text" if len(texts) == 1 else f"text {blank[0] + 1} of {len(texts)}"
+        raise UserError(f"{which} to classify is empty or only spaces; give words to classify")
     if texts:
         data = LabelledData([""] * len(texts), "the texts given", texts=list(texts))
     elif csv is not None or npz is not None:

@@ -231,11 +231,17 @@ def persistence_forecast(target: np.ndarray, starts: np.ndarray, horizon: int) -
 
 
 def forecast_report(
-    model, series: Series, starts: np.ndarray, layout: Layout, scaling: Standardizer
+    model,
+    series: Series,
+    starts: np.ndarray,
+    layout: Layout,
+    scaling: Standardizer,
+    unit: str | None,
 ) -> tuple[dict, dict]:
     """``(report, curves)``: mae and rmse of the model and of the persistence and seasonal
-    baselines over the examples at ``starts``, in the target's units; and the one-step-ahead
-    forecasts, actual values and persistence values with their times, for a picture.
+    baselines over the examples at ``starts``, in the target's ``unit`` (None: unknown, kept as
+    the report's "unit"); and the one-step-ahead forecasts, actual values and persistence values
+    with their times, for a picture.
 
     The seasonal baseline is None when the first example has less than a season of history.
     """
@@ -256,7 +262,11 @@ def forecast_report(
         seasonal = regression_errors(series.target[ahead - layout.season], actual)
     report.update(seasonal_mae=seasonal["mae"], seasonal_rmse=seasonal["rmse"])
     report.update(
-        target=layout.target, horizon=layout.horizon, windows=len(starts), season=layout.season
+        target=layout.target,
+        unit=unit,
+        horizon=layout.horizon,
+        windows=len(starts),
+        season=layout.season,
     )
     if series.times is not None:
         report["period"] = [str(series.times[starts[0]]), str(series.times[starts[-1]])]
@@ -275,16 +285,36 @@ def target_unit(identity: dict, target: str) -> str | None:
     return WEATHER_UNITS.get(target) if identity.get("kind") == "weather" else None
 
 
-def draw_forecast(report: dict, curves: dict, png_path: Path, title: str, unit: str | None) -> bool:
-    """The one-step-ahead forecast against the actual values; ``unit`` (None: unknown) is the
-    target's."""
+def measured(value: float, unit: str | None, digits: int = 3) -> str:
+    """``value`` with its ``unit`` when known: "2.179 °C", or "2.179"."""
+    return f"{value:.{digits}f} {unit}" if unit else f"{value:.{digits}f}"
+
+
+def against_persistence(report: dict, digits: int = 3) -> str:
+    """How the model's MAE in ``report`` compares with persistence's, as "12.0% lower than
+    persistence (MAE 2.476 °C)" or "3.3% higher than ..."."""
+    mae, baseline = report["mae"], report["baseline_mae"]
+    if mae == baseline:
+        comparison = "the same as persistence"
+    elif baseline == 0:  # a constant series: persistence is exact
+        comparison = "higher than persistence"
+    else:
+        change = mae / baseline - 1
+        comparison = f"{abs(change):.1%} {'higher' if change > 0 else 'lower'} than persistence"
+    return f"{comparison} (MAE {measured(baseline, report['unit'], digits)})"
+
+
+def draw_forecast(report: dict, curves: dict, png_path: Path, title: str) -> bool:
+    """The one-step-ahead forecast against the actual values, in the report's unit, headed by
+    the MAEs of what it draws (the report's are over every step of the horizon)."""
     from rnnkit.train.result_plots import plot_forecast
 
-    in_unit = f" {unit}" if unit else ""
-    heading = (
-        f"{title}: one step ahead\nMAE {report['mae']:.3f}{in_unit} (model), "
-        f"{report['baseline_mae']:.3f}{in_unit} (persistence)"
+    unit = report["unit"]
+    model, persistence = (
+        measured(float(np.abs(curves[name] - curves["actual"]).mean()), unit)
+        for name in ("predicted", "persistence")
     )
+    heading = f"{title}: one step ahead\nMAE {model} (model), {persistence} (persistence)"
     return plot_forecast(
         curves["times"],
         curves["actual"],
@@ -387,9 +417,9 @@ def evaluate_forecaster(model, extra, csv=None, png_path=None) -> tuple[dict, st
                 f"{layout.window} steps and {layout.horizon} to forecast; give more rows"
             )
         description = series.description
-    report, curves = forecast_report(model, series, starts, layout, saved.scaling)
     unit = target_unit(identity, layout.target)
-    drew = png_path is not None and draw_forecast(report, curves, Path(png_path), description, unit)
+    report, curves = forecast_report(model, series, starts, layout, saved.scaling, unit)
+    drew = png_path is not None and draw_forecast(report, curves, Path(png_path), description)
     return report, description, drew
 
 
@@ -497,20 +527,20 @@ class Forecasting(Task):
         """The test split's figures (saved with the model) and ``forecast.png``."""
         data = prepared.state
         report, curves = forecast_report(
-            prepared.model, data.series, data.test, data.layout, data.scaling
+            prepared.model, data.series, data.test, data.layout, data.scaling, data.unit
         )
         prepared.extra["test"] = report
         title = f"test split of {data.series.description}"
-        drew = draw_forecast(report, curves, out / "forecast.png", title, data.unit)
+        drew = draw_forecast(report, curves, out / "forecast.png", title)
         return {"test": report, "forecast_png": str(out / "forecast.png") if drew else None}
 
     def report(self, summary: dict) -> str:
         test = summary["test"]
         lines = [
             f"\n{trained_line(summary)}; test "
-            f"MAE {test['mae']:.3f} (persistence {test['baseline_mae']:.3f}: "
-            f"{1 - test['mae'] / test['baseline_mae']:.1%} lower), RMSE {test['rmse']:.3f} "
-            f"over {test['windows']} windows; model: {summary['model_path']}"
+            f"MAE {measured(test['mae'], test['unit'])}, {against_persistence(test)}; RMSE "
+            f"{measured(test['rmse'], test['unit'])} over {test['windows']} windows; model: "
+            f"{summary['model_path']}"
         ]
         if summary["forecast_png"]:
             lines.append(f"forecast against the actual values: {summary['forecast_png']}")
@@ -520,12 +550,14 @@ class Forecasting(Task):
         result, description, drew = evaluate_forecaster(model, extra, csv, plot)
         if plot and not drew:
             raise UserError("--plot needs matplotlib: pip install 'rnnkit[plot]'")
-        seasonal = result["seasonal_mae"]
+        seasonal, unit = result["seasonal_mae"], result["unit"]
+        if seasonal is not None:
+            seasonal = measured(seasonal, unit, 4)
         return result, (
-            f"MAE {result['mae']:.4f}, RMSE {result['rmse']:.4f}; persistence MAE "
-            f"{result['baseline_mae']:.4f}; seasonal MAE "
-            f"{'n/a (under a season of history)' if seasonal is None else f'{seasonal:.4f}'}"
-            f" over {result['windows']} windows of {description}"
+            f"MAE {measured(result['mae'], unit, 4)}, {against_persistence(result, 4)}; RMSE "
+            f"{measured(result['rmse'], unit, 4)}; seasonal MAE "
+            f"{seasonal or 'n/a (under a season of history)'} over {result['windows']} windows "
+            f"of {description}"
         )
 
     def predict(self, path, model, extra, csv=None) -> tuple[list, list[str]]:

@@ -23,7 +23,7 @@ import numpy as np
 from rnnkit import _arguments
 from rnnkit._command import Command
 from rnnkit.data.stream import TokenStream
-from rnnkit.data.vocabulary import LEVELS, Vocabulary, first_token_end
+from rnnkit.data.vocabulary import LEVELS, UNK, Vocabulary, first_token_end
 from rnnkit.errors import UserError
 from rnnkit.io.files import regular_file, utf8_text
 from rnnkit.models.language_model import LanguageModel
@@ -252,6 +252,8 @@ def evaluate_text(model, vocabulary: Vocabulary, text: str, unseen: str = "skip"
     ``unseen``: "skip" leaves out the characters training never showed (character level; the
     figures are then over the characters kept, and ``skipped`` counts the ones left out,
     ``skipped_characters`` lists them), "error" refuses a text that has any.
+    ``unknown_words`` counts the words read as ``<unk>`` (word level; 0 at character level):
+    one easy token standing for a whole word, they flatter the figures.
     """
     if unseen not in UNSEEN:
         raise UserError(f"unseen must be one of {list(UNSEEN)}, got {unseen!r}")
@@ -272,19 +274,35 @@ def evaluate_text(model, vocabulary: Vocabulary, text: str, unseen: str = "skip"
         "tokens": count,
         "skipped": len(text) - len(kept),
         "skipped_characters": skipped,
+        "unknown_words": unknown_words(ids, vocabulary),
     }
 
 
+def unknown_words(ids: np.ndarray, vocabulary: Vocabulary) -> int:
+    """How many of the token ``ids`` are ``<unk>``: words the vocabulary lacks (0 at character
+    level, where a character the vocabulary lacks is skipped or refused instead)."""
+    if vocabulary.level != "word":
+        return 0
+    return int(np.count_nonzero(ids == vocabulary.ids[UNK]))
+
+
 def evaluation_line(result: dict) -> str:
-    """``evaluate_text``'s figures in a line, saying what was skipped and so not scored."""
+    """``evaluate_text``'s figures in a line, saying what was skipped and so not scored, and
+    how many words were read as ``<unk>``."""
     line = (
         f"loss {result['loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}, "
         f"{result['bits_per_char']:.3f} bits/char over {result['tokens']} tokens"
     )
-    if not result["skipped"]:
-        return line
-    skipped = skipped_note(result["skipped"], result["skipped_characters"])
-    return f"{line}; {skipped}: the figures are over the characters kept"
+    if result["skipped"]:
+        skipped = skipped_note(result["skipped"], result["skipped_characters"])
+        line += f"; {skipped}: the figures are over the characters kept"
+    unknown = result["unknown_words"]
+    if unknown:
+        line += (
+            f"; {unknown} word{'s' * (unknown != 1)} outside the model's vocabulary read as "
+            f"{UNK}, one easy token each: the figures flatter the model"
+        )
+    return line
 
 
 def skipped_note(count: int, characters: list[str]) -> str:

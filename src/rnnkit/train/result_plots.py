@@ -52,10 +52,13 @@ def plot_forecast(
 ) -> bool:
     """The actual series, the model's forecasts and the persistence baseline over ``times``
     (dates as ``datetime64``, or row numbers of the series), one value per time; ``ylabel``
-    names the values and their unit."""
+    names the values and their unit. The baseline is named "tomorrow = today" only for days
+    one after another, else "the previous value": the series may be weekly, or have no dates."""
     plt = pyplot()
     if plt is None:
         return False
+    dates = np.issubdtype(np.asarray(times).dtype, np.datetime64)
+    daily = dates and len(times) > 1 and bool((np.diff(times) == np.timedelta64(1, "D")).all())
     figure, axes = plt.subplots(figsize=(11, 4.5), layout="constrained")
     axes.plot(times, actual, color="black", lw=1.4, label="actual")
     axes.plot(times, predicted, color="tab:blue", lw=1.2, label="forecast (model)")
@@ -66,9 +69,8 @@ def plot_forecast(
         lw=0.9,
         ls="--",
         alpha=0.8,
-        label="persistence (tomorrow = today)",
+        label=f"persistence ({'tomorrow = today' if daily else 'the previous value'})",
     )
-    dates = np.issubdtype(np.asarray(times).dtype, np.datetime64)
     axes.set_xlabel("date" if dates else "row of the series")
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
