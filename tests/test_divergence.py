@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from cli_helpers import assert_one_line_error, run_cli
+from cli_helpers import assert_one_line_error, classifier_run, play_file, run_cli
 from rnnkit.train import checkpoints
 
 TEXT = (
@@ -24,9 +24,7 @@ SMALL = ["--hidden", 16, "--layers", 1, "--embedding", 8, "--batch", 4, "--seq-l
 
 @pytest.fixture(scope="module")
 def text(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "play.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
+    return play_file(tmp_path_factory, TEXT)
 
 
 def train(text, out, *options):
@@ -162,13 +160,7 @@ def test_resume_past_the_runs_end_is_refused(text, tmp_path, capsys):
 
 def test_classify_resume_applies_the_rate_and_refuses_other_sizes(tmp_path, capsys):
     """The same rules for every task with --resume (the classifier here, on numeric sequences)."""
-    rng = np.random.default_rng(0)
-    x, lengths = rng.standard_normal((60, 5, 2)), rng.integers(2, 6, 60)
-    np.savez(tmp_path / "seq.npz", X=x, lengths=lengths, y=(x[:, 0, 0] > 0).astype(np.int64))
-    out = tmp_path / "run"
-    arguments = ["train", "classify", "--npz", tmp_path / "seq.npz", "--hidden", 4, "--out", out]
-    status, _, err = run_cli(capsys, *arguments, "--epochs", 1)
-    assert status == 0, err
+    arguments, out = classifier_run(tmp_path, capsys)
     result = run_cli(capsys, *arguments, "--epochs", 2, "--layers", 2, "--resume")
     assert_one_line_error(result, "rnnkit train classify", "layers 2 (the run's: 1)")
     status, _, err = run_cli(capsys, *arguments, "--epochs", 2, "--lr", 0.01, "--resume")

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hostile
+from cli_helpers import play_file
 from rnnkit.cli import main
 
 _opened: list[str] | None = None  # the paths opened while recording, else None
@@ -171,9 +172,7 @@ DIAGNOSE_OPTIONS = ["--length", "--hidden", "--layers", "--seed", "--forget-bias
 
 @pytest.fixture(scope="module")
 def small_text(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "play.txt"
-    path.write_text(hostile.TEXT, encoding="utf-8")
-    return path
+    return play_file(tmp_path_factory, hostile.TEXT)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,

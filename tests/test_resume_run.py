@@ -6,10 +6,9 @@ import json
 import shlex
 import shutil
 
-import numpy as np
 import pytest
 
-from cli_helpers import assert_one_line_error, run_cli
+from cli_helpers import assert_one_line_error, classifier_run, play_file, run_cli
 from rnnkit.io.models import load
 from rnnkit.tasks import pipeline
 from rnnkit.tasks.language_modeling import TASK, LanguageModelOptions
@@ -21,9 +20,7 @@ SMALL = ["--hidden", 8, "--layers", 1, "--embedding", 4, "--batch", 2, "--seq-le
 
 @pytest.fixture(scope="module")
 def text(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "play.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
+    return play_file(tmp_path_factory, TEXT)
 
 
 def train(text, out, *options):
@@ -172,13 +169,7 @@ def test_the_python_api_says_resume_true_and_takes_defaults_from_the_run(text, t
 
 def test_a_classifier_resumes_from_its_folder_with_a_new_length(tmp_path, capsys):
     """Another task, its data file and an exclusive group (--epochs given, --steps left out)."""
-    rng = np.random.default_rng(0)
-    x, lengths = rng.standard_normal((60, 5, 2)), rng.integers(2, 6, 60)
-    np.savez(tmp_path / "seq.npz", X=x, lengths=lengths, y=(x[:, 0, 0] > 0).astype(np.int64))
-    out = tmp_path / "run"
-    arguments = ["train", "classify", "--npz", tmp_path / "seq.npz", "--hidden", 4, "--out", out]
-    status, _, err = run_cli(capsys, *arguments, "--epochs", 1)
-    assert status == 0, err
+    arguments, out = classifier_run(tmp_path, capsys)
     status, stdout, err = run_cli(capsys, "train", "classify", "--out", out, "--resume",
                                   "--epochs", 2)  # fmt: skip
     assert status == 0, err
