@@ -152,14 +152,15 @@ def figures(workdir: Path) -> dict[str, str]:
     table = ["| command | held-out figures (`rnnkit evaluate`) | baseline | time to train |"]
     table.append("|---|---|---|---:|")
     for command, reached, baseline in rows:
-        table.append(f"| `{command}` | {reached} | {baseline} | {duration(seconds[command])} |")
-    sample = outputs[GENERATE].strip("\n").splitlines()[:SAMPLE_LINES]
+        shown = baseline or "—"
+        table.append(f"| `{command}` | {reached} | {shown} | {duration(seconds[command])} |")
+    sample = "\n".join(outputs[GENERATE].strip("\n").splitlines()[:SAMPLE_LINES]).rstrip()
     diagnoses = [
         outputs[c].strip() for c in outputs if c.startswith("rnnkit diagnose")
     ]  # one verdict line each
     return {
         "results": "\n".join(table) + "\n\n" + machine(),
-        "sample": "```text\n" + "\n".join(sample) + "\n```",
+        "sample": "```text\n" + sample + "\n```",
         "diagnose": "```text\n" + "\n".join(diagnoses) + "\n```",
     }
 
