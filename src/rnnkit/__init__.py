@@ -3,6 +3,7 @@
 from rnnkit._environment import tune_process
 from rnnkit.backends import backend_info, set_default_backend
 from rnnkit.errors import UserError, UserTypeError
+from rnnkit.export import export_onnx  # imports onnx only when called
 from rnnkit.io.models import load, register, save
 from rnnkit.nn import (
     GRU,
@@ -37,6 +38,7 @@ __all__ = [
     "UserError",
     "UserTypeError",
     "backend_info",
+    "export_onnx",
     "load",
     "register",
     "save",

@@ -1,0 +1,72 @@
+"""Export rnnkit models to ONNX: ``export_onnx(model, path, **options)``.
+
+Each exportable class has a builder, ``build(model, **options) -> [(suffix, onnx.ModelProto)]``:
+one or more graphs, each written to ``path`` with its suffix put before ".onnx" ("" for the main
+graph: out.onnx; ".step": out.step.onnx). ``BUILDERS`` maps each class to its builder's module,
+imported only when used (onnx is an optional extra: ``pip install 'rnnkit[onnx]'``); a new model
+kind is one module here plus one line in the table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+from rnnkit.errors import UserError
+from rnnkit.io.files import atomic_write_bytes
+from rnnkit.nn import GRU, LSTM, RNN, Recurrent
+
+
+def _lazy(module: str) -> Callable:
+    """The ``build`` function of ``module``, imported when first called."""
+
+    def build(model, **options):
+        return importlib.import_module(module).build(model, **options)
+
+    return build
+
+
+def _require_onnx() -> None:
+    """A UserError, with the fix, when the onnx package is missing."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "exporting to ONNX needs the onnx package: pip install 'rnnkit[onnx]'"
+        ) from None
+
+
+def export_onnx(model, path, **options) -> Path:
+    """Write ``model`` as ONNX to ``path`` (which must end in ".onnx"), and any further graphs
+    its builder makes beside it (out.step.onnx ...); returns ``path``.
+
+    ``options`` are the builder's (see each ``rnnkit.export`` module's ``build``). Each file is
+    checked by ``onnx.checker`` (full check) and written atomically.
+    """
+    builder = BUILDERS.get(type(model))
+    if builder is None:
+        exportable = ", ".join(sorted(cls.__name__ for cls in BUILDERS))
+        raise UserError(f"cannot export a {type(model).__name__} to ONNX; exportable: {exportable}")
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise UserError(f"export_onnx: {str(path)!r} does not end in .onnx; name it NAME.onnx")
+    _require_onnx()
+    graphs = builder(model, **options)
+    written = []
+    for suffix, graph in graphs:
+        target = path.with_name(path.stem + suffix + ".onnx")
+        atomic_write_bytes(target, graph.SerializeToString())
+        written.append(target)
+    return path
+
+
+# Each exportable class and the module whose ``build`` exports it.
+BUILDERS: dict[type, Callable] = {
+    RNN: _lazy("rnnkit.export.recurrent"),
+    LSTM: _lazy("rnnkit.export.recurrent"),
+    GRU: _lazy("rnnkit.export.recurrent"),
+    Recurrent: _lazy("rnnkit.export.recurrent"),
+}
+
+__all__ = ["BUILDERS", "export_onnx"]
