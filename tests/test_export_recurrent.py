@@ -109,6 +109,13 @@ def test_refused_in_one_line(tmp_path, layer, named):
     assert not (tmp_path / "out.onnx").exists()
 
 
+def test_unknown_option_refused_with_the_known_ones(tmp_path):
+    with pytest.raises(
+        UserError, match=r"takes the options \['lengths', 'state'\], not \['steps'\]"
+    ):
+        rnnkit.export_onnx(rnnkit.GRU(INPUTS, HIDDEN), tmp_path / "out.onnx", steps=4)
+
+
 def test_path_must_end_in_onnx(tmp_path):
     with pytest.raises(UserError, match=r"\.onnx"):
         rnnkit.export_onnx(rnnkit.RNN(INPUTS, HIDDEN), tmp_path / "out.bin")

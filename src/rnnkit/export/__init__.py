@@ -10,6 +10,7 @@ kind is one module here plus one line in the table.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,10 +20,20 @@ from rnnkit.nn import GRU, LSTM, RNN, Recurrent
 
 
 def _lazy(module: str) -> Callable:
-    """The ``build`` function of ``module``, imported when first called."""
+    """The ``build`` function of ``module``, imported when first called; options it does not
+    take are a UserError that lists those it does."""
 
     def build(model, **options):
-        return importlib.import_module(module).build(model, **options)
+        builder = importlib.import_module(module).build
+        try:
+            inspect.signature(builder).bind(model, **options)
+        except TypeError:
+            taken = [name for name in inspect.signature(builder).parameters][1:]
+            raise UserError(
+                f"export_onnx: a {type(model).__name__} takes the options {taken or 'none'}, "
+                f"not {sorted(options)}"
+            ) from None
+        return builder(model, **options)
 
     return build
 
