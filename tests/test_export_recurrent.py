@@ -126,3 +126,33 @@ def test_import_rnnkit_does_not_import_onnx():
         "import sys, rnnkit; assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("layer_class", [rnnkit.RNN, rnnkit.LSTM, rnnkit.GRU])
+def test_streaming_step_by_step_equals_the_whole_sequence(tmp_path, layer_class):
+    """The final state fed back as the initial state, one step at a time, as a deployment that
+    carries the state outside the graph does."""
+    layer = layer_class(INPUTS, HIDDEN, 2, seed=2)
+    x = np.random.default_rng(4).standard_normal((STEPS, 1, INPUTS)).astype(np.float32)
+    path = rnnkit.export_onnx(layer, tmp_path / "layer.onnx", state=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = ["h0", "c0"][: len(layer.cell.state)]
+    state = [np.zeros((2, 1, HIDDEN), np.float32) for _ in names]
+    outputs = []
+    for step in range(STEPS):
+        output, *state = session.run(
+            None, {"x": x[step : step + 1], **dict(zip(names, state, strict=True))}
+        )
+        outputs.append(output)
+    want = expected(layer, x, None, None)
+    for runtime, reference in zip([np.concatenate(outputs), *state], want, strict=True):
+        np.testing.assert_allclose(runtime, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_float64_layer_exports_as_float32(tmp_path):
+    layer = rnnkit.LSTM(INPUTS, HIDDEN, bidirectional=True, dtype=np.float64, seed=6)
+    x = np.random.default_rng(2).standard_normal((STEPS, BATCH, INPUTS))
+    got = run_exported(tmp_path, layer, x.astype(np.float32), np.array([3, 1, 5]))
+    for runtime, reference in zip(got, expected(layer, x, np.array([3, 1, 5]), None), strict=True):
+        assert runtime.dtype == np.float32
+        np.testing.assert_allclose(runtime, reference, rtol=1e-5, atol=1e-6)
