@@ -48,9 +48,10 @@ class _Parser(argparse.ArgumentParser):
 def _commands() -> list[Command]:
     from rnnkit.bench.command import BENCH
     from rnnkit.diagnostics.command import DIAGNOSE
+    from rnnkit.export.command import EXPORT
     from rnnkit.tasks.commands import commands
 
-    return [*commands(), DIAGNOSE, BENCH]
+    return [*commands(), DIAGNOSE, EXPORT, BENCH]
 
 
 def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentParser:
