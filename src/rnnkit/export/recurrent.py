@@ -301,14 +301,16 @@ def _scan_recurrent(graph: Graph, layer: Recurrent, x: str, lengths, state, hint
     times = graph.node("Unsqueeze", [times, _constant_int64(graph, hint, [1])])  # (T, 1)
     valid = graph.node("Less", [times, lengths], hint=f"{hint}_valid")  # (T, B)
     valid = graph.node("Unsqueeze", [valid, _constant_int64(graph, hint, [2])])  # (T, B, 1)
-    width = _constant_int64(graph, f"{hint}_width", [layer.hidden_size])
-    zeros = graph.node(
-        "ConstantOfShape",
-        [graph.node("Concat", [batch, width], axis=0)],
-        hint=f"{hint}_zeros",
-        value=onnx.helper.make_tensor("zero", onnx.TensorProto.FLOAT, [1], [0.0]),
-    )
-    first = _constant_int64(graph, f"{hint}_axis0", [0])
+    if state is None:
+        width = _constant_int64(graph, f"{hint}_width", [layer.hidden_size])
+        zeros = graph.node(
+            "ConstantOfShape",
+            [graph.node("Concat", [batch, width], axis=0)],
+            hint=f"{hint}_zeros",
+            value=onnx.helper.make_tensor("zero", onnx.TensorProto.FLOAT, [1], [0.0]),
+        )
+    else:
+        first = _constant_int64(graph, f"{hint}_axis0", [0])
     finals: list[list[str]] = [[] for _ in layer.cell.state]
     layer_input = x
     for index in range(layer.num_layers):
@@ -316,8 +318,9 @@ def _scan_recurrent(graph: Graph, layer: Recurrent, x: str, lengths, state, hint
         for direction in range(layer.directions):
             name = f"{hint}_l{index}" + ("_reverse" if direction else "")
             row = index * layer.directions + direction
-            start = [zeros] * len(finals)
-            if state is not None:
+            if state is None:
+                start = [zeros] * len(finals)
+            else:
                 begin, end = (_constant_int64(graph, name, [k]) for k in (row, row + 1))
                 start = [
                     graph.node("Squeeze", [graph.node("Slice", [part, begin, end, first]), first])
