@@ -178,3 +178,9 @@ def test_float64_layer_exports_as_float32(tmp_path):
     for runtime, reference in zip(got, expected(layer, x, np.array([3, 1, 5]), None), strict=True):
         assert runtime.dtype == np.float32
         np.testing.assert_allclose(runtime, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_missing_onnx_is_a_user_error_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    with pytest.raises(UserError, match=r"pip install 'rnnkit\[onnx\]'"):
+        rnnkit.export_onnx(rnnkit.GRU(INPUTS, HIDDEN), tmp_path / "out.onnx")
