@@ -17,7 +17,8 @@ onnx = pytest.importorskip("onnx", reason="the ONNX tests need onnx (rnnkit[onnx
 
 INPUTS, HIDDEN, STEPS, BATCH = 3, 4, 5, 3
 CELLS = [("rnn", {"nonlinearity": "tanh"}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}),
-         ("gru", {}), ("gru_reset_before", {})]  # fmt: skip
+         ("gru", {}), ("gru_reset_before", {}), ("layer_norm_lstm", {}),
+         ("layer_norm_gru", {})]  # fmt: skip
 
 
 def run_exported(tmp_path, layer, x, lengths=None, state=None):
@@ -69,13 +70,36 @@ def test_runtime_equals_rnnkit(tmp_path, cell, layers, bidirectional, merge, len
     got = run_exported(tmp_path, layer, x, lengths, state)
     want = expected(layer, x, lengths, state)
     assert len(got) == len(want)
+    if name.startswith("layer_norm"):
+        assert_as_accurate_as_rnnkit(layer, x, lengths, state, got, want)
+        return
     for runtime, reference in zip(got, want, strict=True):
         np.testing.assert_allclose(runtime, reference, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("layer_class", [rnnkit.RNN, rnnkit.LSTM, rnnkit.GRU])
-def test_batch_first_and_no_bias(tmp_path, layer_class):
-    layer = layer_class(INPUTS, HIDDEN, 2, bias=False, batch_first=True, bidirectional=True, seed=5)
+def assert_as_accurate_as_rnnkit(layer, x, lengths, state, got, want):
+    """Layer normalisation of a few nearly equal units (H = 4) amplifies float32 rounding, so
+    rnnkit's float32 itself is up to ~1e-5 from the exact result there: ONNX Runtime must be as
+    close to rnnkit's float64 run (the same weights) as rnnkit's float32 is, within 3x."""
+    exact_layer = rnnkit.Recurrent(**(layer.config() | {"dtype": "float64"}))
+    for name, value in layer.params.items():
+        exact_layer.params[name][...] = value
+    as64 = state
+    if state is not None:
+        parts = (state,) if isinstance(state, np.ndarray) else state
+        as64 = tuple(part.astype(np.float64) for part in parts)
+        as64 = as64[0] if len(as64) == 1 else as64
+    exact = expected(exact_layer, x.astype(np.float64), lengths, as64)
+    for runtime, reference, truth in zip(got, want, exact, strict=True):
+        rnnkit_error = np.abs(reference - truth).max()
+        assert np.abs(runtime - truth).max() <= 3 * rnnkit_error + 1e-6
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "layer_norm_lstm", "layer_norm_gru"])
+def test_batch_first_and_no_bias(tmp_path, cell):
+    layer = rnnkit.Recurrent(
+        cell, INPUTS, HIDDEN, 2, bias=False, batch_first=True, bidirectional=True, seed=5
+    )
     x = np.random.default_rng(1).standard_normal((BATCH, STEPS, INPUTS)).astype(np.float32)
     lengths = np.array([1, 4, 5])
     got = run_exported(tmp_path, layer, x, lengths)
@@ -95,8 +119,6 @@ def test_metadata_names_the_layer(tmp_path):
 @pytest.mark.parametrize(
     ("layer", "named"),
     [
-        (rnnkit.Recurrent("layer_norm_lstm", INPUTS, HIDDEN), "'layer_norm_lstm'"),
-        (rnnkit.Recurrent("layer_norm_gru", INPUTS, HIDDEN), "'layer_norm_gru'"),
         (rnnkit.LSTM(INPUTS, HIDDEN, proj_size=2), "proj_size=2"),
         (rnnkit.Linear(INPUTS, HIDDEN), "Linear"),
     ],
@@ -156,3 +178,9 @@ def test_float64_layer_exports_as_float32(tmp_path):
     for runtime, reference in zip(got, expected(layer, x, np.array([3, 1, 5]), None), strict=True):
         assert runtime.dtype == np.float32
         np.testing.assert_allclose(runtime, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_missing_onnx_is_a_user_error_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    with pytest.raises(UserError, match=r"pip install 'rnnkit\[onnx\]'"):
+        rnnkit.export_onnx(rnnkit.GRU(INPUTS, HIDDEN), tmp_path / "out.onnx")
