@@ -32,7 +32,8 @@ def close(actual, expected):
 @pytest.mark.parametrize(
     ("cell", "layers", "tied", "level"),
     [("lstm", 1, False, "char"), ("lstm", 2, True, "word"), ("gru", 2, False, "char"),
-     ("gru", 1, True, "char"), ("rnn", 2, False, "word"), ("rnn", 1, True, "char")],
+     ("gru", 1, True, "char"), ("rnn", 2, False, "word"), ("rnn", 1, True, "char"),
+     ("layer_norm_lstm", 2, False, "char"), ("layer_norm_gru", 1, True, "word")],
 )  # fmt: skip
 def test_window_logits_and_states_equal_rnnkit(tmp_path, cell, layers, tied, level):
     vocabulary = Vocabulary.from_text(TEXT, level)
@@ -43,13 +44,13 @@ def test_window_logits_and_states_equal_rnnkit(tmp_path, cell, layers, tied, lev
     rng = np.random.default_rng(0)
     ids = rng.integers(0, size, (7, 3))
     state = tuple(rng.standard_normal((layers, 3, 12)).astype(np.float32)
-                  for _ in range(2 if cell == "lstm" else 1))  # fmt: skip
-    logits, final = model(ids, state if cell == "lstm" else state[0])
+                  for _ in range(2 if cell.endswith("lstm") else 1))  # fmt: skip
+    logits, final = model(ids, state if cell.endswith("lstm") else state[0])
     names = ["h0", "c0"][: len(state)]
     feeds = {"tokens": ids, **dict(zip(names, state, strict=True))}
     got = session(tmp_path / "lm.onnx").run(None, feeds)
     close(got[0], logits)
-    for value, expected in zip(got[1:], final if cell == "lstm" else (final,), strict=True):
+    for value, expected in zip(got[1:], final if cell.endswith("lstm") else (final,), strict=True):
         close(value, expected)
     meta = session(tmp_path / "lm.step.onnx").get_modelmeta().custom_metadata_map
     assert json.loads(meta["vocabulary"]) == vocabulary.tokens
