@@ -83,15 +83,25 @@ class Graph:
             self.nodes.append(helper.make_node("Identity", [value], [name], name=name))
         self.outputs.append(helper.make_tensor_value_info(name, _onnx_type(dtype), shape))
 
+    def subgraph(self, name: str) -> Graph:
+        """An empty graph for a Scan's or Loop's body, sharing this graph's names (a body may
+        read this graph's values by name, and must not reuse one)."""
+        body = Graph(name)
+        body._taken = self._taken
+        return body
+
+    def proto(self) -> onnx.GraphProto:
+        """The graph as ONNX's GraphProto (a subgraph's, for an attribute)."""
+        return helper.make_graph(
+            self.nodes, self.name, self.inputs, self.outputs, self.initializers
+        )
+
     def model(self, metadata: dict[str, str]) -> onnx.ModelProto:
         """The model at OPSET with ``metadata`` as its metadata_props, checked in full."""
         import rnnkit
 
-        graph = helper.make_graph(
-            self.nodes, self.name, self.inputs, self.outputs, self.initializers
-        )
         model = helper.make_model(
-            graph,
+            self.proto(),
             opset_imports=[helper.make_opsetid("", OPSET)],
             producer_name="rnnkit",
             producer_version=rnnkit.__version__,
