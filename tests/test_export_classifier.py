@@ -64,10 +64,11 @@ def test_text_classifier_equals_rnnkit(tmp_path, pooling, cell, layers, bidirect
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
-def test_numeric_classifier_max_ignores_padding(tmp_path, pooling):
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm_gru", "layer_norm_lstm", "gru_reset_before"])
+def test_numeric_classifier_ignores_padding(tmp_path, pooling, cell):
     """Padding holding the largest values changes nothing: padded steps never count."""
     model = SequenceClassifier(
-        CLASSES, input_size=2, hidden_size=4, cell="lstm", bidirectional=True, pooling=pooling,
+        CLASSES, input_size=2, hidden_size=4, cell=cell, bidirectional=True, pooling=pooling,
         seed=2,
     )  # fmt: skip
     features = np.random.default_rng(3).standard_normal((STEPS, BATCH, 2)).astype(np.float32)

@@ -27,7 +27,7 @@ def windows(seed=0):
 
 @pytest.mark.parametrize(
     ("cell", "layers", "members"),
-    list(itertools.product(["rnn", "lstm", "gru"], [1, 2], [0, 1, 3])),
+    list(itertools.product(["rnn", "lstm", "gru", "layer_norm_lstm"], [1, 2], [0, 1, 3])),
 )
 def test_forecaster_equals_rnnkit(tmp_path, cell, layers, members):
     """members 0: a bare Forecaster; else an ensemble of that many."""
