@@ -17,6 +17,9 @@ from pathlib import Path
 from rnnkit.errors import UserError
 from rnnkit.io.files import atomic_write_bytes
 from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
+from rnnkit.models.regressor import SequenceRegressor
 from rnnkit.nn import GRU, LSTM, RNN, Recurrent
 
 
@@ -80,6 +83,10 @@ BUILDERS: dict[type, Callable] = {
     GRU: _lazy("rnnkit.export.recurrent"),
     Recurrent: _lazy("rnnkit.export.recurrent"),
     LanguageModel: _lazy("rnnkit.export.language_model"),
+    SequenceClassifier: _lazy("rnnkit.export.classifier"),
+    Forecaster: _lazy("rnnkit.export.forecaster"),
+    ForecastEnsemble: _lazy("rnnkit.export.forecaster"),
+    SequenceRegressor: _lazy("rnnkit.export.regressor"),
 }
 
 __all__ = ["BUILDERS", "export_onnx"]

@@ -53,7 +53,7 @@ class Graph:
         if np.issubdtype(array.dtype, np.floating):
             array = array.astype(np.float32)
         name = self._unique(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         return name
 
     def node(
