@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rnnkit.errors import UserError
 from rnnkit.io.files import atomic_write_bytes
+from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.nn import GRU, LSTM, RNN, Recurrent
 
 
@@ -78,6 +79,7 @@ BUILDERS: dict[type, Callable] = {
     LSTM: _lazy("rnnkit.export.recurrent"),
     GRU: _lazy("rnnkit.export.recurrent"),
     Recurrent: _lazy("rnnkit.export.recurrent"),
+    Seq2Seq: _lazy("rnnkit.export.seq2seq"),
 }
 
 __all__ = ["BUILDERS", "export_onnx"]
