@@ -16,10 +16,11 @@ from pathlib import Path
 
 from rnnkit.errors import UserError
 from rnnkit.io.files import atomic_write_bytes
-from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
+from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.regressor import SequenceRegressor
+from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.nn import GRU, LSTM, RNN, Recurrent
 
 
@@ -87,6 +88,7 @@ BUILDERS: dict[type, Callable] = {
     Forecaster: _lazy("rnnkit.export.forecaster"),
     ForecastEnsemble: _lazy("rnnkit.export.forecaster"),
     SequenceRegressor: _lazy("rnnkit.export.regressor"),
+    Seq2Seq: _lazy("rnnkit.export.seq2seq"),
 }
 
 __all__ = ["BUILDERS", "export_onnx"]
