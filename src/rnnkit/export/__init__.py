@@ -2,9 +2,9 @@
 
 Each exportable class has a builder, ``build(model, **options) -> [(suffix, onnx.ModelProto)]``:
 one or more graphs, each written to ``path`` with its suffix put before ".onnx" ("" for the main
-graph: out.onnx; ".step": out.step.onnx). ``BUILDERS`` maps each class to its builder's module,
-imported only when used (onnx is an optional extra: ``pip install 'rnnkit[onnx]'``); a new model
-kind is one module here plus one line in the table.
+graph: out.onnx; ".step": out.step.onnx). ``BUILDERS`` maps each class's full name to its
+builder's module, imported only when used (onnx is an optional extra: ``pip install
+'rnnkit[onnx]'``); a new model kind is one module here plus one line in the table.
 """
 
 from __future__ import annotations
@@ -16,12 +16,6 @@ from pathlib import Path
 
 from rnnkit.errors import UserError
 from rnnkit.io.files import atomic_write_bytes
-from rnnkit.models.classifier import SequenceClassifier
-from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
-from rnnkit.models.language_model import LanguageModel
-from rnnkit.models.regressor import SequenceRegressor
-from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.nn import GRU, LSTM, RNN, Recurrent
 
 
 def _lazy(module: str) -> Callable:
@@ -60,9 +54,9 @@ def export_onnx(model, path, **options) -> Path:
     ``options`` are the builder's (see each ``rnnkit.export`` module's ``build``). Each file is
     checked by ``onnx.checker`` (full check) and written atomically.
     """
-    builder = BUILDERS.get(type(model))
+    builder = BUILDERS.get(f"{type(model).__module__}.{type(model).__qualname__}")
     if builder is None:
-        exportable = ", ".join(sorted(cls.__name__ for cls in BUILDERS))
+        exportable = ", ".join(sorted(name.rpartition(".")[2] for name in BUILDERS))
         raise UserError(f"cannot export a {type(model).__name__} to ONNX; exportable: {exportable}")
     path = Path(path)
     if path.suffix != ".onnx":
@@ -77,18 +71,19 @@ def export_onnx(model, path, **options) -> Path:
     return path
 
 
-# Each exportable class and the module whose ``build`` exports it.
-BUILDERS: dict[type, Callable] = {
-    RNN: _lazy("rnnkit.export.recurrent"),
-    LSTM: _lazy("rnnkit.export.recurrent"),
-    GRU: _lazy("rnnkit.export.recurrent"),
-    Recurrent: _lazy("rnnkit.export.recurrent"),
-    LanguageModel: _lazy("rnnkit.export.language_model"),
-    SequenceClassifier: _lazy("rnnkit.export.classifier"),
-    Forecaster: _lazy("rnnkit.export.forecaster"),
-    ForecastEnsemble: _lazy("rnnkit.export.forecaster"),
-    SequenceRegressor: _lazy("rnnkit.export.regressor"),
-    Seq2Seq: _lazy("rnnkit.export.seq2seq"),
+# Each exportable class, by its full name (so that ``import rnnkit`` imports no model), and the
+# module whose ``build`` exports it.
+BUILDERS: dict[str, Callable] = {
+    "rnnkit.nn.recurrent.RNN": _lazy("rnnkit.export.recurrent"),
+    "rnnkit.nn.recurrent.LSTM": _lazy("rnnkit.export.recurrent"),
+    "rnnkit.nn.recurrent.GRU": _lazy("rnnkit.export.recurrent"),
+    "rnnkit.nn.recurrent.Recurrent": _lazy("rnnkit.export.recurrent"),
+    "rnnkit.models.language_model.LanguageModel": _lazy("rnnkit.export.language_model"),
+    "rnnkit.models.classifier.SequenceClassifier": _lazy("rnnkit.export.classifier"),
+    "rnnkit.models.forecaster.Forecaster": _lazy("rnnkit.export.forecaster"),
+    "rnnkit.models.forecaster.ForecastEnsemble": _lazy("rnnkit.export.forecaster"),
+    "rnnkit.models.regressor.SequenceRegressor": _lazy("rnnkit.export.regressor"),
+    "rnnkit.models.seq2seq.Seq2Seq": _lazy("rnnkit.export.seq2seq"),
 }
 
 __all__ = ["BUILDERS", "export_onnx"]
