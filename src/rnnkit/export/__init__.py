@@ -54,6 +54,12 @@ def export_onnx(model, path, **options) -> Path:
     ``options`` are the builder's (see each ``rnnkit.export`` module's ``build``). Each file is
     checked by ``onnx.checker`` (full check) and written atomically.
     """
+    write_graphs(model, path, **options)
+    return Path(path)
+
+
+def write_graphs(model, path, **options) -> list[Path]:
+    """``export_onnx``'s work; returns every file written, the main graph first."""
     builder = BUILDERS.get(f"{type(model).__module__}.{type(model).__qualname__}")
     if builder is None:
         exportable = ", ".join(sorted(name.rpartition(".")[2] for name in BUILDERS))
@@ -62,13 +68,12 @@ def export_onnx(model, path, **options) -> Path:
     if path.suffix != ".onnx":
         raise UserError(f"export_onnx: {str(path)!r} does not end in .onnx; name it NAME.onnx")
     _require_onnx()
-    graphs = builder(model, **options)
     written = []
-    for suffix, graph in graphs:
+    for suffix, graph in builder(model, **options):
         target = path.with_name(path.stem + suffix + ".onnx")
         atomic_write_bytes(target, graph.SerializeToString())
         written.append(target)
-    return path
+    return written
 
 
 # Each exportable class, by its full name (so that ``import rnnkit`` imports no model), and the

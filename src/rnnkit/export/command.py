@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 from pathlib import Path
 
 from rnnkit._command import Command
@@ -18,7 +17,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from rnnkit.export import _require_onnx, export_onnx
+    from rnnkit.export import _require_onnx, write_graphs
     from rnnkit.nn import Recurrent
     from rnnkit.tasks.pipeline import read_model
 
@@ -34,21 +33,11 @@ def _run(args: argparse.Namespace) -> None:
     # A model kind's builder reads what it needs (vocabulary, classes, scaling) from the file's
     # extra; a bare recurrent layer has none.
     options = {} if isinstance(model, Recurrent) else {"extra": extra}
-    before = _files(path)
-    export_onnx(model, path, **options)
-    for written in sorted(name for name, file in _files(path).items() if before.get(name) != file):
+    for written in write_graphs(model, path, **options):
         print(f"wrote {written}")
         graph = onnx.load(str(written)).graph
         for role, values in (("inputs", graph.input), ("outputs", graph.output)):
             print(f"  {role}: " + ", ".join(f"{value.name} {_shape(value)}" for value in values))
-
-
-def _files(path: Path) -> dict[Path, tuple[int, int]]:
-    """``path`` and its sibling graphs (NAME.*.onnx), each with its inode and modification time:
-    export writes each file anew (atomically: a new inode), so those that changed are written."""
-    siblings = [path, *path.parent.glob(glob.escape(path.stem) + ".*.onnx")]
-    stats = {name: name.stat() for name in siblings if name.is_file()}
-    return {name: (stat.st_ino, stat.st_mtime_ns) for name, stat in stats.items()}
 
 
 def _shape(value) -> str:
