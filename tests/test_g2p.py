@@ -8,6 +8,7 @@ import pytest
 from rnnkit.data import cmudict
 from rnnkit.tasks import pipeline
 from rnnkit.tasks import seq2seq as task
+from rnnkit.train.metrics import edit_distance
 
 
 def write_tsv(path, count=120):
@@ -55,9 +56,9 @@ def test_cmudict_strips_stress_and_alternates():
 
 
 def test_edit_distance_and_scores():
-    assert task.edit_distance("kitten", "sitting") == 3
-    assert task.edit_distance([], ["A", "B"]) == 2
-    assert task.edit_distance(["A"], ["A"]) == 0
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance([], ["A", "B"]) == 2
+    assert edit_distance(["A"], ["A"]) == 0
     metrics = task.score([["A", "B"], ["C"]], [["A", "B"], ["C", "D"]])
     assert metrics == {"word_accuracy": 0.5, "phoneme_error_rate": 0.25, "words": 2}
 

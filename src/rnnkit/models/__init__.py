@@ -9,6 +9,7 @@ from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.conditional import ConditionalGenerator
 from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
 from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.recogniser import SpeechRecogniser
 from rnnkit.models.regressor import SequenceRegressor
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RecurrentCell, RNNCell
@@ -16,5 +17,5 @@ from rnnkit.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RecurrentCel
 BUILT_IN = (
     RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Recurrent, RecurrentCell, LanguageModel,
     SequenceClassifier, SequenceRegressor, Forecaster, ForecastEnsemble, Seq2Seq,
-    ConditionalGenerator,
+    ConditionalGenerator, SpeechRecogniser,
 )  # fmt: skip

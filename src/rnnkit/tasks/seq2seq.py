@@ -32,6 +32,7 @@ from rnnkit.tasks import _common_options as shared
 from rnnkit.tasks._options import Options, Spec, option
 from rnnkit.tasks._task import Prepared, Task
 from rnnkit.train.losses import cross_entropy
+from rnnkit.train.metrics import sequence_scores
 from rnnkit.train.trainer import trained_line
 
 START, END = "<s>", "</s>"
@@ -167,28 +168,13 @@ def _pad(sequences) -> tuple[np.ndarray, np.ndarray]:
     return padded, lengths
 
 
-def edit_distance(a, b) -> int:
-    """Levenshtein distance between two token sequences (insert, delete, substitute cost 1)."""
-    previous = list(range(len(b) + 1))
-    for i, token_a in enumerate(a, start=1):
-        current = [i]
-        for j, token_b in enumerate(b, start=1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (token_a != token_b))
-            )
-        previous = current
-    return previous[-1]
-
-
 def score(predictions, references) -> dict:
     """word_accuracy and phoneme_error_rate of predicted token lists against references."""
-    errors = sum(edit_distance(p, r) for p, r in zip(predictions, references, strict=True))
-    total = sum(len(reference) for reference in references)
-    right = sum(p == r for p, r in zip(predictions, references, strict=True))
+    scores = sequence_scores(predictions, references)
     return {
-        "word_accuracy": right / len(references),
-        "phoneme_error_rate": errors / total,
-        "words": len(references),
+        "word_accuracy": scores["sequence_accuracy"],
+        "phoneme_error_rate": scores["error_rate"],
+        "words": scores["sequences"],
     }
 
 

@@ -1,5 +1,6 @@
-"""Figures of merit on held-out data: classification (accuracy, macro F1, confusion matrix) and
-regression (mean absolute and root mean squared error)."""
+"""Figures of merit on held-out data: classification (accuracy, macro F1, confusion matrix),
+regression (mean absolute and root mean squared error) and transcription (edit distance, error
+rate per reference token)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,31 @@ def regression_errors(predicted: np.ndarray, actual: np.ndarray) -> dict:
     """``mae`` and ``rmse`` over all elements."""
     error = np.asarray(predicted, dtype=np.float64) - actual
     return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean()))}
+
+
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two token sequences (insert, delete, substitute cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, token_a in enumerate(a, start=1):
+        current = [i]
+        for j, token_b in enumerate(b, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (token_a != token_b))
+            )
+        previous = current
+    return previous[-1]
+
+
+def sequence_scores(predictions, references) -> dict:
+    """``error_rate`` (edits per reference token: the word, phoneme or digit error rate),
+    ``sequence_accuracy`` (the share of sequences exactly right) and ``sequences`` (their count)
+    of predicted token sequences against references."""
+    pairs = list(zip(predictions, references, strict=True))
+    errors = sum(edit_distance(predicted, reference) for predicted, reference in pairs)
+    total = sum(len(reference) for reference in references)
+    right = sum(list(predicted) == list(reference) for predicted, reference in pairs)
+    return {
+        "error_rate": errors / max(total, 1),
+        "sequence_accuracy": right / len(pairs),
+        "sequences": len(pairs),
+    }
