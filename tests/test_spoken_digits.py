@@ -171,3 +171,5 @@ def test_bad_plans_are_refused():
         sd.plan("dev", 3)
     with pytest.raises(UserError, match="count must be a positive integer"):
         sd.plan("train", 0)
+    with pytest.raises(UserError, match="seed must be a non-negative integer"):
+        sd.plan("train", 3, seed=-1)

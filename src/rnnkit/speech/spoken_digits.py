@@ -150,6 +150,8 @@ def plan(
     _check_split(split)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise UserError(f"count must be a positive integer number of utterances, got {count!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
     variants = split_variants(split)
     if not variants:
         raise UserError(f"espeak-ng {espeak.version()} has no voice variants for {split}")

@@ -24,8 +24,7 @@ CONVERT = "convert it with: sox in.wav -b 16 -e signed-integer out.wav"
 ZERO_CROSSINGS = 16  # half-width of the resampling kernel, in zero crossings of its sinc
 KAISER_BETA = 8.6  # Kaiser window shape: about 80 dB of stop-band attenuation
 PASSBAND = 0.95  # the low-pass cutoff as a fraction of the lower of the two Nyquist frequencies
-BLOCK = 16384  # output samples computed at once (bounds the (block, taps) gather)
-MATRIX_ENTRIES = 1 << 22  # the largest cycle matrix (16 MB): 44100 -> 16000 needs 80 000
+BLOCK = 16384  # output samples computed at once (bounds the (outputs, taps) gather)
 
 
 def read_wav(path) -> tuple[np.ndarray, int]:
@@ -89,7 +88,9 @@ def resample(samples, from_rate: int, to_rate: int) -> np.ndarray:
 
     Each output sample is the input convolved with a Kaiser-windowed sinc low-pass filter (cutoff
     0.95 of the lower Nyquist frequency, 16 zero crossings each side) at its own time; outside the
-    input the signal is taken as zero. Output sample m sits at input time m * from / to.
+    input the signal is taken as zero. Output sample m sits at input time m * from / to. (A
+    gather and an einsum, not a matrix product: OpenBLAS's threads made that up to 20x slower
+    whenever the other cores were busy, e.g. with the other synthesis threads.)
 
     Args:
         samples: (N,) real samples.
@@ -103,69 +104,27 @@ def resample(samples, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return samples.copy()
     output_length = round(len(samples) * to_rate / from_rate)
-    common = math.gcd(from_rate, to_rate)
-    step, phases = from_rate // common, to_rate // common
-    taps = 2 * math.ceil(_half_width(from_rate, to_rate))
-    if (step + taps) * phases <= MATRIX_ENTRIES:
-        return _resample_by_cycles(samples, from_rate, to_rate, output_length)
-    return _resample_each(samples, from_rate, to_rate, output_length)
-
-
-def _resample_by_cycles(samples, from_rate, to_rate, output_length) -> np.ndarray:
-    """``resample`` as one matrix product: for rates whose pattern repeats often.
-
-    Outputs come in cycles of ``phases``; cycle c reads the same span of inputs shifted by
-    c * step, so each cycle is a row of input windows times ``_cycle_matrix``.
-    """
-    offsets, matrix = _cycle_matrix(from_rate, to_rate)  # (span, phases)
-    span, phases = matrix.shape
-    step = from_rate * phases // to_rate
-    cycles = -(-output_length // phases)  # ceil
-    before = -offsets[0]  # zeros ahead of the input, so window c starts at c * step
-    after = max((cycles - 1) * step + span - before - len(samples), 0)
-    padded = np.concatenate([np.zeros(before, np.float32), samples, np.zeros(after, np.float32)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, span)[::step][
-        :cycles
-    ]  # (cycles, span)
-    return (windows @ matrix).reshape(-1)[:output_length]  # (cycles, phases) -> (output_length,)
-
-
-def _resample_each(samples, from_rate, to_rate, output_length) -> np.ndarray:
-    """``resample`` one output at a time (in blocks): for rates whose pattern rarely repeats."""
-    offsets, weights = _kernel(from_rate, to_rate)  # (taps,), (phases, taps)
-    phases = weights.shape[0]
-    step = from_rate * phases // to_rate
-    margin = len(offsets) + 1
-    padded = np.concatenate([np.zeros(margin), samples, np.zeros(margin)])  # (N + 2 margin,)
-    resampled = np.empty(output_length, dtype=np.float32)
-    for start in range(0, output_length, BLOCK):
-        outputs = np.arange(start, min(start + BLOCK, output_length))  # (block,)
-        before = (outputs * step) // phases  # (block,) the input sample at or before each output
-        neighbours = margin + before[:, None] + offsets[None, :]  # (block, taps) into padded
-        phase_weights = weights[outputs % phases]  # (block, taps)
-        resampled[outputs] = np.einsum("bt,bt->b", padded[neighbours], phase_weights)
-    return resampled
-
-
-@functools.lru_cache(maxsize=16)
-def _cycle_matrix(from_rate: int, to_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """``_kernel`` laid out for one cycle of outputs: matrix[j, p] weighs input
-    c * step + offsets[0] + j for output c * phases + p.
-
-    Returns:
-        offsets: (taps,) as ``_kernel``; matrix: (span, phases) float32, span = the inputs one
-        cycle reads.
-    """
     offsets, weights = _kernel(from_rate, to_rate)  # (taps,), (phases, taps)
     phases, taps = weights.shape
-    step = from_rate * phases // to_rate
-    starts = np.arange(phases) * step // phases  # (phases,) floor of each phase's input time
-    matrix = np.zeros((starts[-1] + taps, phases), dtype=np.float32)
-    matrix[starts[:, None] + np.arange(taps)[None, :], np.arange(phases)[:, None]] = weights
-    return offsets, matrix
+    step = from_rate * phases // to_rate  # output m sits at input time m * step / phases
+    # Outputs come in cycles of ``phases``: output c * phases + p reads the inputs
+    # c * step + starts[p] + offsets, the same pattern shifted by step each cycle.
+    starts = np.arange(phases) * step // phases  # (phases,)
+    cycles = max(-(-output_length // phases), 1)  # ceil, at least 1: padded holds a window
+    before = -offsets[0]  # zeros ahead of the input: its window c * step + starts[p] is in range
+    after = max((cycles - 1) * step + starts[-1] + offsets[-1] + 1 - len(samples), 0)
+    padded = np.concatenate([np.zeros(before, np.float32), samples, np.zeros(after, np.float32)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, taps)  # (inputs, taps), no copy
+    resampled = np.empty((cycles, phases), dtype=np.float32)
+    per_block = max(BLOCK // phases, 1)  # cycles at once: bounds the (block, phases, taps) gather
+    for first in range(0, cycles, per_block):
+        cycle = np.arange(first, min(first + per_block, cycles))[:, None]  # (block, 1)
+        gathered = windows[cycle * step + starts[None, :]]  # (block, phases, taps)
+        resampled[first : first + len(cycle)] = np.einsum("cpt,pt->cp", gathered, weights)
+    return resampled.reshape(-1)[:output_length]  # (cycles, phases) -> (output_length,)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)
 def _kernel(from_rate: int, to_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """The resampling filter from ``from_rate`` to ``to_rate``, one row per output phase.
 
@@ -174,12 +133,12 @@ def _kernel(from_rate: int, to_rate: int) -> tuple[np.ndarray, np.ndarray]:
     weights of the input samples floor(t) + offsets for outputs with m mod phases = p.
 
     Returns:
-        offsets: (taps,) int; weights: (phases, taps) float64.
+        offsets: (taps,) consecutive ints; weights: (phases, taps) float32.
     """
     common = math.gcd(from_rate, to_rate)
     step, phases = from_rate // common, to_rate // common
     cutoff = PASSBAND * min(from_rate, to_rate) / from_rate  # of the input Nyquist frequency
-    half_width = _half_width(from_rate, to_rate)
+    half_width = ZERO_CROSSINGS / cutoff  # in input samples
     reach = math.ceil(half_width)
     offsets = np.arange(-reach + 1, reach + 1)  # (taps,)
     fractions = (np.arange(phases) * step % phases) / phases  # (phases,) in [0, 1)
@@ -188,12 +147,7 @@ def _kernel(from_rate: int, to_rate: int) -> tuple[np.ndarray, np.ndarray]:
     shape = np.sqrt(np.clip(1.0 - (distances / half_width) ** 2, 0.0, None))
     window = np.where(inside, np.i0(KAISER_BETA * shape) / np.i0(KAISER_BETA), 0.0)
     weights = cutoff * np.sinc(cutoff * distances) * window  # (phases, taps)
-    return offsets, weights
-
-
-def _half_width(from_rate: int, to_rate: int) -> float:
-    """Half the length of the resampling kernel, in input samples: ZERO_CROSSINGS / cutoff."""
-    return ZERO_CROSSINGS * from_rate / (PASSBAND * min(from_rate, to_rate))
+    return offsets, weights.astype(np.float32)
 
 
 def _signal(samples, name: str) -> np.ndarray:
