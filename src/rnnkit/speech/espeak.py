@@ -10,8 +10,9 @@ voice variant (``variants()``: m1..m8, f1..f5, croak, whisper, klatt, ... ; abou
   their files.
 - An unknown variant is silently ignored too, so variants that sound exactly like the plain
   voice or like another variant are left out (``EXCLUDED_VARIANTS``).
-- No variant is silent or garbage: over 100 variants the RMS level of "three nine one zero" lay
-  between 0.04 and 0.38 of full scale, and its duration within 1.15..1.9 s.
+- No voice is silent or garbage: over all 8 x 97 accent+variant voices, "three nine one zero"
+  had an RMS level of 0.038..0.39 of full scale and lasted 1.1..1.9 s; the loudest variant
+  (iven) clips 1% of its samples.
 """
 
 from __future__ import annotations
