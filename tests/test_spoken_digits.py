@@ -81,6 +81,14 @@ def test_a_missing_espeak_ng_gives_the_install_command(monkeypatch, tmp_path):
     )
 
 
+def test_the_cache_folder_follows_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert sd.cache_folder() == tmp_path / "rnnkit" / "speech"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert sd.cache_folder() == tmp_path / "home" / ".cache" / "rnnkit" / "speech"
+
+
 def test_bad_recipes_are_refused():
     with pytest.raises(UserError, match="digit_counts"):
         sd.Recipe(digit_counts=(0, 3))
