@@ -1,0 +1,249 @@
+"""Connectionist Temporal Classification loss (Graves et al. 2006), forward-backward in log space.
+
+Notation, for one sequence b (the code runs all of them at once, over (B, L) arrays):
+
+    y_t(k)    = log_softmax(logits)_{t,k}                    (T, B, C) log-probabilities
+    l'        = blank, l_1, blank, l_2, ..., l_S, blank      extended labels, L_b = 2 S_b + 1
+    skip(s)   = l'_s != blank and l'_s != l'_{s-2}           may a path jump from s - 2 to s?
+    alpha_t(s) = y_t(l'_s) + logsumexp(alpha_{t-1}(s), alpha_{t-1}(s-1), alpha_{t-1}(s-2) if skip s)
+        alpha_0(0) = y_0(blank), alpha_0(1) = y_0(l_1): log-prob of frames 0..t ending in state s
+    beta_t(s) = logsumexp over s' in (s, s+1, s+2 if skip(s+2)) of y_{t+1}(l'_{s'}) + beta_{t+1}(s')
+        beta_{T_b-1}(s) = 0 for s in (L_b - 1, L_b - 2): log-prob of frames t+1..T_b-1 given s at t
+    log p     = logsumexp(alpha_{T_b-1}(L_b - 1), alpha_{T_b-1}(L_b - 2)),   loss = -log p
+
+Gradient. Every alignment passes through exactly one state s at frame t, and its probability holds
+the factor exp(y_t(l'_s)) once, so d p / d y_t(k) = sum over s with l'_s = k of
+exp(alpha_t(s) + beta_t(s)). With the posterior gamma_t(k) = that sum / p (which sums to 1 over k),
+d loss / d y_t(k) = -gamma_t(k), and through the log-softmax (d y_t(k) / d logit_t(j) =
+[j = k] - softmax_t(j)):
+
+    d loss / d logit_t(j) = softmax_t(j) - gamma_t(j),   zero at frames t >= T_b.
+
+gamma is formed as exp(alpha + beta - log p), each term <= 1, then summed per label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.errors import UserError, UserTypeError
+from rnnkit.nn.module import _to_numpy
+from rnnkit.train.losses import _prediction
+
+REDUCTIONS = ("mean", "sum", "none")
+LOG_FLOOR = -1e300  # below any reachable log-probability, yet finite
+
+
+def ctc_loss(
+    logits,
+    targets,
+    input_lengths,
+    target_lengths,
+    *,
+    blank: int = 0,
+    reduction: str = "mean",
+    zero_infinity: bool = False,
+):
+    """CTC loss of unnormalised scores against label sequences, and its gradient.
+
+    Args:
+        logits: (T, B, C) unnormalised scores, float32 or float64; log-softmax is applied here.
+        targets: (B, S) right-padded labels, or the (sum(target_lengths),) concatenation of them;
+            integers in [0, C), never ``blank``.
+        input_lengths: (B,) valid frames per sequence, 0 <= T_b <= T.
+        target_lengths: (B,) labels per sequence, 0 <= S_b (<= S for padded targets).
+        blank: class id of the blank.
+        reduction: "mean" (each loss divided by max(S_b, 1), then averaged over the batch, as
+            PyTorch), "sum", or "none" (a (B,) array of losses; d_logits is then for their sum).
+        zero_infinity: give impossible sequences (T_b too short for the target) loss 0 instead
+            of inf. Either way their gradient is zero: PyTorch gives NaN there, which would
+            poison the parameters, while the inf loss already tells the caller.
+    Returns:
+        loss: float (an array of the logits' dtype for "none"); d_logits: (T, B, C) d loss /
+        d logits, the logits' dtype, zero at frames t >= T_b (see the module docstring).
+    """
+    if reduction not in REDUCTIONS:
+        raise UserError(f"reduction={reduction!r} is not one of {list(REDUCTIONS)}")
+    logits, input_lengths = _checked_scores(logits, input_lengths, blank)
+    T, B, C = logits.shape
+    target_lengths = _lengths(target_lengths, "target_lengths", B, None, "")
+    labels = _padded_targets(targets, target_lengths, B)  # (B, S)
+    _check_labels(labels, target_lengths, C, blank)
+
+    log_probs = _log_softmax(logits.astype(np.float64))  # (T, B, C)
+    extended, skip = _extended_labels(labels, target_lengths, blank)  # (B, L) each
+    emit = np.take_along_axis(log_probs, np.broadcast_to(extended, (T, *extended.shape)), axis=2)
+    alpha = _alpha(emit, skip)  # (T, B, L)
+    beta = _beta(emit, skip, input_lengths, 2 * target_lengths + 1)  # (T, B, L)
+    log_likelihood = _log_likelihood(alpha, input_lengths, target_lengths)  # (B,)
+
+    possible = np.isfinite(log_likelihood)
+    safe_log_likelihood = np.where(possible, log_likelihood, 0.0)  # (B,)
+    posterior = np.exp(alpha + beta - safe_log_likelihood[:, None])  # (T, B, L), 0 off paths
+    one_hot = extended[:, :, None] == np.arange(C)  # (B, L, C)
+    gamma = np.matmul(posterior.transpose(1, 0, 2), one_hot).transpose(1, 0, 2)  # (T, B, C)
+    d_logits = np.exp(log_probs) - gamma  # (T, B, C): softmax - gamma
+    frame_valid = np.arange(T)[:, None] < input_lengths  # (T, B)
+
+    losses = np.where(possible, -safe_log_likelihood, 0.0 if zero_infinity else np.inf)  # (B,)
+    weights = np.ones(B)  # (B,): d reduced loss / d losses_b
+    if reduction == "mean":
+        weights = 1.0 / (np.maximum(target_lengths, 1) * B)
+    d_logits *= ((frame_valid & possible) * weights)[:, :, None]  # (T, B, C)
+    d_logits = d_logits.astype(logits.dtype)
+    if reduction == "none":
+        return losses.astype(logits.dtype), d_logits
+    return float(np.sum(losses * weights) if reduction == "mean" else losses.sum()), d_logits
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis, shifted by the largest score so that exp cannot overflow."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _alpha(emit: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """Forward log-probabilities alpha_t(s), (T, B, L), from the emissions ``emit`` (T, B, L)."""
+    T, B, L = emit.shape
+    padded = np.full((T, B, L + 2), -np.inf)  # (T, B, L + 2): alpha_t(s) at [t, b, s + 2]
+    padded[0, :, 2:4] = emit[0, :, :2]  # start in the first blank or the first label
+    skip_penalty = np.where(skip, 0.0, -np.inf)  # (B, L): -inf where s - 2 -> s is barred
+    for t in range(1, T):
+        previous = padded[t - 1]  # (B, L + 2)
+        out = padded[t, :, 2:]  # (B, L) view: alpha_t
+        from_skip = previous[:, :L] + skip_penalty  # alpha_{t-1}(s - 2) where skip(s)
+        _log_sum_exp3(previous[:, 2:], previous[:, 1 : L + 1], from_skip, out=out)
+        out += emit[t]
+    return padded[:, :, 2:]
+
+
+def _log_sum_exp3(a: np.ndarray, b: np.ndarray, c: np.ndarray, out: np.ndarray) -> None:
+    """out = log(exp(a) + exp(b) + exp(c)), element-wise, -inf where all three are -inf.
+
+    Shifted by the largest term (floored at LOG_FLOOR so that -inf - -inf never makes NaN); a
+    few cheap ufuncs, several times faster than two np.logaddexp calls on these small arrays.
+    """
+    largest = np.maximum(np.maximum(a, b), c)
+    np.maximum(largest, LOG_FLOOR, out=largest)
+    total = np.exp(a - largest)
+    total += np.exp(b - largest)
+    total += np.exp(c - largest)
+    with np.errstate(divide="ignore"):  # log(0) = -inf: no path reaches this state
+        np.log(total, out=out)
+    out += largest
+
+
+def _beta(emit: np.ndarray, skip: np.ndarray, input_lengths, extended_lengths) -> np.ndarray:
+    """Backward log-probabilities beta_t(s), (T, B, L), excluding frame t's own emission;
+    -inf at frames t >= T_b and at states s >= L_b."""
+    T, B, L = emit.shape
+    states = np.arange(L)
+    final = (states == extended_lengths[:, None] - 1) | (states == extended_lengths[:, None] - 2)
+    last = np.where(final, 0.0, -np.inf)  # (B, L): beta_{T_b - 1}
+    skip_penalty = np.full((B, L), -np.inf)  # (B, L): -inf where s -> s + 2 is barred
+    skip_penalty[:, :-2] = np.where(skip[:, 2:], 0.0, -np.inf)
+    padded = np.full((T, B, L + 2), -np.inf)  # (T, B, L + 2): beta_t(s) at [t, b, s]
+    coming = np.full((B, L + 2), -np.inf)  # y_{t+1}(l'_s) + beta_{t+1}(s), s < L + 2
+    for t in range(T - 1, -1, -1):
+        out = padded[t, :, :L]  # (B, L) view: beta_t
+        if t < T - 1:  # frames past T_b stay -inf: they start -inf and only feed on later ones
+            np.add(emit[t + 1], padded[t + 1, :, :L], out=coming[:, :L])
+            to_skip = coming[:, 2:] + skip_penalty  # to s + 2 where skip(s + 2)
+            _log_sum_exp3(coming[:, :L], coming[:, 1 : L + 1], to_skip, out=out)
+        np.copyto(out, last, where=(t == input_lengths - 1)[:, None])
+    return padded[:, :, :L]
+
+
+def _log_likelihood(alpha: np.ndarray, input_lengths, target_lengths) -> np.ndarray:
+    """log p_b, (B,): alpha at frame T_b - 1 in the last blank or the last label; for T_b = 0,
+    0 when the target is empty and -inf otherwise."""
+    B = alpha.shape[1]
+    batch = np.arange(B)
+    last_frame = np.maximum(input_lengths - 1, 0)
+    last_blank = alpha[last_frame, batch, 2 * target_lengths]
+    last_label = alpha[last_frame, batch, np.maximum(2 * target_lengths - 1, 0)]
+    log_likelihood = np.where(target_lengths > 0, np.logaddexp(last_blank, last_label), last_blank)
+    empty_input = np.where(target_lengths == 0, 0.0, -np.inf)
+    return np.where(input_lengths > 0, log_likelihood, empty_input)
+
+
+def _extended_labels(labels: np.ndarray, target_lengths, blank: int):
+    """(B, 2S+1) labels with blanks around and between (blank past each target), and the (B, L)
+    mask of states s that a path may reach from s - 2."""
+    B, S = labels.shape
+    padded = np.where(np.arange(S) < target_lengths[:, None], labels, blank)  # (B, S)
+    extended = np.full((B, 2 * S + 1), blank, dtype=np.int64)
+    extended[:, 1::2] = padded
+    skip = np.zeros(extended.shape, dtype=bool)
+    skip[:, 2:] = (extended[:, 2:] != blank) & (extended[:, 2:] != extended[:, :-2])
+    return extended, skip
+
+
+def _checked_scores(logits, input_lengths, blank: int):
+    """(T, B, C) finite float logits and (B,) int64 lengths in [0, T]; ``blank`` a class id."""
+    logits = _prediction(logits, "logits")
+    if logits.ndim != 3:
+        raise UserError(f"logits must have shape (T, B, C), got {logits.ndim} axes {logits.shape}")
+    T, B, C = logits.shape
+    if not 0 <= blank < C:
+        raise UserError(f"blank={blank} is not a class id of logits with {C} classes (0..{C - 1})")
+    return logits, _lengths(input_lengths, "input_lengths", B, T, "the frame count T")
+
+
+def _lengths(value, name: str, batch: int, largest: int | None, meaning: str) -> np.ndarray:
+    """Checked (B,) int64 lengths in [0, largest]."""
+    lengths = _to_numpy(value)
+    if lengths.dtype.kind not in "iu":
+        raise UserTypeError(f"{name} has dtype {lengths.dtype}; give integers, e.g. np.int64")
+    if lengths.shape != (batch,):
+        raise UserError(f"{name} has shape {lengths.shape}, but the batch needs ({batch},)")
+    lengths = lengths.astype(np.int64)
+    if batch and lengths.min() < 0:
+        raise UserError(f"{name} holds {lengths.min()}; lengths must be >= 0")
+    if batch and largest is not None and lengths.max() > largest:
+        raise UserError(f"{name} holds {lengths.max()}, more than {meaning} {largest}")
+    return lengths
+
+
+def _padded_targets(targets, target_lengths: np.ndarray, batch: int) -> np.ndarray:
+    """(B, S) targets from the padded or the concatenated layout."""
+    targets = _to_numpy(targets)
+    if targets.dtype.kind not in "iu":
+        raise UserTypeError(
+            f"targets have dtype {targets.dtype}, but CTC needs integer labels; "
+            "pass e.g. targets.astype(np.int64)"
+        )
+    targets = targets.astype(np.int64)
+    if targets.ndim == 2:
+        if targets.shape[0] != batch:
+            raise UserError(f"targets have {targets.shape[0]} rows, but the batch has {batch}")
+        if batch and target_lengths.max() > targets.shape[1]:
+            raise UserError(
+                f"target_lengths holds {target_lengths.max()}, more than the {targets.shape[1]} "
+                "columns of the padded targets"
+            )
+        return targets
+    if targets.ndim != 1:
+        raise UserError(f"targets must be (B, S) padded or 1-D concatenated, got {targets.shape}")
+    if targets.size != target_lengths.sum():
+        raise UserError(
+            f"concatenated targets hold {targets.size} labels, but target_lengths add up to "
+            f"{target_lengths.sum()}"
+        )
+    S = int(target_lengths.max()) if batch else 0
+    starts = np.cumsum(target_lengths) - target_lengths  # (B,)
+    positions = np.arange(S)
+    valid = positions < target_lengths[:, None]  # (B, S)
+    index = np.where(valid, starts[:, None] + positions, 0)  # (B, S) into targets
+    return np.where(valid, targets[index] if targets.size else 0, 0)
+
+
+def _check_labels(labels: np.ndarray, target_lengths: np.ndarray, classes: int, blank: int):
+    valid = labels[np.arange(labels.shape[1]) < target_lengths[:, None]]
+    if valid.size and (valid.min() < 0 or valid.max() >= classes):
+        bad = valid.min() if valid.min() < 0 else valid.max()
+        raise UserError(
+            f"target label {bad} is not a class id of {classes} classes (0..{classes - 1})"
+        )
+    if np.any(valid == blank):
+        raise UserError(f"targets hold the blank {blank}; labels must differ from the blank")
