@@ -71,15 +71,15 @@ def ctc_loss(
     _check_labels(labels, target_lengths, C, blank)
 
     log_probs = _log_softmax(logits.astype(np.float64))  # (T, B, C)
-    extended, skip = _extended_labels(labels, target_lengths, blank)  # (B, L) each
+    extended = _extended_labels(labels, target_lengths, blank)  # (B, L)
     emit = np.take_along_axis(log_probs, np.broadcast_to(extended, (T, *extended.shape)), axis=2)
-    alpha = _alpha(emit, skip)  # (T, B, L)
-    beta = _beta(emit, skip, input_lengths, 2 * target_lengths + 1)  # (T, B, L)
+    alpha, log_suffix = _forward_backward(emit, extended, input_lengths, target_lengths, blank)
     log_likelihood = _log_likelihood(alpha, input_lengths, target_lengths)  # (B,)
 
     possible = np.isfinite(log_likelihood)
     safe_log_likelihood = np.where(possible, log_likelihood, 0.0)  # (B,)
-    posterior = np.exp(alpha + beta - safe_log_likelihood[:, None])  # (T, B, L), 0 off paths
+    log_paths = alpha + log_suffix - emit  # (T, B, L): alpha + beta, -inf off the valid part
+    posterior = np.exp(log_paths - safe_log_likelihood[:, None])  # (T, B, L)
     one_hot = extended[:, :, None] == np.arange(C)  # (B, L, C)
     gamma = np.matmul(posterior.transpose(1, 0, 2), one_hot).transpose(1, 0, 2)  # (T, B, C)
     d_logits = np.exp(log_probs) - gamma  # (T, B, C): softmax - gamma
@@ -102,56 +102,61 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _forward_backward(emit, extended, input_lengths, target_lengths, blank: int):
+    """alpha (T, B, L) and beta_t(s) + y_t(l'_s) (T, B, L), -inf at t >= T_b or s >= L_b.
+
+    The backward pass is the forward pass of the sequence reversed in time (within T_b) and in
+    its extended labels (within L_b, which gives the extended reversed target):
+    beta_t(s) + y_t(l'_s) = alpha^R_{T_b-1-t}(L_b-1-s). Both run in one recursion over 2B rows.
+    """
+    T, B, L = emit.shape
+    batch = np.arange(B)[None, :, None]  # (1, B, 1)
+    frames = _reversed_within(T, input_lengths)[:, :, None]  # (T, B, 1): T_b-1-t, or t past T_b
+    states = _reversed_within(L, 2 * target_lengths + 1).T[None]  # (1, B, L): L_b-1-s, or s
+    extended_reversed = extended[batch[0], states[0]]  # (B, L)
+    both = _alpha(
+        np.concatenate([emit, emit[frames, batch, states]], axis=1),  # (T, 2B, L)
+        _skips(np.concatenate([extended, extended_reversed]), blank),  # (2B, L)
+    )
+    valid = (frames < input_lengths[:, None]) & (states < 2 * target_lengths[:, None] + 1)
+    log_suffix = np.where(valid, both[:, B:][frames, batch, states], -np.inf)  # (T, B, L)
+    return both[:, :B], log_suffix
+
+
+def _reversed_within(size: int, lengths: np.ndarray) -> np.ndarray:
+    """(size, B) indices: lengths_b - 1 - i for i < lengths_b, else i (padding stays put)."""
+    index = np.arange(size)[:, None]  # (size, 1)
+    return np.where(index < lengths, lengths - 1 - index, index)
+
+
 def _alpha(emit: np.ndarray, skip: np.ndarray) -> np.ndarray:
-    """Forward log-probabilities alpha_t(s), (T, B, L), from the emissions ``emit`` (T, B, L)."""
+    """Forward log-probabilities alpha_t(s), (T, B, L), from the emissions ``emit`` (T, B, L)
+    and the (B, L) mask of states that a path may reach from s - 2.
+
+    The three-term log-sum-exp is spelt out (shift by the largest term, floored at LOG_FLOOR so
+    that -inf - -inf never makes NaN) into preallocated buffers: np.logaddexp is several times
+    slower per element, and this loop is the whole cost of the loss.
+    """
     T, B, L = emit.shape
     padded = np.full((T, B, L + 2), -np.inf)  # (T, B, L + 2): alpha_t(s) at [t, b, s + 2]
     padded[0, :, 2:4] = emit[0, :, :2]  # start in the first blank or the first label
     skip_penalty = np.where(skip, 0.0, -np.inf)  # (B, L): -inf where s - 2 -> s is barred
-    for t in range(1, T):
-        previous = padded[t - 1]  # (B, L + 2)
-        out = padded[t, :, 2:]  # (B, L) view: alpha_t
-        from_skip = previous[:, :L] + skip_penalty  # alpha_{t-1}(s - 2) where skip(s)
-        _log_sum_exp3(previous[:, 2:], previous[:, 1 : L + 1], from_skip, out=out)
-        out += emit[t]
+    largest, total, term, jump = (np.empty((B, L)) for _ in range(4))
+    with np.errstate(divide="ignore"):  # log(0) = -inf: no path reaches that state yet
+        for t in range(1, T):
+            stay, step = padded[t - 1, :, 2:], padded[t - 1, :, 1 : L + 1]  # from s, s - 1
+            np.add(padded[t - 1, :, :L], skip_penalty, out=jump)  # from s - 2 where skip(s)
+            np.maximum(stay, step, out=largest)
+            np.maximum(largest, jump, out=largest)
+            np.maximum(largest, LOG_FLOOR, out=largest)
+            np.exp(np.subtract(stay, largest, out=total), out=total)
+            total += np.exp(np.subtract(step, largest, out=term), out=term)
+            total += np.exp(np.subtract(jump, largest, out=term), out=term)
+            out = padded[t, :, 2:]  # (B, L) view: alpha_t
+            np.log(total, out=out)
+            out += largest
+            out += emit[t]
     return padded[:, :, 2:]
-
-
-def _log_sum_exp3(a: np.ndarray, b: np.ndarray, c: np.ndarray, out: np.ndarray) -> None:
-    """out = log(exp(a) + exp(b) + exp(c)), element-wise, -inf where all three are -inf.
-
-    Shifted by the largest term (floored at LOG_FLOOR so that -inf - -inf never makes NaN); a
-    few cheap ufuncs, several times faster than two np.logaddexp calls on these small arrays.
-    """
-    largest = np.maximum(np.maximum(a, b), c)
-    np.maximum(largest, LOG_FLOOR, out=largest)
-    total = np.exp(a - largest)
-    total += np.exp(b - largest)
-    total += np.exp(c - largest)
-    with np.errstate(divide="ignore"):  # log(0) = -inf: no path reaches this state
-        np.log(total, out=out)
-    out += largest
-
-
-def _beta(emit: np.ndarray, skip: np.ndarray, input_lengths, extended_lengths) -> np.ndarray:
-    """Backward log-probabilities beta_t(s), (T, B, L), excluding frame t's own emission;
-    -inf at frames t >= T_b and at states s >= L_b."""
-    T, B, L = emit.shape
-    states = np.arange(L)
-    final = (states == extended_lengths[:, None] - 1) | (states == extended_lengths[:, None] - 2)
-    last = np.where(final, 0.0, -np.inf)  # (B, L): beta_{T_b - 1}
-    skip_penalty = np.full((B, L), -np.inf)  # (B, L): -inf where s -> s + 2 is barred
-    skip_penalty[:, :-2] = np.where(skip[:, 2:], 0.0, -np.inf)
-    padded = np.full((T, B, L + 2), -np.inf)  # (T, B, L + 2): beta_t(s) at [t, b, s]
-    coming = np.full((B, L + 2), -np.inf)  # y_{t+1}(l'_s) + beta_{t+1}(s), s < L + 2
-    for t in range(T - 1, -1, -1):
-        out = padded[t, :, :L]  # (B, L) view: beta_t
-        if t < T - 1:  # frames past T_b stay -inf: they start -inf and only feed on later ones
-            np.add(emit[t + 1], padded[t + 1, :, :L], out=coming[:, :L])
-            to_skip = coming[:, 2:] + skip_penalty  # to s + 2 where skip(s + 2)
-            _log_sum_exp3(coming[:, :L], coming[:, 1 : L + 1], to_skip, out=out)
-        np.copyto(out, last, where=(t == input_lengths - 1)[:, None])
-    return padded[:, :, :L]
 
 
 def _log_likelihood(alpha: np.ndarray, input_lengths, target_lengths) -> np.ndarray:
@@ -167,16 +172,20 @@ def _log_likelihood(alpha: np.ndarray, input_lengths, target_lengths) -> np.ndar
     return np.where(input_lengths > 0, log_likelihood, empty_input)
 
 
-def _extended_labels(labels: np.ndarray, target_lengths, blank: int):
-    """(B, 2S+1) labels with blanks around and between (blank past each target), and the (B, L)
-    mask of states s that a path may reach from s - 2."""
+def _extended_labels(labels: np.ndarray, target_lengths, blank: int) -> np.ndarray:
+    """(B, 2S+1) labels with blanks around and between them (and blanks past each target)."""
     B, S = labels.shape
     padded = np.where(np.arange(S) < target_lengths[:, None], labels, blank)  # (B, S)
     extended = np.full((B, 2 * S + 1), blank, dtype=np.int64)
     extended[:, 1::2] = padded
+    return extended
+
+
+def _skips(extended: np.ndarray, blank: int) -> np.ndarray:
+    """(B, L) mask of the states s that a path may reach from s - 2: a label unlike l'_{s-2}."""
     skip = np.zeros(extended.shape, dtype=bool)
     skip[:, 2:] = (extended[:, 2:] != blank) & (extended[:, 2:] != extended[:, :-2])
-    return extended, skip
+    return skip
 
 
 def _checked_scores(logits, input_lengths, blank: int):
