@@ -187,6 +187,7 @@ def good_arguments():
 
 
 BAD_INPUTS = {
+    "no frames": ({"logits": np.zeros((0, 4, C))}, UserError, "no frames"),
     "2-D logits": ({"logits": np.zeros((T, C))}, UserError, r"logits must have shape \(T, B, C\)"),
     "float targets": ({"targets": TARGETS.astype(float)}, UserTypeError, "integer labels"),
     "label out of range": ({"targets": TARGETS + 3}, UserError, "label 8 is not a class id"),

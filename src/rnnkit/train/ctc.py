@@ -19,7 +19,9 @@ d loss / d y_t(k) = -gamma_t(k), and through the log-softmax (d y_t(k) / d logit
 
     d loss / d logit_t(j) = softmax_t(j) - gamma_t(j),   zero at frames t >= T_b.
 
-gamma is formed as exp(alpha + beta - log p), each term <= 1, then summed per label.
+gamma is formed as exp(alpha + beta - log p), each term <= 1, then summed per label. beta comes
+from the same forward recursion run on each sequence reversed in time and in its extended labels
+(see ``_forward_backward``), so one time loop serves both passes.
 """
 
 from __future__ import annotations
@@ -194,6 +196,8 @@ def _checked_scores(logits, input_lengths, blank: int):
     if logits.ndim != 3:
         raise UserError(f"logits must have shape (T, B, C), got {logits.ndim} axes {logits.shape}")
     T, B, C = logits.shape
+    if T == 0:
+        raise UserError(f"logits {logits.shape} have no frames; give at least one (T >= 1)")
     if not 0 <= blank < C:
         raise UserError(f"blank={blank} is not a class id of logits with {C} classes (0..{C - 1})")
     return logits, _lengths(input_lengths, "input_lengths", B, T, "the frame count T")
@@ -210,7 +214,10 @@ def _lengths(value, name: str, batch: int, largest: int | None, meaning: str) ->
     if batch and lengths.min() < 0:
         raise UserError(f"{name} holds {lengths.min()}; lengths must be >= 0")
     if batch and largest is not None and lengths.max() > largest:
-        raise UserError(f"{name} holds {lengths.max()}, more than {meaning} {largest}")
+        raise UserError(
+            f"{name} holds {lengths.max()}, more than {meaning} {largest}; lengths count valid "
+            "steps, at most that many"
+        )
     return lengths
 
 
@@ -225,7 +232,10 @@ def _padded_targets(targets, target_lengths: np.ndarray, batch: int) -> np.ndarr
     targets = targets.astype(np.int64)
     if targets.ndim == 2:
         if targets.shape[0] != batch:
-            raise UserError(f"targets have {targets.shape[0]} rows, but the batch has {batch}")
+            raise UserError(
+                f"targets have {targets.shape[0]} rows, but the batch has {batch}; give one "
+                "padded row per sequence"
+            )
         if batch and target_lengths.max() > targets.shape[1]:
             raise UserError(
                 f"target_lengths holds {target_lengths.max()}, more than the {targets.shape[1]} "
@@ -233,11 +243,14 @@ def _padded_targets(targets, target_lengths: np.ndarray, batch: int) -> np.ndarr
             )
         return targets
     if targets.ndim != 1:
-        raise UserError(f"targets must be (B, S) padded or 1-D concatenated, got {targets.shape}")
+        raise UserError(
+            f"targets have shape {targets.shape}; give (B, S) padded rows or the 1-D "
+            "concatenation of all targets"
+        )
     if targets.size != target_lengths.sum():
         raise UserError(
             f"concatenated targets hold {targets.size} labels, but target_lengths add up to "
-            f"{target_lengths.sum()}"
+            f"{target_lengths.sum()}; the concatenation holds exactly the valid labels"
         )
     S = int(target_lengths.max()) if batch else 0
     starts = np.cumsum(target_lengths) - target_lengths  # (B,)
@@ -252,7 +265,11 @@ def _check_labels(labels: np.ndarray, target_lengths: np.ndarray, classes: int, 
     if valid.size and (valid.min() < 0 or valid.max() >= classes):
         bad = valid.min() if valid.min() < 0 else valid.max()
         raise UserError(
-            f"target label {bad} is not a class id of {classes} classes (0..{classes - 1})"
+            f"target label {bad} is not a class id of {classes} classes (0..{classes - 1}); fix "
+            "the targets or target_lengths (padding past each length is ignored)"
         )
     if np.any(valid == blank):
-        raise UserError(f"targets hold the blank {blank}; labels must differ from the blank")
+        raise UserError(
+            f"targets hold the blank {blank}; labels must differ from it: renumber the labels "
+            "or pass the blank's real class id as blank="
+        )
