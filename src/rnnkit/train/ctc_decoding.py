@@ -8,6 +8,8 @@ al. 2014) sums alignments per prefix and keeps the ``beam_width`` best prefixes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rnnkit.errors import UserError
@@ -66,12 +68,12 @@ def beam_decode(logits, input_lengths, *, blank: int = 0, beam_width: int = 8) -
 
 def _prefix_beam_search(log_probs: np.ndarray, blank: int, beam_width: int) -> list[int]:
     """The best labelling for one sequence's (T_b, C) log-probabilities."""
-    beams = {(): (0.0, -np.inf)}  # prefix -> (log p ending in blank, log p ending in its label)
+    beams = {(): (0.0, -math.inf)}  # prefix -> (log p ending in blank, ending in its label)
     labels = [k for k in range(log_probs.shape[1]) if k != blank]
-    for frame in log_probs:
+    for frame in log_probs.tolist():  # Python floats: scalar NumPy calls cost ~1 us each
         extended: dict[tuple, list[float]] = {}
         for prefix, (in_blank, in_label) in beams.items():
-            either = np.logaddexp(in_blank, in_label)
+            either = _log_add(in_blank, in_label)
             _add(extended, prefix, BLANK_END, either + frame[blank])
             for k in labels:
                 if prefix and k == prefix[-1]:
@@ -79,13 +81,21 @@ def _prefix_beam_search(log_probs: np.ndarray, blank: int, beam_width: int) -> l
                     _add(extended, (*prefix, k), LABEL_END, in_blank + frame[k])  # blank between
                 else:
                     _add(extended, (*prefix, k), LABEL_END, either + frame[k])
-        ranked = sorted(extended.items(), key=lambda item: -np.logaddexp(*item[1]))
+        ranked = sorted(extended.items(), key=lambda item: -_log_add(*item[1]))
         beams = {prefix: tuple(log_ps) for prefix, log_ps in ranked[:beam_width]}
-    best = max(beams.items(), key=lambda item: np.logaddexp(*item[1]))[0]
+    best = max(beams.items(), key=lambda item: _log_add(*item[1]))[0]
     return list(best)
 
 
 def _add(beams: dict, prefix: tuple, end: int, log_p: float) -> None:
     """Add probability exp(log_p) to ``prefix``'s alignments ending in ``end``."""
-    entry = beams.setdefault(prefix, [-np.inf, -np.inf])
-    entry[end] = np.logaddexp(entry[end], log_p)
+    entry = beams.setdefault(prefix, [-math.inf, -math.inf])
+    entry[end] = _log_add(entry[end], log_p)
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) for Python floats, either of which may be -inf."""
+    larger, smaller = (a, b) if a >= b else (b, a)
+    if smaller == -math.inf:
+        return larger
+    return larger + math.log1p(math.exp(smaller - larger))
