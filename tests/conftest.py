@@ -1,4 +1,8 @@
-"""Shared helpers: the optional torch oracle and a central finite-difference gradient check."""
+"""Shared helpers: the optional torch oracle, espeak-ng for the speech tests and a central
+finite-difference gradient check."""
+
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -10,6 +14,19 @@ TORCH_MISSING = "PyTorch parity tests need torch==2.13.0: pip install -e '.[test
 def torch():
     """The torch module, or a skip with the install command when it is missing."""
     return pytest.importorskip("torch", reason=TORCH_MISSING)
+
+
+@pytest.fixture(scope="session")
+def espeak():
+    """The path of espeak-ng, which speaks the speech tests' digits; a skip with the install
+    command without it, but a failure in CI (CI=true), whose .ci/run installs it."""
+    path = shutil.which("espeak-ng")
+    if path is None:
+        missing = "the speech tests need espeak-ng: sudo apt-get install espeak-ng"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing} (.ci/run installs it)")
+        pytest.skip(missing)
+    return path
 
 
 def numeric_gradient(loss, array: np.ndarray, eps: float = 1e-6) -> np.ndarray:

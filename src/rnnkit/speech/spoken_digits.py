@@ -30,6 +30,7 @@ from rnnkit.io.files import atomic_write_bytes
 from rnnkit.speech import espeak
 from rnnkit.speech.features import log_mel, normalise
 from rnnkit.speech.noise import COLOURS, add_noise
+from rnnkit.speech.wav import resample
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 BLANK = 0  # the CTC blank label
@@ -191,13 +192,20 @@ def spoken_digit_audio(
     return list(zip(audio, utterances, strict=True))
 
 
-def utterance_features(utterance: Utterance, recipe: Recipe = DEFAULT_RECIPE) -> np.ndarray:
-    """(frames, recipe.num_mels) float32 features of one utterance: ``normalise``d ``log_mel``
-    (25 ms windows every 10 ms: 100 frames a second), rounded to float16 precision (what the
-    cache stores, so cached and fresh features are equal)."""
-    samples = utterance.audio(recipe.rate)
+def audio_features(samples, rate: int, recipe: Recipe = DEFAULT_RECIPE) -> np.ndarray:
+    """(frames, recipe.num_mels) float32 features of audio at ``rate`` Hz, resampled to
+    recipe.rate first when it differs: ``normalise``d ``log_mel`` (25 ms windows every 10 ms:
+    100 frames a second), rounded to float16 precision (what the cache stores, so cached and
+    fresh features are equal). The features of every utterance and of every WAV file."""
+    if rate != recipe.rate:
+        samples = resample(samples, rate, recipe.rate)
     features = normalise(log_mel(samples, recipe.rate, num_mels=recipe.num_mels))
     return features.astype(np.float16).astype(np.float32)
+
+
+def utterance_features(utterance: Utterance, recipe: Recipe = DEFAULT_RECIPE) -> np.ndarray:
+    """(frames, recipe.num_mels) float32 ``audio_features`` of one utterance."""
+    return audio_features(utterance.audio(recipe.rate), recipe.rate, recipe)
 
 
 def spoken_digit_features(

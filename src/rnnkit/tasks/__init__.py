@@ -15,9 +15,11 @@ _registry: dict[str, Task] = {}
 
 
 def _built_in() -> tuple[Task, ...]:
-    from rnnkit.tasks import classification, forecasting, language_modeling, seq2seq
+    from rnnkit.tasks import classification, forecasting, language_modeling, seq2seq, speech
 
-    return (language_modeling.TASK, classification.TASK, forecasting.TASK, seq2seq.TASK)
+    return (
+        language_modeling.TASK, classification.TASK, forecasting.TASK, seq2seq.TASK, speech.TASK
+    )  # fmt: skip
 
 
 def _tasks() -> dict[str, Task]:
