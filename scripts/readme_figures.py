@@ -3,12 +3,13 @@
     python scripts/readme_figures.py [--workdir DIR] [--check]
 
 Run it from the repository in the venv of the README's first set-up command, with the data
-extras of the applications installed (the README's `pip install` lines). It runs each `rnnkit`
-command of the README's code blocks, in order, in a fresh working directory (so `runs/` there
-is new and yours is untouched), reads the figures from what the commands print and write, and
+extras of the applications installed (the README's `pip install` lines) and espeak-ng. It runs
+each `rnnkit` and `espeak-ng` command of the README's code blocks, in order, in a fresh working
+directory with a fresh cache (so `runs/` there is new, yours is untouched, and the speech task's
+time includes making its data), reads the figures from what the commands print and write, and
 rewrites the README's blocks between `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`.
 A command that fails stops the script with its output, and the README is left as it was. The
-commands that read your own files (NOT_RUN) are left out. About 15 minutes on 2 cores.
+commands that read your own files (NOT_RUN) are left out. About 25 minutes on 2 cores.
 
 `--check` only checks that the commands the script knows are the README's (no run).
 """
@@ -45,18 +46,28 @@ CLASSIFY_SCORES = "rnnkit evaluate runs/classify --json --plot runs/classify/tes
 FORECAST_SCORES = "rnnkit evaluate runs/forecast --json"
 GREEDY_SCORES = "rnnkit evaluate runs/seq2seq --json"
 BEAM_SCORES = "rnnkit evaluate runs/seq2seq --json --beam 5"
-TRAIN = ["rnnkit train", "rnnkit train classify", "rnnkit train forecast", "rnnkit train seq2seq"]
-READ = [GENERATE, CLASSIFY_SCORES, FORECAST_SCORES, GREEDY_SCORES, BEAM_SCORES, *TRAIN]
+SPEECH_SCORES = "rnnkit evaluate runs/speech --json"
+HEARD = "rnnkit predict runs/speech --wav fast.wav --plot fast.png"
+TRAIN = [
+    "rnnkit train", "rnnkit train classify", "rnnkit train forecast", "rnnkit train seq2seq",
+    "rnnkit train speech",
+]  # fmt: skip
+READ = [
+    GENERATE, CLASSIFY_SCORES, FORECAST_SCORES, GREEDY_SCORES, BEAM_SCORES, SPEECH_SCORES, HEARD,
+    *TRAIN,
+]  # fmt: skip
+PROGRAMS = ("rnnkit ", "espeak-ng ")  # the README's commands this script runs start so
 SAMPLE_LINES = 6  # lines of the generated text the README shows
 
 
 def readme_commands(readme: str) -> list[str]:
-    """The `rnnkit ...` commands of the README's bash blocks, in order, without comments."""
+    """The `rnnkit ...` and `espeak-ng ...` commands of the README's bash blocks, in order,
+    without comments."""
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.DOTALL):
         for line in block.splitlines():
             for part in line.split("  #")[0].split(" && "):  # a set-up line ends in one
-                if part.strip().startswith("rnnkit "):
+                if part.strip().startswith(PROGRAMS):
                     commands.append(part.strip())
     return commands
 
@@ -73,10 +84,14 @@ def replace_block(readme: str, name: str, body: str) -> str:
 
 
 def run(command: str, workdir: Path) -> tuple[str, float]:
-    """Run ``command`` in ``workdir``; returns (stdout, seconds). Exits on a failure."""
+    """Run ``command`` in ``workdir``, with its own cache folder; returns (stdout, seconds).
+    Exits on a failure."""
     print(f"$ {command}", flush=True)
+    environment = {**os.environ, "XDG_CACHE_HOME": str(workdir / "cache")}
     start = time.perf_counter()
-    done = subprocess.run(shlex.split(command), cwd=workdir, capture_output=True, text=True)
+    done = subprocess.run(
+        shlex.split(command), cwd=workdir, capture_output=True, text=True, env=environment
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
@@ -136,6 +151,7 @@ def figures(workdir: Path) -> dict[str, str]:
     classify = scores(CLASSIFY_SCORES)
     forecast = scores(FORECAST_SCORES)
     greedy, beam = scores(GREEDY_SCORES), scores(BEAM_SCORES)
+    speech = scores(SPEECH_SCORES)
     unit = f" {forecast['unit']}" if forecast.get("unit") else ""
     rows = [
         (TRAIN[0], f"validation loss {lm['val_loss']:.3f} nats per character "
@@ -148,6 +164,9 @@ def figures(workdir: Path) -> dict[str, str]:
         (TRAIN[3], f"test phoneme error rate {greedy['phoneme_error_rate']:.3f} "
          f"greedy, {beam['phoneme_error_rate']:.3f} with `--beam 5`; word accuracy "
          f"{greedy['word_accuracy']:.3f} and {beam['word_accuracy']:.3f}", ""),
+        (TRAIN[4], f"test digit error rate {speech['digit_error_rate']:.3f}, string accuracy "
+         f"{speech['string_accuracy']:.3f} ({speech['utterances']} utterances by "
+         f"{speech['voices']} voices never heard)", ""),
     ]  # fmt: skip
     table = ["| command | held-out figures (`rnnkit evaluate`) | baseline | time to train |"]
     table.append("|---|---|---|---:|")
@@ -162,6 +181,7 @@ def figures(workdir: Path) -> dict[str, str]:
         "results": "\n".join(table) + "\n\n" + machine(),
         "sample": "```text\n" + sample + "\n```",
         "diagnose": "```text\n" + "\n".join(diagnoses) + "\n```",
+        "speech": "```text\n" + outputs[HEARD].strip() + "\n```",
     }
 
 

@@ -165,8 +165,8 @@ def score(model, utterances: Utterances, indices=None, beam: int = 1) -> dict:
     predicted = transcribe(model, utterances, indices, beam)
     scores = sequence_scores(predicted, [list(utterances.labels[i]) for i in indices])
     return {
-        "digit_error_rate": scores["error_rate"],
-        "string_accuracy": scores["sequence_accuracy"],
+        "digit_error_rate": float(scores["error_rate"]),
+        "string_accuracy": float(scores["sequence_accuracy"]),
         "utterances": scores["sequences"],
         "voices": len({utterances.voices[i] for i in indices}),
     }
@@ -335,8 +335,12 @@ class SpeechRecognition(Task):
         report = score(prepared.model, test)
         prepared.extra["test"] = report
         [probabilities] = label_probabilities(prepared.model, test, [0])
+        [heard] = transcribe(prepared.model, test, [0])
         png = out / "frames.png"
-        title = f"test utterance 1 ({test.voices[0]}): {labels_to_digits(test.labels[0])}"
+        title = (
+            f"test utterance 1 ({test.voices[0]}): said {labels_to_digits(test.labels[0])}, "
+            f"heard {labels_to_digits(heard) or 'nothing'}"
+        )
         drew = draw_frames(prepared.model, test.frames[0], probabilities, png, title)
         return {"test": report, "frames_png": str(png) if drew else None}
 
