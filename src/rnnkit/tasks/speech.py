@@ -61,8 +61,9 @@ class SpeechOptions(Options):
     min_digits: int = option(1, "the shortest digit string", whole=True, low=1)
     max_digits: int = option(7, "the longest digit string", whole=True, low=1)
     warp: float = option(
-        0.25, "in training, warp each utterance's frequencies by a factor within 1 +- this "
-        "(vocal tract length perturbation; 0: none)", low=0, below=1, example="0.25",
+        0.25, "in training, scale each utterance's frequencies by a random factor from "
+        "1/(1 + this) to 1 + this (vocal tract length perturbation; 0: none)", low=0, below=1,
+        example="0.25",
     )  # fmt: skip
     stack: int = option(3, "10 ms frames per recurrent step (subsampling)", whole=True, low=1)
     cell: str = shared.cell("gru")
@@ -174,9 +175,9 @@ def score(model, utterances: Utterances, indices=None, beam: int = 1) -> dict:
 
 class SpeechTask:
     """Shuffled minibatches of the training utterances (seeded per epoch), each utterance's
-    frequencies warped by a random factor within 1 +- ``warp`` (seeded per batch), CTC on the
-    logits; validation loss, digit error rate and string accuracy (greedy) on the validation
-    voices."""
+    frequencies warped by a random factor from 1/(1 + ``warp``) to 1 + ``warp`` (seeded per
+    batch), CTC on the logits; validation loss, digit error rate and string accuracy (greedy)
+    on the validation voices."""
 
     def __init__(
         self, train: Utterances, val: Utterances, batch_size: int, seed: int, warp: float, rate: int
