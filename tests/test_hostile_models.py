@@ -20,6 +20,7 @@ from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.conditional import ConditionalGenerator
 from rnnkit.models.forecaster import ForecastEnsemble, Forecaster
 from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.recogniser import SpeechRecogniser
 from rnnkit.models.regressor import SequenceRegressor
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.nn.attention import Attention
@@ -47,6 +48,9 @@ SMALL = {
     "ForecastEnsemble": lambda: ForecastEnsemble(2, 3, members=2, hidden_size=3, seed=11),
     "Seq2Seq": lambda: Seq2Seq(5, 6, 0, 1, 3, 4, cell="lstm", attention="bahdanau", seed=12),
     "ConditionalGenerator": lambda: ConditionalGenerator(3, 6, 0, 1, 3, 4, 2, seed=13),
+    "SpeechRecogniser": lambda: SpeechRecogniser(
+        4, input_size=3, stack=2, hidden_size=3, num_layers=2, cell="lstm", seed=14
+    ),
 }
 # More layouts whose parameter counts ``reserve`` must work out right.
 VARIANTS = {
