@@ -88,6 +88,7 @@ BUILDERS: dict[str, Callable] = {
     "rnnkit.models.forecaster.Forecaster": _lazy("rnnkit.export.forecaster"),
     "rnnkit.models.forecaster.ForecastEnsemble": _lazy("rnnkit.export.forecaster"),
     "rnnkit.models.regressor.SequenceRegressor": _lazy("rnnkit.export.regressor"),
+    "rnnkit.models.recogniser.SpeechRecogniser": _lazy("rnnkit.export.recogniser"),
     "rnnkit.models.seq2seq.Seq2Seq": _lazy("rnnkit.export.seq2seq"),
 }
 

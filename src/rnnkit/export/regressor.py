@@ -15,13 +15,20 @@ from rnnkit.export.recurrent import recurrent
 from rnnkit.models.regressor import SequenceRegressor
 
 
+def step_outputs(graph: Graph, model: SequenceRegressor, x: str, lengths: str) -> str:
+    """``model``'s recurrent stack and head on ``x`` (T, B, I) float32, the stack's input
+    (embedded or features), with ``lengths`` (B,) int32 in [1, T]: (T, B, output_size), zero
+    past each length."""
+    output, _ = recurrent(graph, model.encoder.rnn, x, lengths)
+    valid = graph.node("Cast", [valid_steps(graph, output, lengths)], hint="valid", to=1)
+    return graph.node("Mul", [linear(graph, model.head, output, "head"), valid], hint="outputs")
+
+
 def build(model: SequenceRegressor) -> list:
     """The regressor as one graph (see the module's docstring)."""
     graph = Graph("SequenceRegressor")
     x, lengths = encoder_inputs(graph, model.encoder)
-    output, _ = recurrent(graph, model.encoder.rnn, x, lengths)
-    valid = graph.node("Cast", [valid_steps(graph, output, lengths)], hint="valid", to=1)
-    outputs = graph.node("Mul", [linear(graph, model.head, output, "head"), valid], hint="outputs")
+    outputs = step_outputs(graph, model, x, lengths)
     size = model.config()["output_size"]
     graph.output(outputs, "outputs", np.float32, ["time", "batch", size])
     return [("", graph.model(metadata(model)))]
