@@ -144,3 +144,13 @@ def test_regressor_equals_rnnkit(tmp_path, cell, bidirectional, text):
     )
     np.testing.assert_allclose(outputs, model(x, LENGTHS), **TOLERANCE)
     assert properties["rnnkit_class"] == "SequenceRegressor"
+
+
+def test_the_command_exports_a_saved_regressor(tmp_path, capsys):
+    model = SequenceRegressor(2, input_size=3, hidden_size=4, seed=1)
+    rnnkit.save(model, tmp_path / "regressor.safetensors")
+    status, out, err = run_cli(
+        capsys, "export", tmp_path / "regressor.safetensors", "--onnx", tmp_path / "r.onnx"
+    )
+    assert status == 0, err
+    assert "outputs (time, batch, 2)" in out

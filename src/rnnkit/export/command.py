@@ -18,6 +18,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     from rnnkit.export import _require_onnx, write_graphs
+    from rnnkit.models.regressor import SequenceRegressor
     from rnnkit.nn import Recurrent
     from rnnkit.tasks.pipeline import read_model
 
@@ -31,8 +32,8 @@ def _run(args: argparse.Namespace) -> None:
         raise UserError(f"--onnx {args.onnx}: the folder {path.parent} does not exist; create it")
     model, extra = read_model(args.model)
     # A model kind's builder reads what it needs (vocabulary, classes, scaling) from the file's
-    # extra; a bare recurrent layer has none.
-    options = {} if isinstance(model, Recurrent) else {"extra": extra}
+    # extra; a bare recurrent layer and a regressor (inputs and outputs as they are) read none.
+    options = {} if isinstance(model, Recurrent | SequenceRegressor) else {"extra": extra}
     for written in write_graphs(model, path, **options):
         print(f"wrote {written}")
         graph = onnx.load(str(written)).graph
