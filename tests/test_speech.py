@@ -140,4 +140,4 @@ def test_a_small_recogniser_hears_voices_it_never_heard(espeak, tmp_path, monkey
         layers=1, steps=600, validate_every=100, checkpoint_every=600, out=str(tmp_path / "run"),
     )  # fmt: skip
     summary = pipeline.train(TASK, options, say=lambda line: None)
-    assert summary["test"]["digit_error_rate"] < LEARNED  # untrained: 1.0 (it hears nothing)
+    assert summary["test"]["digit_error_rate"] < LEARNED  # hearing nothing scores 1.0
