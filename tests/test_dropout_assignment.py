@@ -1,6 +1,6 @@
 """Dropout rates changed after construction (PyTorch's ``rnn.dropout = 1``): checked on
 assignment, and a rate of 1 zeroes the dropped path (no NaN from 1/(1-p)) in ``Dropout`` and
-between the layers of ``Recurrent``."""
+between the layers of ``Recurrent``; a parameterless module's dtype is None."""
 
 import re
 
@@ -151,3 +151,11 @@ def test_a_layer_with_dropout_1_saves_and_loads(tmp_path):
     assert loaded.config() == layer.config()
     x = random_input()
     np.testing.assert_array_equal(loaded.forward(x)[0][0], layer.forward(x)[0][0])
+
+
+# ---------------------------------------------------------------- dtype without parameters
+
+
+def test_a_module_without_parameters_has_dtype_none():
+    assert Dropout(0.5).dtype is None
+    assert rnnkit.GRU(INPUTS, HIDDEN, dtype=np.float64).dtype == np.float64
