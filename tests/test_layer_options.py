@@ -285,15 +285,15 @@ BAD_CONSTRUCTIONS = {
         ValueError,
         "num_layers must be at least 1",
     ),
-    "dropout=1.0": (
-        lambda: rnnkit.GRU(INPUTS, HIDDEN, 2, dropout=1.0),
+    "dropout=1.5": (  # 1 is allowed, as in PyTorch: every unit dropped
+        lambda: rnnkit.GRU(INPUTS, HIDDEN, 2, dropout=1.5),
         ValueError,
-        r"dropout must be in \[0, 1\), got 1.0",
+        r"dropout must be in \[0, 1\], got 1.5",
     ),
     "dropout=-0.1": (
         lambda: rnnkit.GRU(INPUTS, HIDDEN, 2, dropout=-0.1),
         ValueError,
-        r"dropout must be in \[0, 1\)",
+        r"dropout must be in \[0, 1\]",
     ),
     "merge='avg'": (
         lambda: rnnkit.LSTM(INPUTS, HIDDEN, bidirectional=True, merge="avg"),

@@ -143,12 +143,13 @@ def sizes(owner: str, **values) -> None:
 
 
 def probability(owner: str, **values) -> None:
-    """TypeError/ValueError unless every value is a number in [0, 1) (a dropout rate)."""
+    """TypeError/ValueError unless every value is a number in [0, 1] (a dropout rate; 1 drops
+    every unit, as PyTorch allows). NaN is refused."""
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UserTypeError(f"{owner}: {name} must be a number in [0, 1), got {_shown(value)}")
-        if not 0 <= value < 1:
-            raise UserError(f"{owner}: {name} must be in [0, 1), got {_shown(value)}")
+            raise UserTypeError(f"{owner}: {name} must be a number in [0, 1], got {_shown(value)}")
+        if not 0 <= value <= 1:
+            raise UserError(f"{owner}: {name} must be in [0, 1], got {_shown(value)}")
 
 
 def token_ids(owner: str, vocab_size: int, **values) -> None:

@@ -126,9 +126,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define config()")
 
     @property
-    def dtype(self) -> np.dtype:
-        """The floating dtype of the parameters (float32 unless asked otherwise)."""
-        return next(iter(self.params.values())).dtype
+    def dtype(self) -> np.dtype | None:
+        """The floating dtype of the parameters (float32 unless asked otherwise); None for a
+        module without parameters (``Dropout``), which keeps its input's dtype."""
+        return next((value.dtype for value in self.params.values()), None)
 
     def zero_grad(self) -> None:
         """Set every accumulated gradient to zero."""

@@ -21,6 +21,7 @@ from rnnkit import backends, cells
 from rnnkit._memory import check_fits
 from rnnkit.backends import check_backend
 from rnnkit.nn import _checks
+from rnnkit.nn.dropout import inverted_mask
 from rnnkit.nn.init import check_scheme, initial_weights, weight_count
 from rnnkit.nn.module import Module, amount, reserve, single_use
 
@@ -93,7 +94,7 @@ class Recurrent(Module):
         name = self._name
         _checks.sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         _checks.flags(name, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
-        _checks.probability(name, dropout=dropout)
+        self.dropout = dropout  # checked by the setter
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"{name}: dropout acts between layers, so with num_layers=1 it does nothing",
@@ -112,7 +113,6 @@ class Recurrent(Module):
         self.num_layers = int(num_layers)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
-        self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.merge = merge
         self.init = init
@@ -135,6 +135,18 @@ class Recurrent(Module):
         self.roles = tuple(weights)  # the roles of each layer and direction's arrays
         if backend is not None:
             self.backend_choice()  # a back end asked for and unable to run: refused now
+
+    @property
+    def dropout(self) -> float:
+        """The probability, in [0, 1], of zeroing each input unit of layers 2.. in training; 1
+        zeros them all (as in PyTorch). Checked on assignment, as ``torch.nn.RNN.dropout`` may be
+        changed after construction."""
+        return self._dropout
+
+    @dropout.setter
+    def dropout(self, value: float) -> None:
+        _checks.probability(self._name, dropout=value)
+        self._dropout = float(value)
 
     def config(self) -> dict:
         config = {"cell": self.cell.name} if type(self) is Recurrent else {}
@@ -222,8 +234,7 @@ class Recurrent(Module):
         for layer in range(self.num_layers):
             mask = None
             if training and self.dropout > 0.0 and layer > 0:
-                keep = self.rng.random(layer_input.shape) >= self.dropout
-                mask = (keep / (1.0 - self.dropout)).astype(dtype)  # (T, B, F)
+                mask = inverted_mask(self.rng, layer_input.shape, self.dropout, dtype)  # (T, B, F)
                 layer_input = layer_input * mask
             args = (choice, layer, layer_input, state0, final, lengths, order, training)
             outputs, backwards = zip(
