@@ -19,6 +19,10 @@ from rnnkit.nn import (
     RecurrentCell,
     RNNCell,
     Sequential,
+    from_packed,
+    pad_sequence,
+    to_packed_arrays,
+    unpad_sequence,
 )
 
 __all__ = [
@@ -39,10 +43,14 @@ __all__ = [
     "UserTypeError",
     "backend_info",
     "export_onnx",
+    "from_packed",
     "load",
+    "pad_sequence",
     "register",
     "save",
     "set_default_backend",
+    "to_packed_arrays",
     "tune_process",
+    "unpad_sequence",
 ]
 __version__ = "0.1.0"

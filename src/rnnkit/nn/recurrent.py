@@ -8,7 +8,8 @@ one part, the tuple of parts otherwise (``(h, c)`` for LSTM).
 
 Ragged batches: right-padded input plus ``lengths`` (B,), in any order. Outputs past a sequence's
 length are zero, its final state is the state at its last valid step, and the reverse direction
-runs over each sequence within its own length (PyTorch's packed-sequence semantics).
+runs over each sequence within its own length (PyTorch's packed-sequence semantics). A PyTorch
+``PackedSequence`` may be given as ``x`` instead; the output is then padded, not packed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from rnnkit import backends, cells
 from rnnkit._memory import check_fits
 from rnnkit.backends import check_backend
-from rnnkit.nn import _checks
+from rnnkit.nn import _checks, padding
 from rnnkit.nn.dropout import inverted_mask
 from rnnkit.nn.init import check_scheme, initial_weights, weight_count
 from rnnkit.nn.module import Module, amount, reserve, single_use
@@ -201,7 +202,9 @@ class Recurrent(Module):
         """Training path: ``((output, state), backward)``.
 
         Args:
-            x: (T, B, input_size), or (B, T, input_size) when ``batch_first``.
+            x: (T, B, input_size), or (B, T, input_size) when ``batch_first``; or a PyTorch
+                ``PackedSequence``, run as ``rnnkit.from_packed(x)`` (then lengths must be None,
+                and output and d_x are padded, not packed).
             lengths: (B,) ints in [1, T], or None when every sequence has T steps.
             state: ``h`` (or ``(h, c)`` for LSTM: one array per part of the cell's state), each
                 (num_layers * num_directions, B, S); None means zeros.
@@ -219,6 +222,7 @@ class Recurrent(Module):
 
     def _run(self, x, lengths, state, training: bool):
         dtype = self.dtype
+        x, lengths = padding.unpacked_input(x, lengths, self.batch_first)
         x = _checks.sequence_batch(x, self.input_size, dtype, self.batch_first)  # (T, B, I)
         steps, batch, _ = x.shape
         lengths = _checks.sequence_lengths(lengths, batch, steps)
