@@ -60,6 +60,13 @@ def sequence_lengths(lengths, batch: int, steps: int) -> np.ndarray | None:
     """Checked lengths as an int array (B,), or None when every sequence has all T steps."""
     if lengths is None:
         return None
+    lengths = step_counts(lengths, batch, steps)
+    return None if (lengths == steps).all() else lengths
+
+
+def step_counts(lengths, batch: int, steps: int, minimum: int = 1) -> np.ndarray:
+    """``lengths`` as (B,) int64, each in [minimum, T] (T = ``steps``); one-line errors for a
+    non-integer dtype, another shape, or a length out of range."""
     lengths = _to_numpy(lengths)
     if lengths.dtype.kind not in "iu":
         raise UserTypeError(
@@ -71,13 +78,12 @@ def sequence_lengths(lengths, batch: int, steps: int) -> np.ndarray | None:
             f"lengths must have shape (B,) = ({batch},), one length per sequence, "
             f"got {lengths.shape}"
         )
-    if lengths.min() < 1 or lengths.max() > steps:
+    if batch and (lengths.min() < minimum or lengths.max() > steps):
+        empty = "; drop empty sequences and pad to the longest" if minimum > 0 else ""
         raise UserError(
-            f"lengths must lie in [1, {steps}] (the padded length T), got values from "
-            f"{lengths.min()} to {lengths.max()}; drop empty sequences and pad to the longest"
+            f"lengths must lie in [{minimum}, {steps}] (the padded length T), got values from "
+            f"{lengths.min()} to {lengths.max()}{empty}"
         )
-    if (lengths == steps).all():
-        return None
     return lengths.astype(np.int64)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import UserError, UserTypeError
+from rnnkit.nn import _checks
 from rnnkit.nn.module import _to_numpy
 
 
@@ -60,7 +61,7 @@ def unpad_sequence(padded, lengths, *, batch_first=False):
     """
     padded = _padded_array(padded, batch_first)  # (T, B, *)
     steps, batch = padded.shape[:2]
-    lengths = _checked_lengths(lengths, batch, steps, minimum=0)
+    lengths = _checks.step_counts(lengths, batch, steps, minimum=0)
     return [padded[:length, index] for index, length in enumerate(lengths)]
 
 
@@ -121,7 +122,7 @@ def to_packed_arrays(padded, lengths, *, batch_first=False, enforce_sorted=False
     """
     padded = _padded_array(padded, batch_first)  # (T, B, *)
     steps, batch = padded.shape[:2]
-    lengths = _checked_lengths(lengths, batch, steps, minimum=1)
+    lengths = _checks.step_counts(lengths, batch, steps)
     if enforce_sorted:
         if np.any(np.diff(lengths) > 0):
             raise UserError(
@@ -199,28 +200,6 @@ def _padded_array(padded, batch_first: bool) -> np.ndarray:
         layout = "(B, T, *)" if batch_first else "(T, B, *)"
         raise UserError(f"padded must be at least 2-D {layout}, got shape {padded.shape}")
     return np.swapaxes(padded, 0, 1) if batch_first else padded  # (B, T, *) -> (T, B, *)
-
-
-def _checked_lengths(lengths, batch: int, steps: int, minimum: int) -> np.ndarray:
-    """``lengths`` as (B,) int64, each in [minimum, T]."""
-    lengths = _to_numpy(lengths)
-    if lengths.dtype.kind not in "iu":
-        raise UserTypeError(
-            f"lengths has dtype {lengths.dtype}; give integer step counts, e.g. "
-            "np.array([5, 3], dtype=np.int64)"
-        )
-    if lengths.shape != (batch,):
-        raise UserError(
-            f"lengths must have shape (B,) = ({batch},), one length per sequence, "
-            f"got {lengths.shape}"
-        )
-    if batch and (lengths.min() < minimum or lengths.max() > steps):
-        raise UserError(
-            f"lengths must lie in [{minimum}, {steps}] (the padded length T), got values from "
-            f"{lengths.min()} to {lengths.max()}"
-            + ("; drop empty sequences first" if minimum > 0 else "")
-        )
-    return lengths.astype(np.int64)
 
 
 def _check_batch_sizes(batch_sizes: np.ndarray, rows: int) -> None:
