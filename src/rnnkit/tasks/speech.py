@@ -130,34 +130,38 @@ def recipe_of(data: dict) -> Recipe:
                      for key, value in data["recipe"].items()})  # fmt: skip
 
 
-def label_probabilities(model, utterances: Utterances, indices) -> list[np.ndarray]:
-    """Per utterance, (T'_i, num_labels) softmax of the model's logits over its output frames."""
-    result: list[np.ndarray] = [None] * len(indices)
+def heard_batches(model, utterances: Utterances, indices, beam: int = 1):
+    """The model on the utterances at ``indices``, in batches of up to ``CHUNK`` of similar
+    length. Yields ``(positions, heard, logits, output_lengths, targets, target_lengths)`` per
+    batch: ``positions`` index ``indices``; ``heard`` holds the label sequences (1..10) decoded
+    from ``logits`` (T', b, C), greedy (``beam`` 1) or by prefix beam search."""
     order = np.argsort([len(utterances.frames[i]) for i in indices], kind="stable")
     for start in range(0, len(order), CHUNK):
-        chosen = order[start : start + CHUNK]
-        x, lengths, _, _ = utterances.batch([indices[i] for i in chosen])
-        logits = model(x, lengths)  # (T', B, C)
-        shifted = np.exp(logits - logits.max(axis=2, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=2, keepdims=True)  # (T', B, C)
-        for column, (position, steps) in enumerate(
-            zip(chosen, model.output_lengths(lengths), strict=True)
-        ):
-            result[position] = probabilities[:steps, column]
-    return result
+        positions = order[start : start + CHUNK]
+        x, lengths, targets, target_lengths = utterances.batch([indices[i] for i in positions])
+        logits, output_lengths = model(x, lengths), model.output_lengths(lengths)
+        if beam == 1:
+            heard = greedy_decode(logits, output_lengths, blank=BLANK)
+        else:
+            heard = beam_decode(logits, output_lengths, blank=BLANK, beam_width=beam)
+        yield positions, heard, logits, output_lengths, targets, target_lengths
 
 
 def transcribe(model, utterances: Utterances, indices, beam: int = 1) -> list[list[int]]:
     """The label sequences (1..10) the model hears in the utterances at ``indices``."""
-    decoded = []
-    for probabilities in label_probabilities(model, utterances, indices):
-        log_probabilities = np.log(np.maximum(probabilities, 1e-30))[:, None]  # (T', 1, C)
-        steps = np.array([len(probabilities)])
-        if beam == 1:
-            decoded.append(greedy_decode(log_probabilities, steps, blank=BLANK)[0])
-        else:
-            decoded.append(beam_decode(log_probabilities, steps, blank=BLANK, beam_width=beam)[0])
+    decoded: list[list[int]] = [None] * len(indices)
+    for positions, heard, *_ in heard_batches(model, utterances, indices, beam):
+        for position, labels in zip(positions, heard, strict=True):
+            decoded[position] = labels
     return decoded
+
+
+def label_probabilities(model, utterances: Utterances, index: int) -> np.ndarray:
+    """(T', num_labels) softmax of the model's logits over utterance ``index``'s output frames."""
+    [(_, _, logits, output_lengths, _, _)] = heard_batches(model, utterances, [index])
+    frames = logits[: output_lengths[0], 0]  # (T', C)
+    shifted = np.exp(frames - frames.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def score(model, utterances: Utterances, indices=None, beam: int = 1) -> dict:
@@ -207,20 +211,22 @@ class SpeechTask:
         return loss, len(chosen), None
 
     def validate(self, model) -> dict[str, float]:
-        indices = np.arange(len(self.val))
-        total = 0.0
-        for start in range(0, len(indices), CHUNK):
-            x, lengths, targets, target_lengths = self.val.batch(indices[start : start + CHUNK])
+        indices = list(range(len(self.val)))
+        decoded, total = [None] * len(indices), 0.0
+        for positions, heard, logits, output_lengths, targets, target_lengths in heard_batches(
+            model, self.val, indices
+        ):
             loss, _ = ctc_loss(
-                model(x, lengths), targets, model.output_lengths(lengths), target_lengths,
-                blank=BLANK, reduction="sum",
-            )  # fmt: skip
+                logits, targets, output_lengths, target_lengths, blank=BLANK, reduction="sum"
+            )
             total += loss
-        scores = score(model, self.val)
+            for position, labels in zip(positions, heard, strict=True):
+                decoded[position] = labels
+        scores = sequence_scores(decoded, [list(labels) for labels in self.val.labels])
         return {
             "val_loss": total / sum(len(labels) for labels in self.val.labels),
-            "val_digit_error_rate": scores["digit_error_rate"],
-            "val_string_accuracy": scores["string_accuracy"],
+            "val_digit_error_rate": scores["error_rate"],
+            "val_string_accuracy": scores["sequence_accuracy"],
         }
 
 
@@ -335,7 +341,7 @@ class SpeechRecognition(Task):
         test = prepared.state
         report = score(prepared.model, test)
         prepared.extra["test"] = report
-        [probabilities] = label_probabilities(prepared.model, test, [0])
+        probabilities = label_probabilities(prepared.model, test, 0)
         [heard] = transcribe(prepared.model, test, [0])
         png = out / "frames.png"
         title = (
@@ -386,7 +392,7 @@ class SpeechRecognition(Task):
             for wav, labels in zip(wavs, heard, strict=True)
         ]
         if plot:
-            [probabilities] = label_probabilities(model, utterances, [0])
+            probabilities = label_probabilities(model, utterances, 0)
             title = f"{wavs[0]}: heard {results[0]['digits'] or 'nothing'}"
             if not draw_frames(model, frames[0], probabilities, plot, title):
                 raise UserError("--plot needs matplotlib: pip install 'rnnkit[plot]'")
